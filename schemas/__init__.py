@@ -1,0 +1,49 @@
+"""livedesk's wire contract: every model that crosses a process boundary.
+
+This package imports nothing from `services`; JSON Schema files generated from it live in `schemas/json/`.
+"""
+
+from schemas.events import ChangeEvent, Evidence
+from schemas.feeds import FeedEntry, FeedSource, RawUpdate
+from schemas.incidents import Casualty, Incident, Investigation, ItemRef, Location, Provenance, Statement
+from schemas.updates import Update
+from schemas.vocabulary import (
+    Authority,
+    Category,
+    Condition,
+    Cordon,
+    EventType,
+    InvestigationBody,
+    InvestigationKind,
+    InvestigationStatus,
+    PublicRisk,
+    Role,
+    Verdict,
+)
+
+__all__ = [
+    "Authority",
+    "Casualty",
+    "Category",
+    "ChangeEvent",
+    "Condition",
+    "Cordon",
+    "EventType",
+    "Evidence",
+    "FeedEntry",
+    "FeedSource",
+    "Incident",
+    "Investigation",
+    "InvestigationBody",
+    "InvestigationKind",
+    "InvestigationStatus",
+    "ItemRef",
+    "Location",
+    "Provenance",
+    "PublicRisk",
+    "RawUpdate",
+    "Role",
+    "Statement",
+    "Update",
+    "Verdict",
+]

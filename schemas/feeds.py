@@ -1,0 +1,47 @@
+"""Feed sources and the raw updates the poller publishes on the `raw` stream."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AwareDatetime, Field
+
+from schemas.base import WireModel
+from schemas.vocabulary import Authority
+
+
+class FeedSource(WireModel):
+    """One feed in the registry (the `[[source]]` table of a `sources.toml`)."""
+
+    id: str = Field(min_length=1, description="Stable short name of the source, e.g. `met-police`.")
+    name: str = Field(description="Human name of the outlet or body.")
+    url: str = Field(description="The feed's URL (http, https or file).")
+    authority: Authority = Field(default=Authority.news, description="How much the source is trusted.")
+
+
+class FeedEntry(WireModel):
+    """One feed entry, normalised at the parse boundary: no parser object leaves it."""
+
+    guid: str | None = Field(default=None, description="RSS guid or Atom id, when the feed gives one.")
+    link: str | None = Field(default=None, description="The entry's link as served.")
+    title: str = Field(default="", description="Plain-text title.")
+    text: str = Field(default="", description="Plain-text body (content, else summary), markup removed.")
+    published: AwareDatetime | None = Field(default=None, description="When the entry says it was published.")
+    updated: AwareDatetime | None = Field(default=None, description="When the entry says it was last updated.")
+
+
+class RawUpdate(WireModel):
+    """A new or edited entry as seen by the poller: one entry on the `raw` stream."""
+
+    source_id: str
+    authority: Authority
+    feed_url: str
+    entry: FeedEntry
+    identity: str = Field(description="Entry identity: source id + GUID, canonical link or title hash (design §2.1).")
+    fingerprint: str = Field(description="Content version: hash of the normalised title and text (design §2.2).")
+    fetched_at: AwareDatetime = Field(description="When the document holding the entry was fetched.")
+
+    @property
+    def reported_at(self) -> datetime:
+        """When the evidence was published: the entry's own time, else the fetch time."""
+        return self.entry.updated or self.entry.published or self.fetched_at

@@ -1,0 +1,94 @@
+"""The evolving, versioned state of one real-world incident."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import AwareDatetime, Field
+
+from schemas.base import WireModel
+from schemas.vocabulary import (
+    Authority,
+    Category,
+    Condition,
+    Cordon,
+    InvestigationBody,
+    InvestigationKind,
+    InvestigationStatus,
+    PublicRisk,
+    Role,
+)
+
+
+class Provenance(WireModel):
+    """One piece of evidence for one field: what it stated, who said it and when."""
+
+    value: Any = Field(description="The value this evidence stated, as JSON.")
+    source_id: str
+    guid: str
+    url: str | None = None
+    authority: Authority
+    reported_at: AwareDatetime
+
+
+class Location(WireModel):
+    name: str = Field(description="Most specific place, e.g. `Walthamstow`.")
+    region: str | None = Field(default=None, description="Wider area, e.g. `London`.")
+    street: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+
+
+class Casualty(WireModel):
+    label: str = Field(description="How reports name the person: `man`, `17-year-old boy`.")
+    role: Role = Role.unknown
+    condition: Condition = Condition.unknown
+    life_changing: bool | None = None
+
+
+class Investigation(WireModel):
+    body: InvestigationBody
+    kind: InvestigationKind = InvestigationKind.other
+    status: InvestigationStatus = InvestigationStatus.open
+
+
+class Statement(WireModel):
+    speaker: str | None = Field(default=None, description="Who said it, e.g. `Metropolitan Police`.")
+    quote: str
+    source_id: str
+    guid: str
+    reported_at: AwareDatetime
+
+
+class ItemRef(WireModel):
+    """An entry merged into the incident."""
+
+    source_id: str
+    guid: str
+
+
+class Incident(WireModel):
+    """One real-world incident as livedesk currently believes it to be."""
+
+    incident_id: str
+    version: int = Field(ge=1, description="Goes up by one with every change event.")
+    title: str = Field(description="Headline of the first report.")
+    opened_at: AwareDatetime = Field(description="Reported time of the first evidence.")
+    updated_at: AwareDatetime = Field(description="Reported time of the newest evidence.")
+    category: Category = Category.other
+    location: Location | None = None
+    casualties: list[Casualty] = Field(default_factory=list)
+    dead: int | None = None
+    injured: int | None = None
+    investigations: list[Investigation] = Field(default_factory=list)
+    cordon: Cordon | None = None
+    public_risk: PublicRisk | None = None
+    arrests: int | None = None
+    charges: int | None = None
+    statements: list[Statement] = Field(default_factory=list)
+    sources: list[str] = Field(default_factory=list, description="Every source that reported on it, first seen first.")
+    items: list[ItemRef] = Field(default_factory=list, description="Every entry merged into it.")
+    provenance: dict[str, list[Provenance]] = Field(
+        default_factory=dict,
+        description="Per field path (`condition.man`, `investigations.IOPC`, `cordon`…) every piece of evidence seen.",
+    )

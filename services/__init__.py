@@ -1,0 +1,1 @@
+"""livedesk's processes: the pipeline stages, the command line and what they share."""

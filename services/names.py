@@ -1,0 +1,81 @@
+"""Every stream, consumer group and key name livedesk uses, and the model each stream carries.
+
+All names hang off one key prefix (`LIVEDESK_KEY_PREFIX`, default `livedesk`), so several deployments, a replay
+or a test can share one server without seeing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from schemas import ChangeEvent, RawUpdate, Update
+
+# Stream → the schemas model of its entries. A stream entry has one field, `__data__`, holding that model's JSON.
+STREAM_MODELS: dict[str, type[BaseModel]] = {
+    "raw": RawUpdate,
+    "updates": Update,
+    "changes": ChangeEvent,
+}
+
+# Stage → (stream it consumes, its consumer group).
+STAGE_INPUTS: dict[str, tuple[str, str]] = {
+    "dedup": ("raw", "dedup"),
+    "tracker": ("updates", "tracker"),
+}
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Names under one key prefix."""
+
+    prefix: str = "livedesk"
+
+    def stream(self, name: str) -> str:
+        """The Redis key of a stream: `raw`, `updates`, `changes` or `deadletter`."""
+        return f"{self.prefix}:stream:{name}"
+
+    @property
+    def raw(self) -> str:
+        return self.stream("raw")
+
+    @property
+    def updates(self) -> str:
+        return self.stream("updates")
+
+    @property
+    def changes(self) -> str:
+        return self.stream("changes")
+
+    @property
+    def deadletter(self) -> str:
+        # Messages that failed too often, each with its original payload and the last error.
+        return self.stream("deadletter")
+
+    def feed_state(self, source_id: str) -> str:
+        """Hash: HTTP validators (etag, last_modified) and last poll outcome of one feed."""
+        return f"{self.prefix}:feed:{source_id}"
+
+    def feed_seen(self, source_id: str) -> str:
+        """Hash: entry identity → content fingerprint last published by the poller for one feed."""
+        return f"{self.prefix}:seen:{source_id}"
+
+    @property
+    def versions(self) -> str:
+        """Hash: entry identity → content fingerprint of the last verdict the dedup stage published."""
+        return f"{self.prefix}:dedup:versions"
+
+    def incident(self, incident_id: str) -> str:
+        """String: the incident's JSON state."""
+        return f"{self.prefix}:incident:{incident_id}"
+
+    @property
+    def incident_index(self) -> str:
+        """Sorted set: incident id scored by the reported time of its newest evidence."""
+        return f"{self.prefix}:incidents"
+
+    @property
+    def item_index(self) -> str:
+        """Hash: entry identity → incident id it was merged into."""
+        return f"{self.prefix}:items"

@@ -1,0 +1,55 @@
+"""The one settings object: built once per process from `LIVEDESK_*` variables and passed down."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.names import Keys
+
+
+def _default_consumer() -> str:
+    # Unique per process: FastStream needs a consumer name per replica, and a restarted process must not inherit
+    # the pending list of a dead one by accident (the reclaimer takes those over on purpose).
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Every knob of livedesk. Durations carry their unit in the name."""
+
+    model_config = SettingsConfigDict(env_prefix="LIVEDESK_", env_file=".env", extra="ignore")
+
+    redis_url: str | None = Field(
+        default=None, description="Redis or Valkey to use; unset starts an embedded Valkey under `data_dir`."
+    )
+    key_prefix: str = Field(default="livedesk", min_length=1, description="Prefix of every key and stream.")
+    data_dir: Path = Field(default=Path(".livedesk"), description="Where the embedded server keeps its data.")
+    sources: Path | None = Field(default=None, description="The feed registry: a TOML file of `[[source]]` tables.")
+
+    poll_interval_s: float = Field(default=300.0, gt=0, description="How often each feed is polled.")
+    http_timeout_s: float = Field(default=20.0, gt=0)
+    http_connect_timeout_s: float = Field(default=5.0, gt=0)
+    http_max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="Bodies past this are refused.")
+    user_agent: str = "livedesk/0.1 (+https://github.com/livedesk/livedesk)"
+
+    consumer: str = Field(default_factory=_default_consumer, description="This process's consumer name.")
+    batch_size: int = Field(default=50, ge=1, le=1000, description="Entries read from a stream at once.")
+    reclaim_idle_ms: int = Field(
+        default=60_000, ge=100, description="A pending entry idle this long is taken over from its dead consumer."
+    )
+    max_deliveries: int = Field(default=5, ge=1, description="Deliveries before a failing entry is dead-lettered.")
+    stream_retention_s: int = Field(
+        default=7 * 24 * 3600, ge=60, description="Stream entries older than this and read by every group are trimmed."
+    )
+
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def keys(self) -> Keys:
+        return Keys(self.key_prefix)
