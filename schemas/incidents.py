@@ -29,6 +29,7 @@ class Provenance(WireModel):
     url: str | None = None
     authority: Authority
     reported_at: AwareDatetime
+    snippet: str = Field(default="", description="The sentence that stated it.")
 
 
 class Location(WireModel):
@@ -86,6 +87,7 @@ class Incident(WireModel):
     arrests: int | None = None
     charges: int | None = None
     statements: list[Statement] = Field(default_factory=list)
+    places: list[str] = Field(default_factory=list, description="Every place its reports name, lower case.")
     sources: list[str] = Field(default_factory=list, description="Every source that reported on it, first seen first.")
     items: list[ItemRef] = Field(default_factory=list, description="Every entry merged into it.")
     provenance: dict[str, list[Provenance]] = Field(

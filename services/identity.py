@@ -36,7 +36,7 @@ def canonical_link(url: str) -> str:
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower() or "http"
     host = (parts.hostname or "").lower().removeprefix("www.")
-    if parts.port and not (scheme, parts.port) in {("http", 80), ("https", 443)}:
+    if parts.port and (scheme, parts.port) not in {("http", 80), ("https", 443)}:
         host = f"{host}:{parts.port}"
     path = re.sub(r"/{2,}", "/", parts.path).rstrip("/") or "/"
     query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k))

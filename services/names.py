@@ -62,6 +62,11 @@ class Keys:
         return f"{self.prefix}:seen:{source_id}"
 
     @property
+    def stories(self) -> str:
+        """Hash: story key (normalised text digest) → `update_id|identity` of the first entry that carried it."""
+        return f"{self.prefix}:dedup:stories"
+
+    @property
     def versions(self) -> str:
         """Hash: entry identity → content fingerprint of the last verdict the dedup stage published."""
         return f"{self.prefix}:dedup:versions"
@@ -77,5 +82,9 @@ class Keys:
 
     @property
     def item_index(self) -> str:
-        """Hash: entry identity → incident id it was merged into."""
+        """Hash: entry identity and update id → the incident it was merged into."""
         return f"{self.prefix}:items"
+
+    def place(self, place: str) -> str:
+        """Set: ids of the incidents whose reports name `place` (lower case)."""
+        return f"{self.prefix}:place:{place}"

@@ -5,8 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from schemas import Category, Condition, Cordon, InvestigationBody, InvestigationKind, InvestigationStatus, PublicRisk
-from schemas import Location, Role
+from schemas import (
+    Category,
+    Condition,
+    Cordon,
+    InvestigationBody,
+    InvestigationKind,
+    InvestigationStatus,
+    Location,
+    PublicRisk,
+    Role,
+)
 
 T = TypeVar("T")
 

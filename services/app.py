@@ -1,0 +1,81 @@
+"""Assembles a livedesk process: the broker, the routers of the stages it runs, and their lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+
+import structlog
+from faststream import FastStream
+from faststream.redis import RedisBroker
+from redis.asyncio import Redis
+
+from services import dedup
+from services.errors import ConfigurationError
+from services.groups import ensure_groups
+from services.poller.fetch import build_client
+from services.poller.registry import load_registry
+from services.poller.stage import Poller
+from services.settings import Settings
+from services.stage import DeadLetterMiddleware, StageContext
+from services.tracker import stage as tracker
+from services.wire import JSONMessageFormat
+
+log = structlog.get_logger(__name__)
+
+STAGES = ("poller", "dedup", "tracker")
+_ROUTERS = {"dedup": dedup.build_router, "tracker": tracker.build_router}
+
+
+def build_broker(ctx: StageContext, url: str, stages: Iterable[str]) -> RedisBroker:
+    """A broker speaking livedesk's JSON wire format, with the routers of `stages` included."""
+    broker = RedisBroker(
+        url,
+        message_format=JSONMessageFormat,
+        middlewares=[DeadLetterMiddleware.factory(ctx.redis, ctx.keys, ctx.settings.max_deliveries)],
+        logger=structlog.get_logger("faststream"),
+    )
+    for stage in stages:
+        if stage in _ROUTERS:
+            broker.include_router(_ROUTERS[stage](ctx))
+    return broker
+
+
+def build_app(settings: Settings, url: str, stages: Iterable[str] = STAGES) -> FastStream:
+    """The FastStream application of one process running `stages`."""
+    chosen = list(dict.fromkeys(stages))
+    if unknown := [s for s in chosen if s not in STAGES]:
+        raise ConfigurationError(f"unknown stage(s): {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    # Fail at start-up, not at the first poll, when the registry is missing or wrong.
+    if "poller" in chosen and settings.sources is None:
+        raise ConfigurationError("the poller needs a feed registry: set LIVEDESK_SOURCES or pass --sources")
+    sources = load_registry(settings.sources) if "poller" in chosen and settings.sources else []
+    ctx = StageContext(settings, Redis.from_url(url))
+    broker = build_broker(ctx, url, chosen)
+    app = FastStream(broker, logger=structlog.get_logger("faststream"))
+    background: list[asyncio.Task[None]] = []
+
+    @app.on_startup
+    async def create_groups() -> None:
+        await ensure_groups(ctx.redis, ctx.keys, chosen)
+
+    @app.after_startup
+    async def start_poller() -> None:
+        if sources:
+            poller = Poller(ctx, sources, build_client(settings))
+            background.append(asyncio.create_task(poller.run(), name="poller"))
+        log.info("livedesk started", stages=chosen, key_prefix=settings.key_prefix, consumer=settings.consumer)
+
+    @app.on_shutdown
+    async def stop_background() -> None:
+        for task in background:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    @app.after_shutdown
+    async def close_redis() -> None:
+        await ctx.redis.aclose()
+
+    return app

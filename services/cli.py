@@ -1,0 +1,160 @@
+"""The `livedesk` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from schemas import ChangeEvent
+from services.errors import ConfigurationError
+from services.settings import Settings
+
+if TYPE_CHECKING:
+    from services.replay import ReplayResult
+
+DEMO_ARCHIVE = Path(__file__).parent / "demo" / "walthamstow"
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Follow developing incidents across news feeds.")
+feed_cli = typer.Typer(no_args_is_help=True, help="Look at feeds the way livedesk sees them.")
+cli.add_typer(feed_cli, name="feed")
+
+
+def _settings(**overrides: object) -> Settings:
+    from services.logs import configure_logging
+
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    configure_logging(settings)
+    return settings
+
+
+def _fail(error: Exception) -> typer.Exit:
+    typer.echo(f"livedesk: {error}", err=True)
+    return typer.Exit(code=2)
+
+
+def _serve(settings: Settings, stages: list[str]) -> None:
+    from services.app import build_app
+    from services.redis_server import redis_url
+
+    try:
+        with redis_url(settings) as url:
+            asyncio.run(build_app(settings, url, stages).run())
+    except ConfigurationError as error:
+        raise _fail(error) from error
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command()
+def run(
+    sources: Annotated[Path | None, typer.Option(help="Feed registry (TOML); default LIVEDESK_SOURCES.")] = None,
+) -> None:
+    """Run every stage in one process, polling the configured feeds. Ctrl-C stops it cleanly."""
+    _serve(_settings(sources=sources), ["poller", "dedup", "tracker"])
+
+
+@cli.command()
+def worker(
+    stage: Annotated[str, typer.Argument(help="poller, dedup or tracker.")],
+    sources: Annotated[Path | None, typer.Option(help="Feed registry, for the poller.")] = None,
+) -> None:
+    """Run one stage; copies of a stage share its consumer group."""
+    _serve(_settings(sources=sources), [stage])
+
+
+async def _print_event(event: ChangeEvent) -> None:
+    from services.render import event_line
+
+    typer.echo(event_line(event))
+
+
+def _replay(archive: Path, pace_s: float, echo: bool) -> ReplayResult:
+    from services.redis_server import redis_url
+    from services.replay import replay
+
+    settings = _settings()
+    try:
+        with redis_url(settings) as url:
+            return asyncio.run(replay(archive, settings, url, pace_s=pace_s, on_event=_print_event if echo else None))
+    except ConfigurationError as error:
+        raise _fail(error) from error
+
+
+@cli.command(name="replay")
+def replay_command(
+    archive: Annotated[Path, typer.Argument(help="Archive folder: sources.toml + snapshots/.")],
+    out: Annotated[Path, typer.Option(help="Write every change event here, one JSON object per line.")],
+    state: Annotated[Path, typer.Option(help="Write the final incidents here as a JSON array.")],
+) -> None:
+    """Run a replay archive through the pipeline and write its change events and final incidents."""
+    result = _replay(archive, 0.0, echo=False)
+    out.write_text("".join(event.model_dump_json() + "\n" for event in result.events), encoding="utf-8")
+    incidents = [incident.model_dump(mode="json") for incident in result.incidents]
+    state.write_text(json.dumps(incidents, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    typer.echo(f"{len(result.events)} events, {len(result.incidents)} incidents, {len(result.feed_errors)} feed errors")
+
+
+@cli.command()
+def demo(
+    pace: Annotated[float, typer.Option(help="Seconds between snapshots.")] = 0.4,
+) -> None:
+    """Replay the bundled Walthamstow story and print each change event as it happens."""
+    typer.echo("livedesk demo: a man shot by police in Walthamstow, as ten feeds told it over two days\n")
+    _replay(DEMO_ARCHIVE, pace, echo=True)
+    typer.echo("\ndone: every change above was told once, in order, with its evidence")
+
+
+@cli.command()
+def tail(
+    as_json: Annotated[bool, typer.Option("--json", help="Print raw JSON lines.")] = False,
+    from_start: Annotated[bool, typer.Option("--from-start", help="Print the stream's history first.")] = False,
+) -> None:
+    """Follow the `changes` stream and print events as they arrive."""
+    from redis.asyncio import Redis
+
+    from services.redis_server import redis_url
+    from services.render import event_line
+    from services.wire import DATA_FIELD
+
+    settings = _settings()
+
+    async def follow(url: str) -> None:
+        redis = Redis.from_url(url)
+        last = "0" if from_start else "$"
+        try:
+            while True:
+                rows = await redis.xread({settings.keys.changes: last}, block=5000, count=100)
+                for _, entries in rows:
+                    for entry_id, fields in entries:
+                        last = entry_id.decode()
+                        data = fields[DATA_FIELD.encode()].decode()
+                        typer.echo(data if as_json else event_line(ChangeEvent.model_validate_json(data)))
+        finally:
+            await redis.aclose()
+
+    try:
+        with redis_url(settings) as url:
+            asyncio.run(follow(url))
+    except KeyboardInterrupt:
+        pass
+
+
+@feed_cli.command("check")
+def feed_check(
+    targets: Annotated[list[str], typer.Argument(help="Feed files, folders or URLs.")],
+    errors_only: Annotated[bool, typer.Option("--errors-only", help="Print only errors and the summary.")] = False,
+) -> None:
+    """Parse feeds and print what livedesk sees: one normalised entry per line as JSON."""
+    from services.poller.check import check_feeds
+
+    summary = asyncio.run(check_feeds(targets, out=sys.stdout, settings=_settings(), entries=not errors_only))
+    raise typer.Exit(code=summary.exit_code)
+
+
+def main() -> None:
+    cli()

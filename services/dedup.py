@@ -1,0 +1,141 @@
+"""The dedup stage: every raw entry gets one verdict (new, revision, duplicate) or is dropped as an exact repeat.
+
+Consumes `raw` (group `dedup`), publishes `Update`s on `updates`. Identity and content version come from the
+poller (design §2.1–2.2); this stage adds exact cross-source copies (§2.3 in its simplest form: the same text
+published under another identity is a `duplicate` that corroborates but carries no new fact).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import structlog
+from faststream.redis import RedisRouter
+from redis.asyncio import Redis
+
+from schemas import RawUpdate, Update, Verdict
+from services.identity import normalise_text, update_id
+from services.names import STAGE_INPUTS, Keys
+from services.stage import StageContext, subscribe_stream
+from services.wire import DATA_FIELD
+
+log = structlog.get_logger(__name__)
+
+# Below this many words a body is too generic to call two entries copies of each other by text alone,
+# so the title is part of the story key.
+_STORY_MIN_WORDS = 40
+_MAX_ATTEMPTS = 5
+
+# Check-and-set in one step: the verdict is published and the keys that decide the next verdict are recorded
+# together, so a crash can only lead to the same verdict again (absorbed downstream), and two workers racing on
+# copies of one text cannot both call theirs `new`. Returns published | repeat | conflict.
+_PUBLISH_VERDICT = """
+local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
+if current == ARGV[3] then return 'repeat' end
+if current ~= ARGV[2] then return 'conflict' end
+local owner = redis.call('HGET', KEYS[2], ARGV[4]) or ''
+if owner ~= ARGV[5] then return 'conflict' end
+redis.call('XADD', KEYS[3], '*', ARGV[7], ARGV[6])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+if owner == '' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[8]) end
+return 'published'
+"""
+
+
+def story_key(raw: RawUpdate) -> str:
+    """Key shared by copies of one text across outlets (agency copy, syndication), whatever their titles."""
+    text = normalise_text(raw.entry.text)
+    basis = text if len(text.split()) >= _STORY_MIN_WORDS else normalise_text(raw.entry.title) + "\n" + text
+    return hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the dedup keys say about a raw entry before it is judged."""
+
+    previous_fingerprint: str | None
+    story_owner: str | None  # "update_id|identity" of the first entry with this story
+
+
+def judge(raw: RawUpdate, seen: Seen) -> Update | None:
+    """The verdict on `raw` given what was seen before; None for an exact repeat. Pure."""
+    if seen.previous_fingerprint == raw.fingerprint:
+        return None
+    duplicate_of: str | None = None
+    if seen.previous_fingerprint is not None:
+        verdict = Verdict.revision
+    elif seen.story_owner is not None and seen.story_owner.split("|", 1)[1] != raw.identity:
+        verdict, duplicate_of = Verdict.duplicate, seen.story_owner.split("|", 1)[0]
+    else:
+        verdict = Verdict.new
+    return Update(
+        update_id=update_id(raw.identity, raw.fingerprint),
+        verdict=verdict,
+        source_id=raw.source_id,
+        authority=raw.authority,
+        identity=raw.identity,
+        fingerprint=raw.fingerprint,
+        previous_fingerprint=seen.previous_fingerprint,
+        duplicate_of=duplicate_of,
+        guid=raw.identity.split("|", 1)[1],
+        url=raw.entry.link,
+        title=raw.entry.title,
+        text=raw.entry.text,
+        reported_at=raw.reported_at,
+        fetched_at=raw.fetched_at,
+    )
+
+
+async def process(redis: Redis, keys: Keys, raw: RawUpdate) -> Update | None:
+    """Judge one raw entry and publish its verdict atomically; returns what was published (None: a repeat)."""
+    story = story_key(raw)
+    for _ in range(_MAX_ATTEMPTS):
+        previous, owner = await redis.hget(keys.versions, raw.identity), await redis.hget(keys.stories, story)
+        seen = Seen(_decode(previous), _decode(owner))
+        update = judge(raw, seen)
+        if update is None:
+            return None
+        outcome = await redis.eval(  # type: ignore[misc]
+            _PUBLISH_VERDICT,
+            3,
+            keys.versions,
+            keys.stories,
+            keys.updates,
+            raw.identity,
+            seen.previous_fingerprint or "",
+            raw.fingerprint,
+            story,
+            seen.story_owner or "",
+            update.model_dump_json(),
+            DATA_FIELD,
+            f"{update.update_id}|{raw.identity}",
+        )
+        if _decode(outcome) == "published":
+            return update
+        if _decode(outcome) == "repeat":
+            return None
+    raise RuntimeError(f"dedup: {raw.identity} kept conflicting with concurrent workers")
+
+
+def _decode(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def build_router(ctx: StageContext) -> RedisRouter:
+    """The dedup stage's router. A factory, because stream names depend on the configured key prefix."""
+    router = RedisRouter()
+    stream, group = STAGE_INPUTS["dedup"]
+
+    @subscribe_stream(router, ctx, ctx.keys.stream(stream), group)
+    async def dedup(raw: RawUpdate) -> None:
+        update = await process(ctx.redis, ctx.keys, raw)
+        log.info(
+            "raw judged",
+            source_id=raw.source_id,
+            identity=raw.identity,
+            verdict=update.verdict.value if update else "repeat",
+            update_id=update.update_id if update else None,
+        )
+
+    return router

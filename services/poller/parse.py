@@ -1,0 +1,317 @@
+"""The parse boundary (design §7.3): feed bytes in, normalised `FeedEntry` values out.
+
+Every foreign format (RSS 0.9x/2.0, RSS 1.0/RDF, Atom 0.3/1.0, CDF) is read here with feedparser, and nothing
+feedparser builds leaves this module: callers see `ParsedFeed` and `FeedEntry` only. Any bytes at all are accepted;
+the only exception that leaves `parse_feed` is `FeedError`.
+"""
+
+from __future__ import annotations
+
+import calendar
+import io
+import re
+import time
+import xml.sax
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from html import unescape
+from html.parser import HTMLParser
+from typing import Any
+
+import feedparser  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
+
+from schemas import FeedEntry
+from services.errors import FeedError
+
+MAX_ENTRIES = 1_000
+MAX_TITLE_CHARS = 1_000
+MAX_TEXT_CHARS = 100_000
+MAX_REF_CHARS = 2_048  # guid and link: longer ones are garbage, and they end up in keys
+MAX_WARNINGS = 50
+
+_SPACE = re.compile(r"\s+")
+# C0 controls other than whitespace, DEL, and lone surrogates (from numeric character references) cannot be written
+# as UTF-8 or mean nothing in a title.
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+_TAG = re.compile(r"<[^>]*>")
+_SKIPPED_ELEMENTS = frozenset({"script", "style", "head", "title", "template"})
+
+
+@dataclass(frozen=True)
+class ParsedFeed:
+    """One feed document, normalised.
+
+    Attributes:
+        title: The feed's own title as plain text ("" when it has none).
+        entries: Normalised entries in document order, at most `MAX_ENTRIES`.
+        ttl_s: The RSS `<ttl>` hint converted to seconds, None when absent or unusable.
+        warnings: One-line notes on what was wrong but tolerated (ill-formed XML, bad dates, truncation).
+    """
+
+    title: str
+    entries: list[FeedEntry]
+    ttl_s: int | None
+    warnings: list[str]
+
+
+class _Warnings:
+    """A bounded list of warnings: a hostile document must not grow memory through its complaints."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+        self.dropped = 0
+
+    def add(self, message: str) -> None:
+        if len(self.items) < MAX_WARNINGS:
+            self.items.append(_one_line(message, 300))
+        else:
+            self.dropped += 1
+
+    def result(self) -> list[str]:
+        if self.dropped:
+            return [*self.items, f"{self.dropped} more warnings not shown"]
+        return list(self.items)
+
+
+class _TextExtractor(HTMLParser):
+    """Collects the character data of an HTML fragment, with entities resolved by the standard parser."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip_depth = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIPPED_ELEMENTS:
+            self._skip_depth += 1
+        # Block boundaries become spaces so "<p>one</p><p>two</p>" does not read "onetwo".
+        self.parts.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIPPED_ELEMENTS and self._skip_depth:
+            self._skip_depth -= 1
+        self.parts.append(" ")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip_depth:
+            self.parts.append(data)
+
+
+def _one_line(text: str, limit: int) -> str:
+    line = _SPACE.sub(" ", text).strip()
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _clean(text: str) -> str:
+    return _SPACE.sub(" ", _SURROGATE.sub("\ufffd", _UNPRINTABLE.sub("", text))).strip()
+
+
+def html_to_text(fragment: str) -> str:
+    """Plain text of an HTML fragment: tags removed, entities resolved, whitespace collapsed to single spaces."""
+    extractor = _TextExtractor()
+    try:
+        extractor.feed(fragment)
+        extractor.close()
+        text = "".join(extractor.parts)
+    except Exception:  # the stdlib parser still asserts on some malformed markup; a cruder strip is good enough
+        text = unescape(_TAG.sub(" ", fragment))
+    return _clean(text)
+
+
+def _detail_text(value: Any, detail: Any, limit: int) -> tuple[str, bool]:
+    """Plain text of a feedparser text construct, and whether it had to be cut to `limit` characters."""
+    if not isinstance(value, str):
+        return "", False
+    kind = detail.get("type") if isinstance(detail, dict) else None
+    # Bounding the input bounds the work; markup rarely outweighs text by more than this.
+    raw = value[: limit * 8]
+    text = html_to_text(raw) if isinstance(kind, str) and "html" in kind else _clean(raw)
+    if len(text) > limit or len(raw) < len(value):
+        return text[:limit], True
+    return text, False
+
+
+def _ref(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    cleaned = _clean(value)
+    return cleaned[:MAX_REF_CHARS] or None
+
+
+def _as_utc(parsed: Any) -> datetime | None:
+    """feedparser's `*_parsed` values are UTC `struct_time`s; anything else (or out of range) is None."""
+    if not isinstance(parsed, tuple) or len(parsed) < 6:
+        return None
+    try:
+        year, month, day, hour, minute, second = (int(part) for part in parsed[:6])
+        # Leap seconds exist in feeds ("23:59:60"); datetime has no room for them.
+        return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=UTC)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+def _entry_time(entry: dict[str, Any], key: str, label: str, warnings: _Warnings) -> datetime | None:
+    # dict.get, not entry.get: FeedParserDict maps a missing `updated` to `published` with a DeprecationWarning.
+    moment = _as_utc(dict.get(entry, f"{key}_parsed"))
+    raw = dict.get(entry, key)
+    if moment is None and isinstance(raw, str) and raw.strip():
+        warnings.add(f"{label}: unparseable {key} date {_one_line(raw, 60)!r}")
+    return moment
+
+
+def _sort_key(position: int, entry: dict[str, Any]) -> tuple[bool, float, int]:
+    """Newest first: dated before undated, later before earlier, and earlier in the document before later."""
+    for key in ("updated_parsed", "published_parsed"):
+        parsed = dict.get(entry, key)
+        if isinstance(parsed, time.struct_time):
+            try:
+                return True, float(calendar.timegm(parsed)), -position
+            except (OverflowError, ValueError, TypeError):
+                break
+    return False, 0.0, -position
+
+
+def _keep_newest(raw_entries: list[dict[str, Any]], warnings: _Warnings) -> list[dict[str, Any]]:
+    if len(raw_entries) <= MAX_ENTRIES:
+        return raw_entries
+    ranked = sorted(range(len(raw_entries)), key=lambda i: _sort_key(i, raw_entries[i]), reverse=True)
+    kept = sorted(ranked[:MAX_ENTRIES])
+    warnings.add(f"{len(raw_entries)} entries, kept the newest {MAX_ENTRIES}")
+    return [raw_entries[i] for i in kept]
+
+
+def _entry(raw: dict[str, Any], label: str, warnings: _Warnings) -> FeedEntry:
+    title, cut_title = _detail_text(dict.get(raw, "title"), dict.get(raw, "title_detail"), MAX_TITLE_CHARS)
+    content = dict.get(raw, "content")
+    first = content[0] if isinstance(content, list) and content and isinstance(content[0], dict) else None
+    if first is not None and isinstance(first.get("value"), str):
+        text, cut_text = _detail_text(first["value"], first, MAX_TEXT_CHARS)
+    else:
+        text, cut_text = _detail_text(dict.get(raw, "summary"), dict.get(raw, "summary_detail"), MAX_TEXT_CHARS)
+    if cut_title or cut_text:
+        warnings.add(f"{label}: {'title' if cut_title else 'text'} truncated")
+    return FeedEntry(
+        guid=_ref(dict.get(raw, "id")),
+        link=_ref(dict.get(raw, "link")),
+        title=title,
+        text=text,
+        published=_entry_time(raw, "published", label, warnings),
+        updated=_entry_time(raw, "updated", label, warnings),
+    )
+
+
+def _ttl_seconds(value: Any, warnings: _Warnings) -> int | None:
+    if value is None:
+        return None
+    try:
+        minutes = int(str(value).strip())
+    except ValueError:
+        minutes = -1
+    if minutes < 0:
+        warnings.add(f"unusable <ttl> {_one_line(str(value), 40)!r}")
+        return None
+    return minutes * 60
+
+
+def _describe(exc: Any) -> str:
+    """One line for a feedparser `bozo_exception`."""
+    if isinstance(exc, xml.sax.SAXParseException):
+        return f"broken XML at line {exc.getLineNumber()}: {exc.getMessage()}"
+    if isinstance(exc, BaseException):
+        message = str(exc) or type(exc).__name__
+        return _one_line(f"{type(exc).__name__}: {message}" if type(exc).__name__ not in message else message, 200)
+    return "ill-formed document"
+
+
+def _sniff(body: bytes) -> str | None:
+    """Why a body that yielded nothing is not a feed, when its first bytes make that plain."""
+    if body[:2] == b"\x1f\x8b":
+        return "not a feed: looks like gzip-compressed data"
+    # UTF-16/32 documents interleave NULs with ASCII; dropping them is enough to recognise the markup.
+    head = body[:2048].replace(b"\x00", b"").decode("latin-1").lstrip("\ufeff\xef\xbb\xbf\xfe\xff \t\r\n").lower()
+    if not head:
+        return "empty body"
+    if head[0] in "{[":
+        return "not a feed: looks like JSON"
+    if "<html" in head or "<!doctype html" in head or "<body" in head:
+        return "not a feed: looks like HTML"
+    if head[0] != "<":
+        return "not a feed: looks like plain text" if head[:200].isprintable() else "not a feed: binary data"
+    return None
+
+
+def _root_element(body: bytes) -> str | None:
+    head = body[:4096].replace(b"\x00", b"").decode("latin-1")
+    match = re.search(r"<([A-Za-z_][\w.:-]*)", re.sub(r"<[?!][^>]*>", "", head))
+    return match.group(1) if match else None
+
+
+def _not_a_feed(body: bytes, exc: Any) -> str:
+    sniffed = _sniff(body)
+    if sniffed is not None:
+        return sniffed
+    if isinstance(exc, xml.sax.SAXParseException):
+        return _describe(exc)
+    root = _root_element(body)
+    return f"not a feed: XML root <{root}> is not RSS, Atom or RDF" if root else "not a feed: no RSS, Atom or RDF found"
+
+
+def _run_feedparser(body: bytes, feed: str, content_type: str | None, base_url: str | None) -> Any:
+    headers: dict[str, str] = {}
+    if content_type:
+        headers["content-type"] = content_type
+    if base_url:
+        # feedparser takes the document's own URL from Content-Location when it did not fetch the document itself.
+        headers["content-location"] = base_url
+    try:
+        # A stream, never the bytes: feedparser treats a bytes argument as a file name first and would open it.
+        return feedparser.parse(io.BytesIO(body), response_headers=headers or None)
+    except RecursionError:
+        raise FeedError(feed, "document nested too deeply") from None
+    except Exception as exc:  # a parser crash on one document is that feed's problem, not the poller's
+        raise FeedError(feed, _one_line(f"parser failed: {type(exc).__name__}: {exc}", 200)) from exc
+
+
+def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_url: str | None = None) -> ParsedFeed:
+    """Parse one feed document into normalised entries.
+
+    Args:
+        body: The document exactly as served (any bytes at all).
+        feed: Names the feed in errors (source id, URL or path).
+        content_type: The HTTP Content-Type, when there was one; its charset takes part in encoding detection.
+        base_url: The URL the document was served from (after redirects); relative links and ids are resolved
+            against it (and against `xml:base`). Without it they are kept as written.
+
+    Returns:
+        The feed's title, at most `MAX_ENTRIES` entries (the newest, in document order), the `<ttl>` hint in seconds,
+        and warnings for whatever was wrong but tolerated: a document that is ill-formed but still yields entries is
+        used, with the reason as a warning; a garbage date becomes None plus a warning.
+
+    Raises:
+        FeedError: The body is not a usable feed (empty, HTML, JSON, text, broken XML with no entries, ...), with a
+            one-line reason. Nothing else is raised for any input.
+    """
+    if not body.strip():
+        raise FeedError(feed, "empty body")
+    result = _run_feedparser(body, feed, content_type, base_url)
+    raw_entries = [e for e in dict.get(result, "entries") or [] if isinstance(e, dict)]
+    version = dict.get(result, "version") or ""
+    exc = dict.get(result, "bozo_exception") if dict.get(result, "bozo") else None
+    meta = dict.get(result, "feed")
+    meta = meta if isinstance(meta, dict) else {}
+    if not raw_entries:
+        if not version:
+            raise FeedError(feed, _not_a_feed(body, exc))
+        if isinstance(exc, xml.sax.SAXParseException) and not meta:
+            # Ill-formed and nothing recovered, not even a channel title: broken before it said anything (a cut-off
+            # body, say). An empty feed that parsed, or a sloppy one the lenient parser read, is not an error.
+            raise FeedError(feed, _describe(exc))
+    warnings = _Warnings()
+    if exc is not None:
+        warnings.add(_describe(exc))
+    title, _ = _detail_text(dict.get(meta, "title"), dict.get(meta, "title_detail"), MAX_TITLE_CHARS)
+    ttl_s = _ttl_seconds(dict.get(meta, "ttl"), warnings)
+    kept = _keep_newest(raw_entries, warnings)
+    entries = [_entry(raw, f"entry {i + 1}", warnings) for i, raw in enumerate(kept)]
+    return ParsedFeed(title=title, entries=entries, ttl_s=ttl_s, warnings=warnings.result())

@@ -1,0 +1,395 @@
+"""Merging one update into an incident: the merge rules of design.md §3 as pure functions.
+
+Every field's value is derived from all the evidence ever seen for it (the incident's `provenance`), never from the
+order the evidence arrived in. That one choice gives the rules their guarantees:
+- the newest evidence decides (official outranks news, news outranks blog, within the same minute), so a late
+  straggler is recorded as provenance and changes nothing;
+- counts are the highest reported since the newest official figure, which may correct them downwards;
+- evidence is a set, so the same update processed twice, or any order of the same updates, gives the same state.
+A change event is the difference between the state before and after one update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from schemas import (
+    Authority,
+    Casualty,
+    Category,
+    ChangeEvent,
+    Condition,
+    Cordon,
+    EventType,
+    Evidence,
+    Incident,
+    Investigation,
+    ItemRef,
+    Location,
+    Provenance,
+    PublicRisk,
+    Role,
+    Statement,
+    Update,
+    Verdict,
+)
+from services.identity import normalise_text
+from services.tracker.facts import Facts
+
+CASUALTY = "casualties."
+INVESTIGATION = "investigations."
+_COUNTS = ("dead", "injured", "arrests", "charges")
+_COUNT_EVENTS = {
+    "dead": EventType.casualties_updated,
+    "injured": EventType.casualties_updated,
+    "arrests": EventType.arrests_updated,
+    "charges": EventType.charges_updated,
+}
+
+
+def rank(evidence: Provenance) -> tuple[Any, ...]:
+    """Total order of evidence: newer first by the minute, then authority, then a deterministic tie-break."""
+    minute = evidence.reported_at.replace(second=0, microsecond=0)
+    return (
+        minute,
+        evidence.authority.rank,
+        evidence.reported_at,
+        evidence.source_id,
+        evidence.guid,
+        json.dumps(evidence.value, sort_keys=True),
+    )
+
+
+def _newest(evidence: list[Provenance]) -> Provenance:
+    return max(evidence, key=rank)
+
+
+def _count(evidence: list[Provenance]) -> Provenance:
+    """The evidence behind a count: the highest since the newest official figure (which may lower it)."""
+    official = [e for e in evidence if e.authority is Authority.official]
+    floor = _newest(official) if official else None
+    since = [e for e in evidence if floor is None or rank(e) > rank(floor)]
+    return max([*since, *([floor] if floor else [])], key=lambda e: (e.value, rank(e)))
+
+
+def observe(update: Update, facts: Facts) -> dict[str, Provenance]:
+    """Field path → the evidence this update gives for it."""
+
+    def said(value: Any, snippet: str) -> Provenance:
+        return Provenance(
+            value=value,
+            source_id=update.source_id,
+            guid=update.guid,
+            url=update.url,
+            authority=update.authority,
+            reported_at=update.reported_at,
+            snippet=snippet[:300],
+        )
+
+    seen: dict[str, Provenance] = {}
+    if facts.category:
+        seen["category"] = said(facts.category.value.value, facts.category.snippet)
+    if facts.location:
+        seen["location"] = said(facts.location.value.model_dump(mode="json"), facts.location.snippet)
+    for name in _COUNTS:
+        stated = getattr(facts, name)
+        if stated is not None:
+            seen[name] = said(stated.value, stated.snippet)
+    if facts.cordon:
+        seen["cordon"] = said(facts.cordon.value.value, facts.cordon.snippet)
+    if facts.public_risk:
+        seen["public_risk"] = said(facts.public_risk.value.value, facts.public_risk.snippet)
+    for person in facts.casualties:
+        path = f"{CASUALTY}{person.label}."
+        snippet = person.condition.snippet if person.condition else ""
+        seen[path + "role"] = said(person.role.value, snippet)
+        if person.condition:
+            seen[path + "condition"] = said(person.condition.value.value, person.condition.snippet)
+        if person.life_changing:
+            seen[path + "life_changing"] = said(person.life_changing.value, person.life_changing.snippet)
+    for found in facts.investigations:
+        seen[INVESTIGATION + found.body.value] = said(
+            {"kind": found.kind.value, "status": found.status.value}, found.snippet
+        )
+    return seen
+
+
+def derive(incident: Incident) -> Incident:
+    """The incident with every field recomputed from its provenance."""
+    evidence = incident.provenance
+
+    def newest(path: str) -> Any:
+        return _newest(evidence[path]).value if evidence.get(path) else None
+
+    categories = [e for e in evidence.get("category", []) if e.value != Category.other.value]
+    casualty_labels = sorted(
+        {path[len(CASUALTY) :].rsplit(".", 1)[0] for path in evidence if path.startswith(CASUALTY)},
+        key=lambda label: min(e.reported_at for p, es in evidence.items() if p.startswith(f"{CASUALTY}{label}.")
+                              for e in es),
+    )
+    casualties = [
+        Casualty(
+            label=label,
+            role=Role(newest(f"{CASUALTY}{label}.role") or Role.unknown),
+            condition=Condition(newest(f"{CASUALTY}{label}.condition") or Condition.unknown),
+            life_changing=newest(f"{CASUALTY}{label}.life_changing"),
+        )
+        for label in casualty_labels
+    ]
+    investigations = [
+        Investigation(body=path[len(INVESTIGATION) :], **newest(path))
+        for path in sorted(evidence, key=lambda p: min(e.reported_at for e in evidence[p]))
+        if path.startswith(INVESTIGATION)
+    ]
+    location = newest("location")
+    return incident.model_copy(
+        update={
+            "category": Category(_newest(categories).value) if categories else Category.other,
+            "location": Location(**location) if location else None,
+            "casualties": casualties,
+            "investigations": investigations,
+            "cordon": Cordon(newest("cordon")) if newest("cordon") else None,
+            "public_risk": PublicRisk(newest("public_risk")) if newest("public_risk") else None,
+            **{name: _count(evidence[name]).value if evidence.get(name) else None for name in _COUNTS},
+        }
+    )
+
+
+def _with_evidence(provenance: dict[str, list[Provenance]], seen: dict[str, Provenance]) -> dict[str, list[Provenance]]:
+    merged = {path: list(items) for path, items in provenance.items()}
+    for path, item in seen.items():
+        known = merged.setdefault(path, [])
+        if item not in known:
+            known.append(item)
+            known.sort(key=rank)
+    return merged
+
+
+def _add_unique(items: list[Any], new: Iterable[Any]) -> list[Any]:
+    result = list(items)
+    for item in new:
+        if item not in result:
+            result.append(item)
+    return result
+
+
+def _new_statements(incident: Incident, update: Update, facts: Facts) -> list[Statement]:
+    known = {normalise_text(s.quote) for s in incident.statements}
+    fresh: list[Statement] = []
+    for found in facts.statements:
+        if normalise_text(found.quote) in known:
+            continue
+        known.add(normalise_text(found.quote))
+        fresh.append(
+            Statement(
+                speaker=found.speaker,
+                quote=found.quote,
+                source_id=update.source_id,
+                guid=update.guid,
+                reported_at=update.reported_at,
+            )
+        )
+    return fresh
+
+
+def open_incident(incident_id: str, update: Update, facts: Facts) -> tuple[Incident, list[ChangeEvent]]:
+    """A new incident from its first update, announced by one `incident_opened` event carrying the whole state."""
+    empty = Incident(
+        incident_id=incident_id,
+        version=1,
+        title=update.title,
+        opened_at=update.reported_at,
+        updated_at=update.reported_at,
+    )
+    incident = _absorb(empty, update, facts)
+    summary = f"incident opened: {incident.category.value}"
+    if incident.location:
+        summary += f" in {incident.location.name}"
+    event = _event(
+        incident,
+        update,
+        EventType.incident_opened,
+        field=None,
+        subject=None,
+        before=None,
+        after=public_state(incident),
+        snippet=update.title,
+        summary=f"{summary} — {update.title}",
+    )
+    return incident, [event]
+
+
+def merge(incident: Incident, update: Update, facts: Facts) -> tuple[Incident, list[ChangeEvent]]:
+    """`incident` with `update` merged in, and one event per real change, numbered from the current version."""
+    if update.verdict is Verdict.duplicate:
+        # A copy corroborates: it is recorded as an item of the incident, but it states nothing new.
+        return _record_item(incident, update), []
+    # Additions that carry no value to compare (a source, a quote) are told only while they are news: evidence older
+    # than what the incident already knows is recorded, never announced.
+    is_news = update.reported_at >= incident.updated_at
+    after = _absorb(incident, update, facts)
+    changes = list(_diff(incident, after))
+    if is_news:
+        changes += [
+            (EventType.statement_added, "statements", s.speaker, None, s.quote, s.quote, f"statement: “{s.quote}”")
+            for s in after.statements[len(incident.statements) :]
+        ]
+        if update.source_id not in incident.sources:
+            changes.append(
+                (EventType.source_added, "sources", None, None, update.source_id, update.title,
+                 f"new source: {update.source_id}")
+            )
+    events: list[ChangeEvent] = []
+    for offset, (kind, field, subject, before, value, snippet, summary) in enumerate(changes, start=1):
+        versioned = after.model_copy(update={"version": incident.version + offset})
+        events.append(_event(versioned, update, kind, field, subject, before, value, snippet, summary))
+    return after.model_copy(update={"version": incident.version + len(changes)}), events
+
+
+def _record_item(incident: Incident, update: Update) -> Incident:
+    return incident.model_copy(
+        update={
+            "items": _add_unique(incident.items, [ItemRef(source_id=update.source_id, guid=update.guid)]),
+            "sources": _add_unique(incident.sources, [update.source_id]),
+        }
+    )
+
+
+def _absorb(incident: Incident, update: Update, facts: Facts) -> Incident:
+    recorded = _record_item(incident, update)
+    return derive(
+        recorded.model_copy(
+            update={
+                "provenance": _with_evidence(incident.provenance, observe(update, facts)),
+                "places": _add_unique(incident.places, sorted(facts.places)),
+                "statements": incident.statements + _new_statements(incident, update, facts),
+                "opened_at": min(incident.opened_at, update.reported_at),
+                "updated_at": max(incident.updated_at, update.reported_at),
+            }
+        )
+    )
+
+
+Change = tuple[EventType, str | None, str | None, Any, Any, str, str]
+
+
+def _snippet(incident: Incident, path: str) -> str:
+    return _newest(incident.provenance[path]).snippet if incident.provenance.get(path) else ""
+
+
+def _diff(before: Incident, after: Incident) -> Iterable[Change]:
+    """The changes from `before` to `after`, in a fixed order of fields."""
+    if before.category != after.category:
+        yield (EventType.category_updated, "category", None, before.category.value, after.category.value,
+               _snippet(after, "category"), f"category: {before.category.value} → {after.category.value}")
+    if before.location != after.location and after.location is not None:
+        old = before.location.model_dump(mode="json") if before.location else None
+        yield (EventType.location_updated, "location", None, old, after.location.model_dump(mode="json"),
+               _snippet(after, "location"), f"location: {_place(before.location)} → {_place(after.location)}")
+    yield from _diff_casualties(before, after)
+    for name in ("dead", "injured"):
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            yield (EventType.casualties_updated, name, None, old, new, _snippet(after, name), f"{name}: {old} → {new}")
+    yield from _diff_investigations(before, after)
+    if before.cordon != after.cordon:
+        yield (EventType.cordon_updated, "cordon", None, _value(before.cordon), _value(after.cordon),
+               _snippet(after, "cordon"), f"cordon: {_value(before.cordon)} → {_value(after.cordon)}")
+    if before.public_risk != after.public_risk:
+        yield (EventType.public_risk_updated, "public_risk", None, _value(before.public_risk),
+               _value(after.public_risk), _snippet(after, "public_risk"),
+               f"public risk: {_value(before.public_risk)} → {_value(after.public_risk)}")
+    for name in ("arrests", "charges"):
+        old, new = getattr(before, name), getattr(after, name)
+        if old != new:
+            yield (_COUNT_EVENTS[name], name, None, old, new, _snippet(after, name), f"{name}: {old} → {new}")
+
+
+def _diff_casualties(before: Incident, after: Incident) -> Iterable[Change]:
+    known = {c.label: c for c in before.casualties}
+    for person in after.casualties:
+        path = f"{CASUALTY}{person.label}."
+        previous = known.get(person.label)
+        if previous is None:
+            yield (EventType.casualty_added, "casualties", person.label, None, person.model_dump(mode="json"),
+                   _snippet(after, path + "condition") or _snippet(after, path + "role"),
+                   f"casualty added: {person.label} ({person.role.value}, {person.condition.value})")
+            continue
+        if previous.condition != person.condition:
+            yield (EventType.condition_updated, "condition", person.label, previous.condition.value,
+                   person.condition.value, _snippet(after, path + "condition"),
+                   f"condition of {person.label}: {previous.condition.value} → {person.condition.value}")
+        if previous.life_changing != person.life_changing:
+            yield (EventType.condition_updated, "life_changing", person.label, previous.life_changing,
+                   person.life_changing, _snippet(after, path + "life_changing"),
+                   f"injuries of {person.label} {'life-changing' if person.life_changing else 'not life-changing'}")
+
+
+def _diff_investigations(before: Incident, after: Incident) -> Iterable[Change]:
+    known = {i.body: i for i in before.investigations}
+    for found in after.investigations:
+        path = f"{INVESTIGATION}{found.body.value}"
+        previous = known.get(found.body)
+        opened = found.status.value == "open"
+        if (previous is None or previous.status != found.status) and (previous is not None or opened):
+            kind = EventType.investigation_opened if opened else EventType.investigation_closed
+            yield (kind, "investigations", found.body.value, previous.model_dump(mode="json") if previous else None,
+                   found.model_dump(mode="json"), _snippet(after, path),
+                   f"{found.body.value} {found.kind.value} investigation {'opened' if opened else 'closed'}")
+
+
+def _value(member: Any) -> Any:
+    return member.value if member is not None else None
+
+
+def _place(location: Location | None) -> str | None:
+    if location is None:
+        return None
+    return ", ".join(part for part in (location.street, location.name, location.region) if part)
+
+
+def public_state(incident: Incident) -> dict[str, Any]:
+    """The incident as subscribers see it in `incident_opened`: its facts, without the evidence bookkeeping."""
+    return incident.model_dump(mode="json", exclude={"provenance", "places"})
+
+
+def event_id(incident_id: str, kind: EventType, subject: str | None, after: Any, update_id: str) -> str:
+    """Deterministic: the same change, caused by the same evidence, always has the same id."""
+    basis = json.dumps([incident_id, kind.value, subject, after, update_id], sort_keys=True, default=str)
+    return "e_" + hashlib.sha256(basis.encode()).hexdigest()[:24]
+
+
+def _event(
+    incident: Incident,
+    update: Update,
+    kind: EventType,
+    field: str | None,
+    subject: str | None,
+    before: Any,
+    after: Any,
+    snippet: str,
+    summary: str,
+) -> ChangeEvent:
+    return ChangeEvent(
+        event_id=event_id(incident.incident_id, kind, f"{field}:{subject}", after, update.update_id),
+        type=kind,
+        incident_id=incident.incident_id,
+        version=incident.version,
+        field=field,
+        subject=subject,
+        before=before,
+        after=after,
+        reported_at=update.reported_at,
+        detected_at=update.fetched_at,
+        evidence=[
+            Evidence(source_id=update.source_id, guid=update.guid, url=update.url, title=update.title,
+                     snippet=snippet[:300])
+        ],
+        summary=summary,
+    )
+
+
+__all__ = ["derive", "event_id", "merge", "observe", "open_incident", "public_state", "rank"]

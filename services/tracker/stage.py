@@ -1,0 +1,82 @@
+"""The tracker stage's router: consumes `updates` (group `tracker`), stores incidents, publishes on `changes`."""
+
+from __future__ import annotations
+
+import hashlib
+
+import structlog
+from faststream.redis import RedisRouter
+
+from schemas import ChangeEvent, Update, Verdict
+from services.names import STAGE_INPUTS
+from services.stage import StageContext, subscribe_stream
+from services.tracker.cluster import best_match, specific_places
+from services.tracker.extract import extract
+from services.tracker.facts import Facts
+from services.tracker.merge import merge, open_incident
+from services.tracker.store import IncidentStore
+
+log = structlog.get_logger(__name__)
+
+_MAX_ATTEMPTS = 8
+
+
+class ConcurrentUpdateError(RuntimeError):
+    """Other workers kept changing the same incident; the update stays pending and is retried."""
+
+
+def new_incident_id(update: Update) -> str:
+    """Deterministic, so a replay of the same archive names its incidents the same way."""
+    return "i_" + hashlib.sha256(update.update_id.encode()).hexdigest()[:16]
+
+
+async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
+    """Merge one update into its incident (or open one) and return the events committed with it."""
+    # A copy states nothing its original did not: it is only recorded, so there is no text to read.
+    facts = Facts() if update.verdict is Verdict.duplicate else extract(update.title, update.text)
+    places = specific_places(facts.places, facts)
+    for _ in range(_MAX_ATTEMPTS):
+        linked = await store.linked_incident(update)
+        candidate_ids = [linked] if linked else await store.incidents_at(places)
+        loaded = await store.load(candidate_ids)
+        if linked and linked in loaded:
+            current, rev = loaded[linked]
+            reason = "same entry" if update.verdict is not Verdict.duplicate else "copy of a merged entry"
+        else:
+            match = best_match([incident for incident, _ in loaded.values()], update, facts)
+            current, rev = loaded[match.incident.incident_id] if match else (None, 0)
+            reason = "; ".join(match.reasons) if match else "no matching incident"
+        if current is None:
+            if not facts.is_incident:
+                log.info("update is not about an incident", update_id=update.update_id, title=update.title)
+                return []
+            incident, events = open_incident(new_incident_id(update), update, facts)
+        else:
+            incident, events = merge(current, update, facts)
+            if incident == current:
+                return []
+        if await store.commit(incident, rev, events, update, places):
+            log.info(
+                "update merged",
+                update_id=update.update_id,
+                verdict=update.verdict.value,
+                incident_id=incident.incident_id,
+                version=incident.version,
+                events=[event.type.value for event in events],
+                reason=reason,
+            )
+            return events
+    raise ConcurrentUpdateError(f"update {update.update_id}: incident kept changing under it")
+
+
+def build_router(ctx: StageContext) -> RedisRouter:
+    """The tracker stage's router. A factory, because stream names depend on the configured key prefix."""
+    router = RedisRouter()
+    stream, group = STAGE_INPUTS["tracker"]
+    store = IncidentStore(ctx.redis, ctx.keys)
+
+    @subscribe_stream(router, ctx, ctx.keys.stream(stream), group)
+    async def track(update: Update) -> None:
+        await process(store, update)
+
+    return router

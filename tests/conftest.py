@@ -1,0 +1,80 @@
+"""Shared fixtures: a real Redis for integration tests, each test on its own key prefix."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from redis.asyncio import Redis
+
+from services.redis_server import embedded_valkey
+from services.replay import delete_prefix
+from services.settings import Settings
+
+DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _reachable(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=0.5) as sock:
+            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(autouse=True)
+def _clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's LIVEDESK_* variables."""
+    for name in list(os.environ):
+        if name.startswith("LIVEDESK_") and name != "LIVEDESK_TEST_REDIS_URL":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The machine's Redis when reachable (LIVEDESK_TEST_REDIS_URL overrides), else an embedded Valkey.
+
+    LIVEDESK_TEST_EMBEDDED=1 forces the embedded server.
+    """
+    url = os.environ.get("LIVEDESK_TEST_REDIS_URL", DEFAULT_TEST_REDIS)
+    if os.environ.get("LIVEDESK_TEST_EMBEDDED") != "1" and _reachable(url):
+        yield url
+        return
+    with embedded_valkey(Path(tmp_path_factory.mktemp("valkey"))) as embedded:
+        yield embedded
+
+
+@pytest.fixture
+def key_prefix() -> str:
+    """A prefix no other test uses; everything under it is deleted after the test."""
+    return f"livedesk-test:{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await delete_prefix(client, key_prefix)
+    await client.aclose()
+
+
+@pytest.fixture
+def settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
+    """Settings for a test: its own prefix and consumer, fast reclaiming, no .env file."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        data_dir=tmp_path / "data",
+        consumer=f"test-{uuid.uuid4().hex[:8]}",
+        reclaim_idle_ms=1000,
+        max_deliveries=3,
+        log_format="json",
+    )

@@ -1,0 +1,203 @@
+"""Merge rules of design.md §3: newest evidence wins, no regression, counts go up, idempotent, order-free."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from schemas import (
+    Authority,
+    Category,
+    Condition,
+    Cordon,
+    EventType,
+    Incident,
+    InvestigationBody,
+    InvestigationKind,
+    InvestigationStatus,
+    Location,
+    PublicRisk,
+    Role,
+    Update,
+    Verdict,
+)
+from services.tracker.facts import CasualtyFact, Facts, InvestigationFact, Stated
+from services.tracker.merge import merge, open_incident, rank
+
+T0 = datetime(2025, 10, 24, 9, 0, tzinfo=UTC)
+
+
+def update(n: int, minutes: int, *, source: str = "news", authority: Authority = Authority.news,
+           verdict: Verdict = Verdict.new) -> Update:
+    at = T0 + timedelta(minutes=minutes)
+    return Update(
+        update_id=f"u{n}", verdict=verdict, source_id=source, authority=authority, identity=f"{source}|g{n}",
+        fingerprint=f"f{n}", guid=f"g{n}", url=f"https://example.org/{n}", title=f"report {n}",
+        text="", reported_at=at, fetched_at=at,
+    )
+
+
+def facts(*, condition: Condition | None = None, cordon: Cordon | None = None, dead: int | None = None,
+          risk: PublicRisk | None = None, iopc: InvestigationStatus | None = None) -> Facts:
+    found = Facts(
+        is_incident=True,
+        category=Stated(Category.shooting, "A man was shot."),
+        location=Stated(Location(name="Walthamstow", region="London"), "in Walthamstow"),
+        places=frozenset({"walthamstow"}),
+    )
+    if condition:
+        found.casualties.append(CasualtyFact("man", Role.subject, Stated(condition, f"He is {condition.value}.")))
+    if cordon:
+        found.cordon = Stated(cordon, f"cordon {cordon.value}")
+    if dead is not None:
+        found.dead = Stated(dead, f"{dead} dead")
+    if risk:
+        found.public_risk = Stated(risk, f"risk {risk.value}")
+    if iopc:
+        found.investigations.append(
+            InvestigationFact(InvestigationBody.IOPC, InvestigationKind.independent, iopc, "The IOPC said.")
+        )
+    return found
+
+
+def run(steps: list[tuple[Update, Facts]]) -> tuple[Incident, list]:
+    incident, events = open_incident("i_test", *steps[0])
+    for step in steps[1:]:
+        incident, more = merge(incident, *step)
+        events += more
+    return incident, events
+
+
+class TestNewestEvidenceWins:
+    def test_newer_condition_moves_the_field_and_tells_it_once(self) -> None:
+        """A newer report of a different condition is one condition_updated event, before → after."""
+        incident, events = run([(update(1, 0), facts(condition=Condition.critical)),
+                                (update(2, 60), facts(condition=Condition.stable))])
+        assert incident.casualties[0].condition is Condition.stable
+        changed = [e for e in events if e.type is EventType.condition_updated]
+        assert [(e.subject, e.before, e.after) for e in changed] == [("man", "critical", "stable")]
+        assert changed[0].version == 2
+
+    def test_late_straggler_is_provenance_not_a_change(self) -> None:
+        """An older report arriving late is recorded but neither regresses the field nor emits an event."""
+        incident, events = run([(update(1, 0), facts(condition=Condition.critical)),
+                                (update(2, 120), facts(condition=Condition.stable)),
+                                (update(3, 30, source="late"), facts(condition=Condition.critical))])
+        assert incident.casualties[0].condition is Condition.stable
+        assert [e.type for e in events if e.evidence[0].guid == "g3"] == []
+        assert any(p.guid == "g3" for p in incident.provenance["casualties.man.condition"])
+
+    def test_official_outranks_news_in_the_same_minute(self) -> None:
+        """Within one minute the police's word beats a news outlet's."""
+        police = update(2, 10, source="police", authority=Authority.official)
+        news = update(3, 10, source="news")
+        incident, _ = run([(update(1, 0), facts()), (police, facts(cordon=Cordon.lifted)),
+                           (news, facts(cordon=Cordon.in_place))])
+        assert incident.cordon is Cordon.lifted
+
+    def test_counts_only_go_up_unless_official(self) -> None:
+        """A lower count from news does not lower it; a newer official figure does."""
+        incident, _ = run([(update(1, 0), facts(dead=3)), (update(2, 10), facts(dead=2))])
+        assert incident.dead == 3
+        official = update(3, 20, source="police", authority=Authority.official)
+        incident, events = merge(incident, official, facts(dead=2))
+        assert incident.dead == 2
+        assert [(e.field, e.before, e.after) for e in events if e.type is EventType.casualties_updated] == [
+            ("dead", 3, 2)
+        ]
+
+
+class TestEvents:
+    def test_first_update_opens_the_incident_with_its_state(self) -> None:
+        """incident_opened is version 1 and carries the initial state in `after`."""
+        _, events = run([(update(1, 0), facts(condition=Condition.critical, cordon=Cordon.in_place))])
+        assert [e.type for e in events] == [EventType.incident_opened]
+        assert events[0].version == 1
+        assert events[0].after["cordon"] == "in_place"
+        assert events[0].after["casualties"][0]["condition"] == "critical"
+
+    def test_investigation_opened_then_closed(self) -> None:
+        """A new investigating body is investigation_opened; its newer closure is investigation_closed."""
+        _, events = run([(update(1, 0), facts()), (update(2, 10), facts(iopc=InvestigationStatus.open)),
+                         (update(3, 20), facts(iopc=InvestigationStatus.closed))])
+        assert [e.type for e in events if e.field == "investigations"] == [
+            EventType.investigation_opened, EventType.investigation_closed
+        ]
+
+    def test_duplicate_is_recorded_without_events(self) -> None:
+        """A syndicated copy becomes an item of the incident and emits nothing."""
+        copy = update(2, 10, source="other", verdict=Verdict.duplicate)
+        incident, events = run([(update(1, 0), facts()), (copy, Facts())])
+        assert events == [e for e in events if e.type is EventType.incident_opened]
+        assert ("other", "g2") in {(i.source_id, i.guid) for i in incident.items}
+
+    def test_versions_count_every_event(self) -> None:
+        """Each event's version is one more than the one before, and the incident ends on the last."""
+        incident, events = run([(update(1, 0), facts()),
+                                (update(2, 10), facts(condition=Condition.critical, cordon=Cordon.in_place)),
+                                (update(3, 20), facts(condition=Condition.stable, cordon=Cordon.lifted))])
+        assert [e.version for e in events] == list(range(1, len(events) + 1))
+        assert incident.version == events[-1].version
+
+    def test_same_change_same_event_id(self) -> None:
+        """Event ids are deterministic: the same evidence gives the same id on a second run."""
+        steps = [(update(1, 0), facts()), (update(2, 10), facts(cordon=Cordon.in_place))]
+        assert [e.event_id for e in run(steps)[1]] == [e.event_id for e in run(steps)[1]]
+
+
+_STEP = st.tuples(
+    st.integers(min_value=0, max_value=600),
+    st.sampled_from([Authority.official, Authority.news, Authority.blog]),
+    st.sampled_from([None, *Condition]),
+    st.sampled_from([None, *Cordon]),
+    st.sampled_from([None, 0, 1, 2, 5]),
+    st.sampled_from([None, *InvestigationStatus]),
+)
+
+
+def _steps(draws: list[tuple]) -> list[tuple[Update, Facts]]:
+    return [
+        (update(n, minutes, source=f"s{n % 3}", authority=authority),
+         facts(condition=condition, cordon=cordon, dead=dead, iopc=iopc))
+        for n, (minutes, authority, condition, cordon, dead, iopc) in enumerate(draws)
+    ]
+
+
+def _facts_of(incident: Incident) -> dict:
+    return incident.model_dump(mode="json", include={"category", "location", "casualties", "dead", "cordon",
+                                                     "investigations", "public_risk"})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_STEP, min_size=1, max_size=8), st.randoms(use_true_random=False), st.data())
+def test_any_order_and_duplication_gives_the_same_state(draws: list[tuple], rng, data) -> None:  # type: ignore[no-untyped-def]
+    """Shuffling and repeating the same updates never changes the final state."""
+    steps = _steps(draws)
+    reference, _ = run(steps)
+    shuffled = list(steps)
+    rng.shuffle(shuffled)
+    repeats = data.draw(st.lists(st.sampled_from(steps), max_size=4))
+    replayed, events = run(shuffled + repeats)
+    assert _facts_of(replayed) == _facts_of(reference)
+    # Repeating evidence already merged never emits anything.
+    again, more = merge(replayed, *steps[0])
+    assert more == []
+    assert _facts_of(again) == _facts_of(replayed)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_STEP, min_size=2, max_size=8))
+def test_never_a_regression_to_older_evidence(draws: list[tuple]) -> None:  # type: ignore[type-arg]
+    """A condition only changes on evidence that outranks every condition evidence merged before it."""
+    steps = _steps(draws)
+    incident, _ = open_incident("i_test", *steps[0])
+    for step in steps[1:]:
+        known = incident.provenance.get("casualties.man.condition", [])
+        incident, events = merge(incident, *step)
+        for event in events:
+            if event.type is EventType.condition_updated and event.field == "condition":
+                decisive = max(incident.provenance["casualties.man.condition"], key=rank)
+                assert decisive.guid == step[0].guid
+                assert all(rank(decisive) > rank(old) for old in known)
