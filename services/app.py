@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Iterable
 
+import httpx
 import structlog
 from faststream import FastStream
 from faststream.redis import RedisBroker
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from services import dedup
 from services.errors import ConfigurationError
-from services.groups import ensure_groups
+from services.groups import ensure_groups, trim
 from services.poller.fetch import build_client
 from services.poller.registry import load_registry
 from services.poller.stage import Poller
@@ -35,6 +39,8 @@ def build_broker(ctx: StageContext, url: str, stages: Iterable[str]) -> RedisBro
         message_format=JSONMessageFormat,
         middlewares=[DeadLetterMiddleware.factory(ctx.redis, ctx.keys, ctx.settings.max_deliveries)],
         logger=structlog.get_logger("faststream"),
+        # FastStream's own received/processed lines go to debug: each handler writes one line of its own.
+        log_level=logging.DEBUG,
     )
     for stage in stages:
         if stage in _ROUTERS:
@@ -61,14 +67,15 @@ def build_app(settings: Settings, url: str, stages: Iterable[str] = STAGES) -> F
         await ensure_groups(ctx.redis, ctx.keys, chosen)
 
     @app.after_startup
-    async def start_poller() -> None:
+    async def start_background() -> None:
         if sources:
-            poller = Poller(ctx, sources, build_client(settings))
-            background.append(asyncio.create_task(poller.run(), name="poller"))
+            client = build_client(settings)
+            background.append(asyncio.create_task(_poll(Poller(ctx, sources, client), client), name="poller"))
+        background.append(asyncio.create_task(_trim_forever(ctx), name="trim"))
         log.info("livedesk started", stages=chosen, key_prefix=settings.key_prefix, consumer=settings.consumer)
 
     @app.on_shutdown
-    async def stop_background() -> None:
+    async def stop_background() -> None:  # the poller's HTTP client is closed as its task ends
         for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -79,3 +86,20 @@ def build_app(settings: Settings, url: str, stages: Iterable[str] = STAGES) -> F
         await ctx.redis.aclose()
 
     return app
+
+
+async def _poll(poller: Poller, client: httpx.AsyncClient) -> None:
+    async with client:
+        await poller.run()
+
+
+async def _trim_forever(ctx: StageContext, every_s: float = 60.0) -> None:
+    """Trim the streams to their retention once a minute (safe with several processes doing it)."""
+    while True:
+        try:
+            trimmed = await trim(ctx.redis, ctx.keys, ctx.settings.stream_retention_s, int(time.time() * 1000))
+            if any(trimmed.values()):
+                log.info("streams trimmed", **{f"{name}_entries": n for name, n in trimmed.items()})
+        except RedisError as error:
+            log.warning("stream trim failed", error=str(error))
+        await asyncio.sleep(every_s)

@@ -144,6 +144,33 @@ def tail(
         pass
 
 
+@cli.command()
+def health() -> None:
+    """Exit 0 when the configured Redis answers; print each stage's backlog as JSON (for health checks)."""
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from services.groups import backlog
+
+    settings = _settings()
+    if not settings.redis_url:
+        raise _fail(ConfigurationError("health needs LIVEDESK_REDIS_URL: an embedded server has no one to ask"))
+
+    async def ask(url: str) -> dict[str, int]:
+        redis = Redis.from_url(url, socket_timeout=3)
+        try:
+            await redis.ping()
+            return await backlog(redis, settings.keys)
+        finally:
+            await redis.aclose()
+
+    try:
+        typer.echo(json.dumps({"redis": "ok", "backlog": asyncio.run(ask(settings.redis_url))}))
+    except (OSError, RedisError) as error:
+        typer.echo(json.dumps({"redis": f"unreachable: {error}"}))
+        raise typer.Exit(code=1) from error
+
+
 @feed_cli.command("check")
 def feed_check(
     targets: Annotated[list[str], typer.Argument(help="Feed files, folders or URLs.")],

@@ -43,3 +43,34 @@ async def backlog(redis: Redis, keys: Keys) -> dict[str, int]:
                 work[stage] = int(info["pending"]) + (int(lag) if lag is not None else 1)
         work.setdefault(stage, await redis.xlen(keys.stream(stream)))
     return work
+
+
+def _stream_id(entry_id: bytes | str) -> tuple[int, int]:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def trim(redis: Redis, keys: Keys, retention_s: int, now_ms: int) -> dict[str, int]:
+    """Trim each stream to its retention, never past an entry some group has not yet read or acknowledged.
+
+    `MAXLEN` is not used: it trims regardless of consumers and would silently drop unread and pending entries.
+    Returns how many entries each stream lost.
+    """
+    trimmed: dict[str, int] = {}
+    for name in ("raw", "updates", "changes", "deadletter"):
+        stream = keys.stream(name)
+        try:
+            groups = await redis.xinfo_groups(stream)
+        except ResponseError:
+            continue  # no such stream
+        floor = (now_ms - retention_s * 1000, 0)
+        for group in groups:
+            # Everything up to the last delivered id has been read; of that, only pending entries are unfinished.
+            floor = min(floor, _stream_id(group["last-delivered-id"]))
+            if int(group["pending"]):
+                oldest = await redis.xpending(stream, group["name"])
+                floor = min(floor, _stream_id(oldest["min"]))
+        if floor > (0, 0):
+            trimmed[name] = await redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
+    return trimmed

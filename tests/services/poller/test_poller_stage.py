@@ -1,0 +1,150 @@
+"""The poller against feeds served by a real HTTP server on loopback, publishing to a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from redis.asyncio import Redis
+
+from schemas import Authority, FeedSource, RawUpdate
+from services.errors import FeedError
+from services.poller.fetch import build_client
+from services.poller.stage import Poller
+from services.settings import Settings
+from services.stage import StageContext
+from services.wire import DATA_FIELD
+
+pytestmark = pytest.mark.redis
+
+
+def rss(*items: tuple[str, str, str]) -> bytes:
+    body = "".join(
+        f"<item><guid>{guid}</guid><title>{title}</title><description>{text}</description>"
+        f"<pubDate>Fri, 24 Oct 2025 09:{n:02d}:00 GMT</pubDate></item>"
+        for n, (guid, title, text) in enumerate(items)
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{body}</channel></rss>'.encode()
+
+
+class FeedServer:
+    """Serves `routes` (path → body) with an ETag, answering 304 to a matching If-None-Match; counts requests."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, bytes] = {}
+        self.requests: list[tuple[str, str | None]] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                server.requests.append((self.path, self.headers.get("If-None-Match")))
+                body = server.routes.get(self.path)
+                if body is None:
+                    self.send_response(404)
+                    self.end_headers()
+                    return
+                etag = f'"{hash(body) & 0xFFFFFFFF:x}"'
+                if self.headers.get("If-None-Match") == etag:
+                    self.send_response(304)
+                    self.end_headers()
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/rss+xml")
+                self.send_header("ETag", etag)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self) -> FeedServer:
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[FeedServer]:
+    with FeedServer() as running:
+        yield running
+
+
+def source(server: FeedServer, name: str) -> FeedSource:
+    return FeedSource(id=name, name=name, url=f"{server.url}/{name}.xml", authority=Authority.news)
+
+
+async def published(redis: Redis, settings: Settings) -> list[RawUpdate]:
+    rows = await redis.xrange(settings.keys.raw)
+    return [RawUpdate.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in rows]
+
+
+async def test_new_then_not_modified_then_edited(server: FeedServer, redis: Redis, settings: Settings) -> None:
+    """200 publishes every entry; 304 publishes nothing and is asked with the ETag; an edit publishes one entry."""
+    server.routes["/a.xml"] = rss(("g1", "Man shot", "critical"), ("g2", "Cordon", "in place"))
+    feed = source(server, "a")
+    async with build_client(settings) as client:
+        poller = Poller(StageContext(settings, redis), [feed], client)
+        assert await poller.poll(feed) == 2
+        assert await poller.poll(feed) == 0
+        assert server.requests[-1][1] is not None  # the second request was conditional
+        server.routes["/a.xml"] = rss(("g1", "Man shot", "now stable"), ("g2", "Cordon", "in place"))
+        assert await poller.poll(feed) == 1
+    entries = await published(redis, settings)
+    assert [(u.entry.guid, u.entry.text) for u in entries] == [("g1", "critical"), ("g2", "in place"),
+                                                                ("g1", "now stable")]
+    assert entries[0].identity == entries[2].identity
+    assert entries[0].fingerprint != entries[2].fingerprint
+
+
+async def test_missing_and_broken_feeds_fail_alone(server: FeedServer, redis: Redis, settings: Settings) -> None:
+    """404 and broken XML raise a FeedError naming the feed; a good feed polled alongside still publishes."""
+    server.routes["/good.xml"] = rss(("g1", "Man shot", "critical"))
+    server.routes["/broken.xml"] = b"<rss version=\"2.0\"><channel></rss>"
+    good, broken, missing = source(server, "good"), source(server, "broken"), source(server, "missing")
+    async with build_client(settings) as client:
+        poller = Poller(StageContext(settings, redis), [good, broken, missing], client)
+        with pytest.raises(FeedError, match="missing") as not_found:
+            await poller.poll(missing)
+        assert "404" in str(not_found.value)
+        with pytest.raises(FeedError, match="broken"):
+            await poller.poll(broken)
+        assert await poller.poll(good) == 1
+
+
+async def test_loop_keeps_polling_past_failing_feeds(server: FeedServer, redis: Redis, settings: Settings) -> None:
+    """The run loop records each feed's error and keeps publishing the healthy feed's new entries."""
+    server.routes["/good.xml"] = rss(("g1", "Man shot", "critical"))
+    server.routes["/broken.xml"] = b"this is not a feed"
+    fast = settings.model_copy(update={"poll_interval_s": 0.2})
+    feeds = [source(server, "good"), source(server, "broken")]
+    async with build_client(fast) as client:
+        task = asyncio.create_task(Poller(StageContext(fast, redis), feeds, client).run())
+        try:
+            for _ in range(100):
+                if len(await published(redis, fast)) == 1 and await redis.hget(fast.keys.feed_state("broken"),
+                                                                               "last_error"):
+                    break
+                await asyncio.sleep(0.1)
+            server.routes["/good.xml"] = rss(("g1", "Man shot", "critical"), ("g2", "Update", "stable"))
+            for _ in range(100):
+                if len(await published(redis, fast)) == 2:
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+    assert [u.entry.guid for u in await published(redis, fast)] == ["g1", "g2"]
+    error = await redis.hget(fast.keys.feed_state("broken"), "last_error")
+    assert error is not None
+    assert b"broken" in error

@@ -1,0 +1,79 @@
+"""The dedup stage: one verdict per distinct text, repeats dropped, copies called duplicates."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+
+from schemas import Authority, FeedEntry, RawUpdate, Update, Verdict
+from services.dedup import Seen, judge, process
+from services.identity import content_fingerprint, entry_identity
+from services.names import Keys
+from services.wire import DATA_FIELD
+
+AGENCY_TEXT = " ".join(["Armed officers were called to an address in Walthamstow on Friday morning."] * 6)
+
+
+def raw(source: str, guid: str, title: str, text: str) -> RawUpdate:
+    entry = FeedEntry(guid=guid, title=title, text=text, published=datetime(2025, 10, 24, 9, tzinfo=UTC))
+    return RawUpdate(
+        source_id=source, authority=Authority.news, feed_url=f"https://{source}.example.org/rss", entry=entry,
+        identity=entry_identity(source, entry), fingerprint=content_fingerprint(entry),
+        fetched_at=datetime(2025, 10, 24, 9, 5, tzinfo=UTC),
+    )
+
+
+class TestJudge:
+    def test_unseen_entry_is_new(self) -> None:
+        """Nothing seen before: verdict new."""
+        update = judge(raw("a", "1", "t", "x"), Seen(None, None))
+        assert update is not None
+        assert update.verdict is Verdict.new
+
+    def test_same_fingerprint_is_a_repeat(self) -> None:
+        """Same identity, same content: dropped (None)."""
+        first = raw("a", "1", "t", "x")
+        assert judge(first, Seen(first.fingerprint, None)) is None
+
+    def test_new_fingerprint_is_a_revision(self) -> None:
+        """Same identity, new content: revision, pointing at the version it replaces."""
+        update = judge(raw("a", "1", "t", "y"), Seen("old", None))
+        assert update is not None
+        assert (update.verdict, update.previous_fingerprint) == (Verdict.revision, "old")
+
+    def test_known_story_from_another_entry_is_a_duplicate(self) -> None:
+        """The same text under another identity is a duplicate of the first."""
+        update = judge(raw("b", "9", "t", "x"), Seen(None, "u_first|a|1"))
+        assert update is not None
+        assert (update.verdict, update.duplicate_of) == (Verdict.duplicate, "u_first")
+
+
+def _published(rows: list) -> list[Update]:
+    return [Update.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in rows]
+
+
+@pytest.mark.redis
+async def test_verdicts_on_a_real_server(redis: Redis, key_prefix: str) -> None:
+    """new, exact repeat dropped, syndicated copy duplicate, edit revision; only three entries published."""
+    keys = Keys(key_prefix)
+    original = raw("echo", "e1", "Man shot by police in Walthamstow", AGENCY_TEXT)
+    copy = raw("wire", "w7", "Police shoot man in east London", AGENCY_TEXT)
+    edited = raw("echo", "e1", original.entry.title, AGENCY_TEXT + " He is now in a stable condition.")
+    verdicts = [await process(redis, keys, item) for item in (original, original, copy, edited)]
+    assert [v.verdict if v else None for v in verdicts] == [Verdict.new, None, Verdict.duplicate, Verdict.revision]
+    published = _published(await redis.xrange(keys.updates))
+    assert [u.update_id for u in published] == [v.update_id for v in verdicts if v]
+    assert published[1].duplicate_of == published[0].update_id
+
+
+@pytest.mark.redis
+async def test_racing_copies_get_one_new_verdict(redis: Redis, key_prefix: str) -> None:
+    """Concurrent judges of two copies of one text never both say `new`."""
+    import asyncio
+
+    keys = Keys(key_prefix)
+    copies = [raw(f"outlet{n}", f"g{n}", f"title {n}", AGENCY_TEXT) for n in range(6)]
+    results = await asyncio.gather(*(process(redis, keys, c) for c in copies))
+    assert sorted(r.verdict.value for r in results if r) == ["duplicate"] * 5 + ["new"]
