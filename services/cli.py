@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -119,7 +119,7 @@ def tail(
 
     from services.redis_server import redis_url
     from services.render import event_line
-    from services.wire import DATA_FIELD
+    from services.wire import entry_data
 
     settings = _settings()
 
@@ -128,11 +128,10 @@ def tail(
         last = "0" if from_start else "$"
         try:
             while True:
-                rows = await redis.xread({settings.keys.changes: last}, block=5000, count=100)
+                rows: Any = await redis.xread({settings.keys.changes: last}, block=5000, count=100)
                 for _, entries in rows:
-                    for entry_id, fields in entries:
-                        last = entry_id.decode()
-                        data = fields[DATA_FIELD.encode()].decode()
+                    for entry_id, data in entry_data(entries):
+                        last = entry_id
                         typer.echo(data if as_json else event_line(ChangeEvent.model_validate_json(data)))
         finally:
             await redis.aclose()

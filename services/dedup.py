@@ -96,7 +96,7 @@ async def process(redis: Redis, keys: Keys, raw: RawUpdate) -> Update | None:
         update = judge(raw, seen)
         if update is None:
             return None
-        outcome = await redis.eval(  # type: ignore[misc]
+        outcome = await redis.eval(
             _PUBLISH_VERDICT,
             3,
             keys.versions,

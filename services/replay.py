@@ -29,7 +29,7 @@ from services.poller.registry import load_registry
 from services.settings import Settings
 from services.stage import StageContext
 from services.tracker.store import IncidentStore
-from services.wire import DATA_FIELD
+from services.wire import entry_data
 
 log = structlog.get_logger(__name__)
 
@@ -102,11 +102,10 @@ class EventReader:
 
     async def new_events(self) -> list[ChangeEvent]:
         start = self._last if self._last == "-" else f"({self._last}"
-        rows = await self._redis.xrange(self._stream, min=start, max="+")
+        rows = entry_data(await self._redis.xrange(self._stream, min=start, max="+"))
         if rows:
-            last = rows[-1][0]
-            self._last = last.decode() if isinstance(last, bytes) else last
-        return [ChangeEvent.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in rows]
+            self._last = rows[-1][0]
+        return [ChangeEvent.model_validate_json(data) for _, data in rows]
 
 
 async def replay(

@@ -70,7 +70,7 @@ def subscribe_stream(router: RedisRouter, ctx: StageContext, stream: str, group:
     return register
 
 
-class DeadLetterMiddleware(BaseMiddleware):  # type: ignore[type-arg]
+class DeadLetterMiddleware(BaseMiddleware):
     """Moves an entry that failed `max_deliveries` times to the `deadletter` stream, with its error, and acks it.
 
     The stream keeps flowing: one bad entry costs a few retries, never the stage.

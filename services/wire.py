@@ -57,3 +57,16 @@ class JSONMessageFormat(MessageFormat):
 def entry_fields(model: BaseModel) -> dict[str, str]:
     """The fields of the stream entry that carries `model`, for writers that bypass FastStream (Lua, pipelines)."""
     return {DATA_FIELD: model.model_dump_json()}
+
+
+def entry_data(rows: Any) -> list[tuple[str, str]]:
+    """(entry id, `__data__` JSON) of each entry of an XRANGE reply, or of one stream's part of an XREAD reply."""
+    decoded: list[tuple[str, str]] = []
+    for entry_id, fields in rows or []:
+        data = fields.get(DATA_FIELD.encode(), fields.get(DATA_FIELD, b"{}"))
+        decoded.append((_text(entry_id), _text(data)))
+    return decoded
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -8,6 +8,7 @@ the only exception that leaves `parse_feed` is `FeedError`.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import io
 import re
 import time
@@ -17,8 +18,9 @@ from datetime import UTC, datetime
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urljoin
 
-import feedparser  # type: ignore[import-untyped]  # ships neither stubs nor py.typed
+import feedparser
 
 from schemas import FeedEntry
 from services.errors import FeedError
@@ -36,6 +38,12 @@ _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 _TAG = re.compile(r"<[^>]*>")
 _SKIPPED_ELEMENTS = frozenset({"script", "style", "head", "title", "template"})
+# Elements that end a line or a block when rendered; inline ones (b, em, a, span) must not split words or punctuation.
+_BREAKING_ELEMENTS = frozenset(
+    {"address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure", "footer"}
+    | {"h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "img", "li", "main", "nav", "ol", "p", "pre", "section"}
+    | {"table", "td", "th", "tr", "ul"}
+)
 
 
 @dataclass(frozen=True)
@@ -86,12 +94,14 @@ class _TextExtractor(HTMLParser):
         if tag in _SKIPPED_ELEMENTS:
             self._skip_depth += 1
         # Block boundaries become spaces so "<p>one</p><p>two</p>" does not read "onetwo".
-        self.parts.append(" ")
+        if tag in _BREAKING_ELEMENTS:
+            self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIPPED_ELEMENTS and self._skip_depth:
             self._skip_depth -= 1
-        self.parts.append(" ")
+        if tag in _BREAKING_ELEMENTS:
+            self.parts.append(" ")
 
     def handle_data(self, data: str) -> None:
         if not self._skip_depth:
@@ -132,10 +142,14 @@ def _detail_text(value: Any, detail: Any, limit: int) -> tuple[str, bool]:
     return text, False
 
 
-def _ref(value: Any) -> str | None:
+def _ref(value: Any, base_url: str | None = None) -> str | None:
     if not isinstance(value, str):
         return None
     cleaned = _clean(value)
+    if base_url and cleaned:
+        # A link urljoin rejects (an unclosed IPv6 bracket, say) stays as written.
+        with contextlib.suppress(ValueError):
+            cleaned = urljoin(base_url, cleaned)
     return cleaned[:MAX_REF_CHARS] or None
 
 
@@ -181,7 +195,7 @@ def _keep_newest(raw_entries: list[dict[str, Any]], warnings: _Warnings) -> list
     return [raw_entries[i] for i in kept]
 
 
-def _entry(raw: dict[str, Any], label: str, warnings: _Warnings) -> FeedEntry:
+def _entry(raw: dict[str, Any], label: str, base_url: str | None, warnings: _Warnings) -> FeedEntry:
     title, cut_title = _detail_text(dict.get(raw, "title"), dict.get(raw, "title_detail"), MAX_TITLE_CHARS)
     content = dict.get(raw, "content")
     first = content[0] if isinstance(content, list) and content and isinstance(content[0], dict) else None
@@ -193,7 +207,7 @@ def _entry(raw: dict[str, Any], label: str, warnings: _Warnings) -> FeedEntry:
         warnings.add(f"{label}: {'title' if cut_title else 'text'} truncated")
     return FeedEntry(
         guid=_ref(dict.get(raw, "id")),
-        link=_ref(dict.get(raw, "link")),
+        link=_ref(dict.get(raw, "link"), base_url),
         title=title,
         text=text,
         published=_entry_time(raw, "published", label, warnings),
@@ -257,16 +271,11 @@ def _not_a_feed(body: bytes, exc: Any) -> str:
     return f"not a feed: XML root <{root}> is not RSS, Atom or RDF" if root else "not a feed: no RSS, Atom or RDF found"
 
 
-def _run_feedparser(body: bytes, feed: str, content_type: str | None, base_url: str | None) -> Any:
-    headers: dict[str, str] = {}
-    if content_type:
-        headers["content-type"] = content_type
-    if base_url:
-        # feedparser takes the document's own URL from Content-Location when it did not fetch the document itself.
-        headers["content-location"] = base_url
+def _run_feedparser(body: bytes, feed: str, content_type: str | None) -> Any:
+    headers = {"content-type": content_type} if content_type else None
     try:
         # A stream, never the bytes: feedparser treats a bytes argument as a file name first and would open it.
-        return feedparser.parse(io.BytesIO(body), response_headers=headers or None)
+        return feedparser.parse(io.BytesIO(body), response_headers=headers)
     except RecursionError:
         raise FeedError(feed, "document nested too deeply") from None
     except Exception as exc:  # a parser crash on one document is that feed's problem, not the poller's
@@ -280,8 +289,8 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
         body: The document exactly as served (any bytes at all).
         feed: Names the feed in errors (source id, URL or path).
         content_type: The HTTP Content-Type, when there was one; its charset takes part in encoding detection.
-        base_url: The URL the document was served from (after redirects); relative links and ids are resolved
-            against it (and against `xml:base`). Without it they are kept as written.
+        base_url: The URL the document was served from (after redirects); relative entry links are resolved
+            against it. GUIDs are not: a GUID names the entry, and must not change when the feed moves.
 
     Returns:
         The feed's title, at most `MAX_ENTRIES` entries (the newest, in document order), the `<ttl>` hint in seconds,
@@ -294,7 +303,7 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
     """
     if not body.strip():
         raise FeedError(feed, "empty body")
-    result = _run_feedparser(body, feed, content_type, base_url)
+    result = _run_feedparser(body, feed, content_type)
     raw_entries = [e for e in dict.get(result, "entries") or [] if isinstance(e, dict)]
     version = dict.get(result, "version") or ""
     exc = dict.get(result, "bozo_exception") if dict.get(result, "bozo") else None
@@ -313,5 +322,12 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
     title, _ = _detail_text(dict.get(meta, "title"), dict.get(meta, "title_detail"), MAX_TITLE_CHARS)
     ttl_s = _ttl_seconds(dict.get(meta, "ttl"), warnings)
     kept = _keep_newest(raw_entries, warnings)
-    entries = [_entry(raw, f"entry {i + 1}", warnings) for i, raw in enumerate(kept)]
+    normalised = [_entry(raw, f"entry {i + 1}", base_url, warnings) for i, raw in enumerate(kept)]
+    # An entry with no field at all says nothing and cannot be told apart from another; it is noise, not news.
+    entries = [e for e in normalised if e.guid or e.link or e.title or e.text or e.published or e.updated]
+    if not entries and not version:
+        # Stray <item>-like elements in some other XML document are not a feed either.
+        raise FeedError(feed, _not_a_feed(body, exc))
+    if len(entries) < len(normalised):
+        warnings.add(f"{len(normalised) - len(entries)} empty entries dropped")
     return ParsedFeed(title=title, entries=entries, ttl_s=ttl_s, warnings=warnings.result())

@@ -34,22 +34,25 @@ class Poller:
     async def poll(self, source: FeedSource) -> int:
         """Fetch, parse and diff one feed once; returns how many entries were published."""
         keys, redis = self._ctx.keys, self._ctx.redis
-        state = await redis.hgetall(keys.feed_state(source.id))
-        validators = {k.decode(): v.decode() for k, v in state.items()}
+        etag, last_modified = await redis.hmget(keys.feed_state(source.id), ["etag", "last_modified"])
         fetched_at = datetime.now(UTC)
         result = await fetch_feed(
             self._client,
             source,
-            etag=validators.get("etag") or None,
-            last_modified=validators.get("last_modified") or None,
+            etag=_text(etag),
+            last_modified=_text(last_modified),
             max_body_bytes=self._ctx.settings.http_max_body_bytes,
         )
         published = 0
         if not result.not_modified and result.body is not None:
-            parsed = parse_feed(result.body, feed=source.id, content_type=result.content_type)
+            # Parsing a large feed takes seconds of CPU: off the event loop, so the other feeds keep moving.
+            parsed = await asyncio.to_thread(
+                parse_feed, result.body, feed=source.id, content_type=result.content_type, base_url=result.url
+            )
             for warning in parsed.warnings:
                 log.warning("feed is not well-formed but usable", source_id=source.id, warning=warning)
-            published = len(await publish_changed(redis, keys, source.id, raw_updates(source, parsed.entries, fetched_at)))
+            updates = raw_updates(source, parsed.entries, fetched_at)
+            published = len(await publish_changed(redis, keys, source.id, updates))
         await redis.hset(
             keys.feed_state(source.id),
             mapping={
@@ -84,3 +87,9 @@ class Poller:
         async with asyncio.TaskGroup() as group:
             for source in self._sources:
                 group.create_task(self._follow(source), name=f"poll:{source.id}")
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if isinstance(value, bytes):
+        value = value.decode()
+    return value or None

@@ -7,7 +7,7 @@ import hashlib
 import structlog
 from faststream.redis import RedisRouter
 
-from schemas import ChangeEvent, Update, Verdict
+from schemas import ChangeEvent, Incident, Update, Verdict
 from services.names import STAGE_INPUTS
 from services.stage import StageContext, subscribe_stream
 from services.tracker.cluster import best_match, specific_places
@@ -39,6 +39,7 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
         linked = await store.linked_incident(update)
         candidate_ids = [linked] if linked else await store.incidents_at(places)
         loaded = await store.load(candidate_ids)
+        current: Incident | None
         if linked and linked in loaded:
             current, rev = loaded[linked]
             reason = "same entry" if update.verdict is not Verdict.duplicate else "copy of a merged entry"

@@ -65,7 +65,8 @@ class IncidentStore:
 
     async def all(self) -> list[Incident]:
         """Every incident, oldest activity first (for replay output and the console; not for the hot path)."""
-        ids = [m.decode() if isinstance(m, bytes) else str(m) for m in await self._redis.zrange(self._keys.incident_index, 0, -1)]
+        members = await self._redis.zrange(self._keys.incident_index, 0, -1)
+        ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
         loaded = await self.load(ids)
         return [loaded[i][0] for i in ids if i in loaded]
 
@@ -91,5 +92,5 @@ class IncidentStore:
             update.identity,
             update.update_id,
         ]
-        done = await self._redis.eval(_COMMIT, len(keys), *keys, *args)  # type: ignore[misc]
+        done = await self._redis.eval(_COMMIT, len(keys), *keys, *args)
         return bool(done)

@@ -39,7 +39,7 @@ class FeedServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 server.requests.append((self.path, self.headers.get("If-None-Match")))
                 body = server.routes.get(self.path)
                 if body is None:

@@ -179,7 +179,7 @@ def test_any_order_and_duplication_gives_the_same_state(draws: list[tuple], rng,
     shuffled = list(steps)
     rng.shuffle(shuffled)
     repeats = data.draw(st.lists(st.sampled_from(steps), max_size=4))
-    replayed, events = run(shuffled + repeats)
+    replayed, _ = run(shuffled + repeats)
     assert _facts_of(replayed) == _facts_of(reference)
     # Repeating evidence already merged never emits anything.
     again, more = merge(replayed, *steps[0])

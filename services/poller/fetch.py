@@ -1,0 +1,225 @@
+"""Getting feed documents: HTTP with conditional GET and a body cap, or a local file. Never parses.
+
+Failures are sorted into the error tree once, here: what may work later (timeouts, refused connections, 429, 5xx) is a
+`FetchError`; what will fail the same way again (4xx, too large, redirect loops, bad URLs) is a `FeedError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+from urllib.request import url2pathname
+
+import httpx
+
+from schemas import FeedSource
+from services.errors import FeedError, FetchError
+from services.settings import Settings
+
+MAX_REDIRECTS = 5
+# One process polls many feeds but rarely many on one host at once; these bound sockets, not throughput.
+MAX_CONNECTIONS = 50
+MAX_KEEPALIVE_CONNECTIONS = 10
+KEEPALIVE_EXPIRY_S = 30.0
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/rdf+xml;q=0.9, application/xml;q=0.9, text/xml;q=0.9, "
+    "*/*;q=0.1"
+)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What one fetch returned.
+
+    Attributes:
+        status: The final HTTP status (200 for a file read, 304 when unchanged).
+        body: The body, at most the cap; None when not modified.
+        etag: The validator to send next time (the one sent, when a 304 does not repeat it).
+        last_modified: Likewise for Last-Modified (a file's mtime as an HTTP date).
+        content_type: The response's Content-Type, None for files.
+        url: The final URL after redirects (a `file://` URL for files).
+        not_modified: True when the server (or the file's mtime) said nothing changed.
+    """
+
+    status: int
+    body: bytes | None
+    etag: str | None
+    last_modified: str | None
+    content_type: str | None
+    url: str
+    not_modified: bool
+
+
+def build_client(settings: Settings) -> httpx.AsyncClient:
+    """The process's one HTTP client for feeds (design §7.5); the caller closes it.
+
+    The read timeout (`http_timeout_s`) also bounds each whole fetch in `fetch_feed`, so a server that drips bytes
+    cannot hold a fetch open forever.
+    """
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
+        limits=httpx.Limits(
+            max_connections=MAX_CONNECTIONS,
+            max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+        ),
+        headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
+        follow_redirects=True,
+        max_redirects=MAX_REDIRECTS,
+    )
+
+
+def _header_safe(value: str | None) -> str | None:
+    # Validators come back from storage; one that cannot be sent as a header is dropped, not allowed to fail the fetch.
+    if value and value.isascii() and value.isprintable():
+        return value
+    return None
+
+
+def _retry_after(response: httpx.Response) -> str:
+    value = response.headers.get("retry-after")
+    return f" (Retry-After: {value.strip()[:64]})" if value else ""
+
+
+def _status_error(feed: str, response: httpx.Response) -> FeedError | FetchError:
+    status = response.status_code
+    reason = f"HTTP {status} {response.reason_phrase}".rstrip()
+    if status == 429 or status >= 500:
+        return FetchError(feed, reason + _retry_after(response))
+    if 300 <= status < 400:
+        return FeedError(feed, f"{reason} without a usable Location")
+    return FeedError(feed, reason)
+
+
+async def _read_capped(feed: str, response: httpx.Response, max_body_bytes: int) -> bytes:
+    declared = response.headers.get("content-length", "")
+    if declared.strip().isdigit() and int(declared) > max_body_bytes:
+        raise FeedError(feed, f"body larger than {max_body_bytes} bytes (Content-Length {int(declared)})")
+    chunks: list[bytes] = []
+    size = 0
+    # Counted after decompression, so a small gzip bomb is stopped as surely as a large body.
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > max_body_bytes:
+            raise FeedError(feed, f"body larger than {max_body_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _fetch_http(
+    client: httpx.AsyncClient, source: FeedSource, etag: str | None, last_modified: str | None, max_body_bytes: int
+) -> FetchResult:
+    feed = source.id
+    headers: dict[str, str] = {}
+    if etag := _header_safe(etag):
+        headers["If-None-Match"] = etag
+    if last_modified := _header_safe(last_modified):
+        headers["If-Modified-Since"] = last_modified
+    deadline_s = client.timeout.read or client.timeout.connect or 60.0
+    try:
+        async with asyncio.timeout(deadline_s), client.stream("GET", source.url, headers=headers) as response:
+            if response.status_code == 304:
+                body = None
+            elif 200 <= response.status_code < 300:
+                body = await _read_capped(feed, response, max_body_bytes)
+            else:
+                raise _status_error(feed, response)
+    except TimeoutError:
+        raise FetchError(feed, f"no complete response within {deadline_s:g} s") from None
+    except httpx.TimeoutException as exc:
+        raise FetchError(feed, f"timed out ({type(exc).__name__})") from None
+    except httpx.TooManyRedirects:
+        raise FeedError(feed, f"more than {client.max_redirects} redirects") from None
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
+        raise FeedError(feed, f"bad URL {source.url!r}: {exc}") from None
+    except httpx.DecodingError as exc:
+        raise FeedError(feed, f"body could not be decoded: {exc}") from None
+    except httpx.TransportError as exc:
+        raise FetchError(feed, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__) from None
+    return FetchResult(
+        status=response.status_code,
+        body=body,
+        etag=response.headers.get("etag") or (etag if body is None else None),
+        last_modified=response.headers.get("last-modified") or (last_modified if body is None else None),
+        content_type=response.headers.get("content-type"),
+        url=str(response.url),
+        not_modified=body is None,
+    )
+
+
+def _local_path(url: str) -> Path | None:
+    """The path a `file://` URL or a plain path names; None for anything that is not local."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            return None
+        return Path(url2pathname(unquote(parts.path)))
+    # A one-letter scheme is a Windows drive, not a URL.
+    if not parts.scheme or len(parts.scheme) == 1:
+        return Path(url)
+    return None
+
+
+def _read_file(feed: str, path: Path, last_modified: str | None, max_body_bytes: int) -> FetchResult:
+    try:
+        with path.open("rb") as handle:
+            stat = os.fstat(handle.fileno())
+            mtime = formatdate(stat.st_mtime, usegmt=True)
+            url = path.resolve().as_uri()
+            if last_modified is not None and last_modified == mtime:
+                return FetchResult(304, None, None, mtime, None, url, not_modified=True)
+            if stat.st_size > max_body_bytes:
+                raise FeedError(feed, f"body larger than {max_body_bytes} bytes ({stat.st_size} bytes on disk)")
+            # Read one byte past the cap: files can grow between fstat and read (and /dev/zero has no size).
+            body = handle.read(max_body_bytes + 1)
+    except FileNotFoundError:
+        raise FeedError(feed, f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise FeedError(feed, f"is a directory: {path}") from None
+    except OSError as exc:
+        raise FeedError(feed, f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(body) > max_body_bytes:
+        raise FeedError(feed, f"body larger than {max_body_bytes} bytes")
+    return FetchResult(200, body, None, mtime, None, url, not_modified=False)
+
+
+async def fetch_feed(
+    client: httpx.AsyncClient,
+    source: FeedSource,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    max_body_bytes: int,
+) -> FetchResult:
+    """Fetch one feed document, conditionally, with its size bounded.
+
+    `http(s)` URLs go through `client` (redirects followed, `If-None-Match`/`If-Modified-Since` sent when given, the
+    whole exchange bounded by the client's read timeout). `file://` URLs and plain paths are read from disk, so a
+    registry can point at local files; there `last_modified` is compared with the file's mtime.
+
+    Args:
+        client: The shared client from `build_client`.
+        source: The feed; `source.id` names it in errors.
+        etag: The ETag from the previous fetch, if any.
+        last_modified: The Last-Modified from the previous fetch, if any.
+        max_body_bytes: Bodies past this size are refused (checked on Content-Length and while streaming).
+
+    Returns:
+        The result; `body` is None exactly when `not_modified`.
+
+    Raises:
+        FetchError: May succeed later: timeout, connection failure, HTTP 429 or 5xx (with any Retry-After in the
+            reason).
+        FeedError: Will fail again: other 4xx, a body over the cap, too many redirects, a bad URL, a missing file.
+    """
+    scheme = urlsplit(source.url).scheme.lower()
+    if scheme in ("http", "https"):
+        return await _fetch_http(client, source, etag, last_modified, max_body_bytes)
+    path = _local_path(source.url)
+    if path is None:
+        raise FeedError(source.id, f"unsupported URL {source.url!r}")
+    return await asyncio.to_thread(_read_file, source.id, path, last_modified, max_body_bytes)
