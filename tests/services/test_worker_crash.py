@@ -25,7 +25,9 @@ ROOT = Path(__file__).resolve().parents[2]
 ENTRIES = 1500
 
 
-def worker(stage: str, redis_url: str, prefix: str, consumer: str, reclaim_idle_ms: int) -> subprocess.Popen[bytes]:
+def worker(
+    stage: str, redis_url: str, prefix: str, consumer: str, reclaim_idle_ms: int, *, capture: bool = False
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "LIVEDESK_REDIS_URL": redis_url,
@@ -36,7 +38,7 @@ def worker(stage: str, redis_url: str, prefix: str, consumer: str, reclaim_idle_
         "LIVEDESK_LOG_LEVEL": "warning",
     }
     return subprocess.Popen([sys.executable, "-m", "services", "worker", stage], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE if capture else subprocess.DEVNULL)
 
 
 def raw_updates() -> list[RawUpdate]:
@@ -75,7 +77,7 @@ async def test_killed_dedup_worker_loses_nothing(redis: Redis, redis_url: str, k
     pending = await redis.xpending(keys.raw, "dedup")
     assert pending["pending"] > 0, "the victim must die holding unacknowledged entries"
 
-    rescuer = worker("dedup", redis_url, key_prefix, "rescuer", reclaim_idle_ms=300)
+    rescuer = worker("dedup", redis_url, key_prefix, "rescuer", reclaim_idle_ms=300, capture=True)
     try:
         for _ in range(600):
             if not (await backlog(redis, keys))["dedup"]:
