@@ -1,0 +1,1 @@
+"""Bundled demo data: the walthamstow replay archive (design.md §4)."""

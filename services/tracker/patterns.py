@@ -1,0 +1,325 @@
+"""The phrase tables fact extraction reads: compiled patterns and the value each one states.
+
+Every table is ordered: where two rules match overlapping text in one sentence, the earlier rule wins. That is how a
+negated or qualified phrase beats the bare phrase inside it ("not life-threatening" beats "life-threatening",
+"serious but stable" beats "stable", "no wider risk to the public" beats "risk to the public").
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from schemas import Category, Condition, Cordon, PublicRisk
+
+V = TypeVar("V")
+
+_I = re.IGNORECASE
+
+
+@dataclass(frozen=True)
+class Rule(Generic[V]):
+    """A phrase that states `value`; `negatable` rules are dropped when a negation comes just before the match."""
+
+    value: V
+    pattern: re.Pattern[str]
+    negatable: bool = False
+
+
+def _rule(value: V, pattern: str, *, negatable: bool = False, flags: int = _I) -> Rule[V]:
+    return Rule(value, re.compile(pattern, flags), negatable)
+
+
+# --- numbers ---------------------------------------------------------------------------------------------------------
+
+NUMBER_WORDS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
+    "eleven": 11, "twelve": 12, "thirteen": 13, "fourteen": 14, "fifteen": 15, "sixteen": 16, "seventeen": 17,
+    "eighteen": 18, "nineteen": 19, "twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "a dozen": 12,
+}
+ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9,
+            "tenth": 10}
+# Digits without thousands separators: "4,000 calls a year" is not a casualty count.
+NUM = r"(?:\d{1,3}(?![,\d])|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
+ORD = "(?:" + "|".join(ORDINALS) + ")"
+
+# --- people ----------------------------------------------------------------------------------------------------------
+
+# The nouns a report uses for one person, and the label each is normalised to.
+PERSON_NOUNS = {
+    "man": "man", "woman": "woman", "boy": "boy", "girl": "girl", "teenager": "teenager", "teen": "teenager",
+    "youth": "teenager", "child": "child", "baby": "baby", "toddler": "toddler", "pensioner": "pensioner",
+    "cyclist": "cyclist", "motorcyclist": "motorcyclist", "pedestrian": "pedestrian", "driver": "driver",
+    "passenger": "passenger", "police officer": "officer", "policeman": "officer", "policewoman": "officer",
+    "officer": "officer", "pc": "officer", "firefighter": "firefighter", "paramedic": "paramedic", "person": "person",
+}
+OFFICER_LABELS = frozenset({"officer", "firefighter", "paramedic"})
+_PERSON_NOUN = "|".join(sorted((re.escape(n) for n in PERSON_NOUNS), key=len, reverse=True))
+PERSON = re.compile(
+    rf"\b(?:(?P<ord>{ORD})\s+)?(?:(?P<age>\d{{1,3}}|{'|'.join(NUMBER_WORDS)})[- ]year[- ]old\s+)?"
+    rf"(?P<noun>{_PERSON_NOUN})\b(?:,?\s+aged\s+(?P<aged>\d{{1,3}}))?",
+    _I,
+)
+# Several people: a condition stated of them belongs to no one person ("two people were killed").
+PLURAL_PEOPLE = re.compile(
+    r"\b(?:people|persons|men|women|children|boys|girls|teenagers|teens|youths|officers|pedestrians|passengers|"
+    r"adults|others|victims|casualties|residents|patients)\b",
+    _I,
+)
+_PEOPLE = (
+    r"(?:people|persons|men|women|children|boys|girls|teenagers|teens|youths|officers|police officers|pedestrians|"
+    r"passengers|adults|others|victims|casualties|residents|patients|firefighters|man|woman|person|boy|girl|child)"
+)
+
+# What a sentence says about a person near its mention (the text up to the next person).
+SUSPECT_CUE = re.compile(r"\b(?:arrested|suspects?|charged with|wanted|detained|in custody|gunman|attacker)\b", _I)
+BYSTANDER_CUE = re.compile(r"\b(?:passer-?by|bystanders?|caught in the crossfire)\b", _I)
+INJURY_CUE = re.compile(
+    r"\b(?:shot|stabbed|injur(?:ed|ies|y)|wounded|hurt|hospital|died|dead|killed|attacked|assaulted|hit by|struck by|"
+    r"treated|critical|life[- ]threatening|condition)\b",
+    _I,
+)
+# The cue nearest a mention of a person decides the role; its group name says which cue it was.
+ROLE_CUE = re.compile(
+    "|".join(
+        f"(?P<{name}>{cue.pattern})"
+        for name, cue in (("suspect", SUSPECT_CUE), ("bystander", BYSTANDER_CUE), ("hurt", INJURY_CUE))
+    ),
+    _I,
+)
+# A person shot by police is the subject of a police action, not a victim of crime.
+POLICE_SHOOTING = re.compile(
+    r"\bshot by (?:armed |specialist |firearms )*(?:police|officers|an? (?:police )?officer|the met)\b|"
+    r"\b(?:police|officers?) (?:have |has |had )?(?:shot|opened fire|fired)\b|"
+    r"\bpolice (?:shooting|firearms? discharge)|"
+    r"\bpolice (?:firearm|weapon|gun)s? (?:was|were|had been|has been) discharged\b|"
+    r"\b(?:police|officers) discharged\b",
+    _I,
+)
+# An officer counts as a casualty only when the text says the officer was hurt, not when an officer acted.
+OFFICER_HURT = re.compile(
+    r"\b(?:injured|wounded|hurt)\s+(?:police\s+)?officers?\b|"
+    r"\bofficers?\b[^.]{0,30}?\b(?:was|were|has been|have been|had been)\s+(?:also\s+|seriously\s+|critically\s+)?"
+    r"(?:injured|hurt|wounded|stabbed|shot|assaulted|attacked|taken to hospital|killed)\b",
+    _I,
+)
+
+# --- is this about an incident at all --------------------------------------------------------------------------------
+
+EVENT_CUE = re.compile(
+    r"\b(?:injur(?:ed|ies)|wounded|hurt|taken to hospital|in hospital|died|killed|pronounced dead|arrest(?:ed|s)|"
+    r"charged with|cordon|paramedics|ambulance|emergency services|police were called|officers were called|victims?|"
+    r"casualt(?:y|ies)|(?:critical|serious|stable) condition|life[- ]threatening|fighting for (?:his |her |their )?"
+    r"li(?:fe|ves)|discharged from hospital|evacuated|appeal for witnesses)\b",
+    _I,
+)
+# Words of the stories a feed carries besides incidents: sport, weather, recruitment, awards.
+OFF_TOPIC_CUE = re.compile(
+    r"\b(?:match|goals?|striker|midfielder|goalkeeper|league|fixtures?|tournament|semi-finals?|quarter-finals?|"
+    r"championship|kick-off|scored|penalty|referee|season|forecast|showers|sunny|temperatures?|Met Office|"
+    r"recruit(?:s|ment|ing)?|applications|apply|vacanc(?:y|ies)|careers?|awards?|ceremony|nominated|shortlisted|"
+    r"cadets?)\b",
+    _I,
+)
+
+# --- category --------------------------------------------------------------------------------------------------------
+
+CATEGORY_RULES: tuple[Rule[Category], ...] = (
+    _rule(Category.terrorism, r"\b(?:terror(?:ism|ist)?(?:[- ]related)?|counter[- ]terror(?:ism)?)\b", negatable=True),
+    _rule(Category.shooting,
+          r"\b(?:shot|shots|shoot|shoots|shooting|shootings|gunshots?|gunfire|gunman|gunmen|opened fire|open fire|"
+          r"(?:firearms?|weapons?|guns?) (?:was |were |had been |has been )?discharged|"
+          r"discharged (?:a|his|her|their) (?:firearm|weapon|gun)|firearms? discharge)\b",
+          negatable=True),
+    _rule(Category.stabbing, r"\b(?:stabbed|stabbing|stabbings|stab wounds?|knife attack|knifed)\b", negatable=True),
+    _rule(Category.explosion, r"\b(?:explosions?|exploded|blast|detonated|detonation)\b", negatable=True),
+    _rule(Category.fire,
+          r"\b(?:blaze|fire broke out|caught fire|on fire|set alight|set on fire|arson|firefighters?|fire crews?|"
+          r"fire engines?|fire brigade|fire service|wildfire|inferno|engulfed in flames|"
+          r"(?:house|flat|building|car|vehicle|grass|warehouse|kitchen|chimney|forest) fire|"
+          r"(?:a|the) fire (?:at|in|on|broke|was|is|has|had|spread))\b",
+          negatable=True),
+    _rule(Category.collision,
+          r"\b(?:collisions?|crash(?:ed|es)?|(?:hit|struck|knocked down|run over) by an? "
+          r"(?:car|van|lorry|bus|vehicle|train|tram|motorbike|motorcycle|taxi)|road traffic accident|car accident|"
+          r"pile-up)\b",
+          negatable=True),
+    _rule(Category.flood, r"\b(?:flood(?:ing|ed|s|water|waters)?|flash floods?|burst (?:its|their) banks)\b",
+          negatable=True),
+    _rule(Category.missing_person,
+          r"\b(?:missing person|reported missing|gone missing|been missing|missing since|last seen|"
+          r"missing (?:man|woman|boy|girl|teenager|teen|child|person|pensioner))\b"),
+    _rule(Category.assault,
+          r"\b(?:assault(?:ed|s)?|attacked|punched|beaten up|glassed|brawl|fight broke out)\b", negatable=True),
+)
+
+# --- condition of a person -------------------------------------------------------------------------------------------
+
+# Words that may sit between a negation and what it negates: "not thought to be life-threatening".
+_HEDGE = r"(?:\s+(?:thought|believed|considered|described|said|understood|deemed|assessed|to|be|as|in|a|being|now|" \
+         r"currently|yet|any|longer))*"
+CONDITION_RULES: tuple[Rule[Condition], ...] = (
+    _rule(Condition.serious, r"\bserious but stable\b"),
+    _rule(Condition.critical, r"\bcritical but stable\b"),
+    _rule(Condition.stable, rf"\b(?:non|not|no\s+longer|no){_HEDGE}[\s-]+(?:life[- ]threatening|critical)\b"),
+    _rule(Condition.minor,
+          rf"\bnot{_HEDGE}\s+(?:serious|seriously (?:hurt|injured))\b|\b(?:minor|slight) injur(?:y|ies)\b|"
+          r"\bslightly (?:hurt|injured)\b|\bwalking wounded\b"),
+    _rule(Condition.discharged,
+          r"\b(?:discharged|released|allowed home) from hospital\b|"
+          r"\b(?:has|have) (?:since |now )?(?:gone|returned) home\b"),
+    _rule(Condition.deceased,
+          r"\b(?:died|dies|pronounced (?:dead|deceased)|declared dead|(?:was|were|been) killed|(?:shot|stabbed) dead|"
+          r"(?:shot|stabbed|beaten) (?:and killed|to death)|fatally (?:shot|stabbed|"
+          r"injured|wounded|hurt)|dead at the scene|lost (?:his|her|their) li(?:fe|ves)|passed away|death of)\b",
+          negatable=True),
+    _rule(Condition.critical,
+          r"\bcritical(?:ly)? (?:condition|ill|injured|hurt|wounded)\b|\bin a critical\b|"
+          r"\bcondition (?:is|was|remains|remained|described as|said to be) critical\b|\bremains? critical\b|"
+          r"\blife[- ]threatening\b|\bfighting for (?:his |her |their )?li(?:fe|ves)\b"),
+    _rule(Condition.serious,
+          r"\bserious(?:ly)? (?:condition|injur(?:ed|ies|y)|hurt|wounded|ill)\b|\bin a serious\b|"
+          r"\bcondition (?:is|was|remains) serious\b"),
+    _rule(Condition.stable, r"\bstable\b"),
+)
+LIFE_CHANGING_RULES: tuple[Rule[bool], ...] = (
+    _rule(False, rf"\bnot{_HEDGE}\s+life[- ]changing\b"),
+    _rule(True, r"\blife[- ]chang(?:ing|ed)\b"),
+)
+
+# --- cordon and public risk ------------------------------------------------------------------------------------------
+
+_ROADS = r"(?:road|roads|street|streets)"
+CORDON_RULES: tuple[Rule[Cordon], ...] = (
+    _rule(Cordon.in_place, r"\bcordons?\b[^.;]{0,60}?\b(?:has|have) not (?:yet )?been (?:lifted|removed)\b"),
+    _rule(Cordon.lifted,
+          r"\bcordons?\b[^.;]{0,120}?\b(?:(?:has|have|had)\s+(?:now\s+|since\s+|also\s+)*been|(?:was|were|is|are)"
+          r"(?:\s+now)?)\s+(?:lifted|removed|stood down|taken down)\b"),
+    _rule(Cordon.lifted, r"\bcordons?\s+(?:now\s+)?(?:lifted|removed)\b", negatable=True),  # headline style
+    _rule(Cordon.lifted,
+          r"\b(?:lifted|removed|stood down|took down)\s+(?:the\s+|a\s+|their\s+)?(?:police\s+)?cordons?\b"),
+    _rule(Cordon.lifted,
+          rf"\b{_ROADS}\b[^.;]{{0,60}}?\b(?:(?:has|have|had)\s+(?:now\s+|since\s+)*(?:been\s+)?|(?:was|were|is)\s+"
+          r"(?:now\s+)?)?(?<!\bbe )re-?opened\b",
+          negatable=True),
+    _rule(Cordon.lifted, r"\bscene has (?:now )?been (?:released|stood down)\b"),
+    _rule(Cordon.in_place,
+          r"\bcordons?\b[^.;]{0,80}?\b(?:in place|remains?|remained|set up|put up|erected|established)\b|"
+          r"\bcordoned off\b|\bcrime scene (?:is|was|remains) in place\b|"
+          r"\broad closures? (?:remain|remains|are|is) in place\b|"
+          rf"\b{_ROADS} (?:remain|remains|were|have been) closed\b"),
+)
+_RISK = r"(?:risk|threat|danger)"
+_RISK_ADJ = r"(?:(?:wider|ongoing|further|continuing|immediate|current|known|apparent|other)\s+)*"
+PUBLIC_RISK_RULES: tuple[Rule[PublicRisk], ...] = (
+    _rule(PublicRisk.none, rf"\bno\s+{_RISK_ADJ}{_RISK}\b"),
+    _rule(PublicRisk.none,
+          rf"\bnot\s+(?:believed|thought|considered|understood)\s+to\s+be\s+(?:an?\s+|any\s+)?{_RISK_ADJ}{_RISK}\b"),
+    _rule(PublicRisk.none, rf"\b(?:is|was|are)\s+not\s+(?:an?\s+|any\s+)?{_RISK_ADJ}{_RISK}\b"),
+    _rule(PublicRisk.none,
+          rf"\bdo(?:es)?\s+not\s+(?:believe|think)\s+(?:that\s+)?(?:there\s+is\s+)?(?:an?\s+|any\s+)?{_RISK_ADJ}{_RISK}\b"),
+    _rule(PublicRisk.none, r"\bnot looking for anyone else\b|\bisolated incident\b"),
+    _rule(PublicRisk.ongoing,
+          r"\b(?:public|people|residents|motorists|everyone)\b[^.]{0,40}?\b(?:urged|asked|advised|told|warned)\s+to\s+"
+          r"(?:avoid|stay away|keep away|steer clear|stay indoors|remain indoors|keep (?:their )?windows)",
+          negatable=True),
+    _rule(PublicRisk.ongoing, r"\b(?:avoid|stay away from) the area\b|\bdo not approach\b|\barmed and dangerous\b|"
+                              r"\b(?:still|remains?) at large\b",
+          negatable=True),
+    _rule(PublicRisk.ongoing, rf"\b{_RISK}\s+to\s+(?:the\s+)?(?:wider\s+)?(?:public|community|residents)\b",
+          negatable=True),
+)
+
+# Words that turn the phrase right after them around: "no shots were fired", "not being treated as terror-related".
+NEGATION = re.compile(r"\b(?:not|no|never|nobody|without|ruled out)\b|n't\b", _I)
+
+# --- counts ----------------------------------------------------------------------------------------------------------
+
+_BE = r"(?:(?:were|was|have|has|had|are|is|been|being|also|all|now|since|reportedly)\s+)*"
+# Patterns without a number group state one person, or none when they start with a negation ("no one was hurt").
+INJURED_PATTERNS = (
+    re.compile(r"\bno(?: one| other people|body)? (?:else )?(?:was|were|has been|have been) (?:injured|hurt)\b", _I),
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more|further)\s+)?(?:{_PEOPLE}\s+)?{_BE}"
+               r"(?:(?:seriously|critically|slightly)\s+)?"
+               r"(?:injured|hurt|wounded|hospitalised|taken to hospital|treated for)\b", _I),
+    re.compile(rf"\binjur(?:ed|ing)\s+(?P<n>{NUM})\b(?!\s*(?:hours?|days?|minutes?|years?))", _I),
+    re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:injured|hurt|wounded|stabbed|shot|"
+               r"taken to hospital)\b", _I),
+)
+DEAD_PATTERNS = (
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}(?:killed|died|dead|confirmed dead|"
+               r"pronounced dead|lost their lives)\b", _I),
+    re.compile(rf"\bkill(?:ed|ing)\s+(?P<n>{NUM})\b(?!\s*(?:hours?|days?|minutes?|years?))", _I),
+    re.compile(rf"\bdeath toll\s+(?:has\s+)?(?:risen|rose|rises|stands|stood|is)\s+(?:to|at)\s+(?P<n>{NUM})\b", _I),
+    re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:died|killed)\b", _I),
+)
+ARREST_PATTERNS = (
+    re.compile(r"\b(?:no arrests?|no one|nobody|no-one)\s+(?:has|have|had)?\s*(?:yet\s+)?(?:been\s+)?"
+               r"(?:made|arrested)\b", _I),
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more|further)\s+)?(?:{_PEOPLE}\b(?:,[^.]{{0,40}}?,)?\s+)?{_BE}"
+               r"(?:been\s+)?arrested\b", _I),
+    re.compile(rf"\b(?P<n>{NUM})\s+arrests?\b", _I),
+    re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:\S+\s+){{0,2}}?(?:{_PERSON_NOUN})\b[^.]{{0,60}}?\barrested\b", _I),
+    re.compile(rf"\b(?:an?|the)\s+(?:\S+\s+){{0,2}}?(?:{_PERSON_NOUN})\b[^.]{{0,80}}?\b(?:was|has been|had been|is)\s+"
+               r"(?:also\s+|since\s+|now\s+)*arrested\b", _I),
+    re.compile(rf"\barrested\s+(?:an?|the)\s+(?:\S+\s+){{0,2}}?(?:{_PERSON_NOUN})\b", _I),
+    re.compile(r"\barrested on suspicion\b|\btaken into custody\b", _I),
+)
+CHARGE_PATTERNS = (
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more|further)\s+)?(?:{_PEOPLE}\b(?:,[^.]{{0,40}}?,)?\s+)?{_BE}"
+               r"(?:been\s+)?charged\b", _I),
+    re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:\S+\s+){{0,2}}?(?:{_PERSON_NOUN})\b[^.]{{0,60}}?\bcharged\b", _I),
+    re.compile(r"\bcharged (?:with|in connection with)\b", _I),
+)
+
+# --- investigations --------------------------------------------------------------------------------------------------
+
+# Investigations someone only might open: "the IOPC will assess whether to investigate".
+HEDGED = re.compile(r"\b(?:whether|will assess|would assess|to assess|to decide|considering|could open)\b", _I)
+IOPC = re.compile(r"\b(?:IOPC|Independent Office for Police Conduct|police watchdog)\b", _I)
+INVESTIGATION = re.compile(r"\binvestigat(?:ion|ions|ing|ors?)\b|\binquiry\b", _I)
+OPENED = re.compile(
+    r"\b(?:launch(?:ed|es|ing)?|open(?:ed|s|ing)?|start(?:ed|s|ing)?|beg(?:un|an|ins)|commenc(?:ed|es)|lead(?:s|ing)?|"
+    r"carrying out|conducting|under ?way|investigating|independent investigation)\b",
+    _I,
+)
+CLOSED = re.compile(
+    r"\b(?:concluded|completed|closed|finished|ended)\s+(?:its|their|the|an?|his|her)?\s*(?:\w+\s+)?"
+    r"(?:investigation|inquiry|inquest)\b|"
+    r"\b(?:investigation|inquiry|inquest)s?\s+(?:has\s+|have\s+|was\s+|had\s+)?(?:now\s+)?(?:been\s+)?"
+    r"(?:concluded|completed|closed|finished|ended)\b",
+    _I,
+)
+CRIMINAL = re.compile(r"\bcriminal investigation\b", _I)
+MISCONDUCT = re.compile(r"\bmisconduct\b", _I)
+MURDER = re.compile(r"\bmurder (?:investigation|inquiry)\b", _I)
+POLICE_INVESTIGATING = re.compile(
+    r"\b(?:police|detectives|officers|the met|the force)\s+(?:have\s+|has\s+|had\s+)?(?:now\s+)?"
+    r"(?:launched|opened|started|begun)\s+an?\s+(?:\w+\s+)?(?:investigation|inquiry)\b|"
+    r"\b(?:police|detectives|officers)\s+(?:are|were|is)\s+(?:now\s+)?investigating\b",
+    _I,
+)
+FIRE_INVESTIGATION = re.compile(
+    r"\bfire investigat(?:ion|ors?)\b|\bcause of the (?:fire|blaze)\b[^.]{0,40}?\binvestigat", _I
+)
+HSE = re.compile(r"\b(?:Health and Safety Executive|HSE)\b", re.I)
+INQUEST = re.compile(r"\binquest\b|\bcoroner'?s? investigation\b", _I)
+
+# --- quoted speech ---------------------------------------------------------------------------------------------------
+
+QUOTE = re.compile(r"[\"“](?P<quote>[^\"“”]{20,}?)[\"”]")
+# `"…," said Chief Superintendent X, who…` or `"…," Chief Superintendent X said.`
+SPEAKER_AFTER = re.compile(
+    r"^\s*,?\s*(?:(?:said|says|added|explained|stated)\s+(?P<after>[^.,;:\"“”]{2,80})|"
+    r"(?P<before_verb>(?:[A-Z]|(?:one|a|an|the)\s)[^.,;:\"“”]{1,80}?)\s+(?:said|says|added)\b)"
+)
+# `A Met Police spokesperson said: "…"`
+SPEAKER_BEFORE = re.compile(
+    r"(?P<speaker>(?:[Aa]n?\s+|[Tt]he\s+)?[A-Z][^.;:\"“”]{1,80}?)\s+(?:said|says|added|stated|explained)"
+    r"(?:\s+in\s+a\s+statement)?\s*[:,]\s*$"
+)
+LEADING_ARTICLE = re.compile(r"^(?:a|an|the|one)\s+", _I)
+# Parts of an attribution that do not name the speaker: "Speaking at the scene, X said", "X, who leads…, said".
+NOT_A_NAME = re.compile(r"^\w+ing\b|^(?:who|which|whose)\b", _I)
+PRONOUN = re.compile(r"^(?:he|she|they|it|we|i|you)$", _I)

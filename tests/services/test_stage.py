@@ -1,0 +1,50 @@
+"""Consuming stages on a real server: bad entries are dead-lettered with their error, the stream keeps flowing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+
+from schemas import Authority, FeedEntry, RawUpdate
+from services.app import build_broker
+from services.groups import backlog, ensure_groups
+from services.identity import content_fingerprint, entry_identity
+from services.settings import Settings
+from services.stage import StageContext
+from services.wire import entry_data, entry_fields
+
+pytestmark = pytest.mark.redis
+
+
+def good_entry() -> RawUpdate:
+    entry = FeedEntry(guid="g1", title="Man shot in Walthamstow", published=datetime(2025, 10, 24, 9, tzinfo=UTC))
+    return RawUpdate(source_id="echo", authority=Authority.news, feed_url="https://echo.example.org/rss",
+                     entry=entry, identity=entry_identity("echo", entry), fingerprint=content_fingerprint(entry),
+                     fetched_at=datetime(2025, 10, 24, 9, 5, tzinfo=UTC))
+
+
+async def test_poison_entries_are_dead_lettered_and_the_stream_flows(redis: Redis, settings: Settings) -> None:
+    """Invalid JSON and a schema violation go to deadletter after max_deliveries; a good entry behind them passes."""
+    keys = settings.keys
+    await ensure_groups(redis, keys, ["dedup"])
+    await redis.xadd(keys.raw, {"__data__": "{not json"})
+    await redis.xadd(keys.raw, {"__data__": json.dumps({"source_id": "echo", "entry": {"title": 3}})})
+    await redis.xadd(keys.raw, entry_fields(good_entry()))  # type: ignore[arg-type]
+    ctx = StageContext(settings, redis)
+    async with build_broker(ctx, settings.redis_url or "", ["dedup"]) as broker:
+        await broker.start()
+        for _ in range(200):
+            if await redis.xlen(keys.deadletter) == 2 and not (await backlog(redis, keys))["dedup"]:
+                break
+            await asyncio.sleep(0.1)
+    dead = [json.loads(data) for _, data in entry_data(await redis.xrange(keys.deadletter))]
+    assert sorted(d["payload"][:9] for d in dead) == sorted(["{not json", '{"source_'])
+    assert all(d["deliveries"] >= settings.max_deliveries for d in dead)
+    assert any("JSONDecodeError" in d["error"] for d in dead)
+    assert any("ValidationError" in d["error"] and "authority" in d["error"] for d in dead)
+    assert await redis.xlen(keys.updates) == 1
+    assert (await backlog(redis, keys))["dedup"] == 0

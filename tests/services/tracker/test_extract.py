@@ -1,0 +1,698 @@
+"""Fact extraction rules (services.tracker.extract), and the facts the bundled walthamstow replay archive states."""
+
+from __future__ import annotations
+
+import calendar
+import html
+import itertools
+import re
+import tomllib
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import feedparser
+import pytest
+
+import services
+from schemas import (
+    Authority,
+    Category,
+    Condition,
+    Cordon,
+    FeedSource,
+    InvestigationBody,
+    InvestigationKind,
+    InvestigationStatus,
+    PublicRisk,
+    Role,
+)
+from services.identity import canonical_link
+from services.tracker.extract import SNIPPET_CHARS, extract, split_sentences
+from services.tracker.facts import Facts
+
+ARCHIVE = Path(services.__file__).parent / "demo" / "walthamstow"
+SNAPSHOT_NAME = re.compile(r"^(?P<at>\d{8}T\d{6}Z)--(?P<source>[a-z0-9-]+)\.xml$")
+
+
+def _condition(facts: Facts, label: str = "man") -> Condition | None:
+    person = next((c for c in facts.casualties if c.label == label), None)
+    return person.condition.value if person and person.condition else None
+
+
+def _life_changing(facts: Facts, label: str = "man") -> bool | None:
+    person = next((c for c in facts.casualties if c.label == label), None)
+    return person.life_changing.value if person and person.life_changing else None
+
+
+# --- is it an incident -----------------------------------------------------------------------------------------------
+
+INCIDENT_CASES = [
+    ("Man shot by police in Walthamstow", "A man has been shot by armed officers at a house.", True),
+    ("", "A teenager was stabbed outside a shop in Hackney on Tuesday evening.", True),
+    ("", "Police were called to reports of a disturbance. A woman was taken to hospital.", True),
+    ("", "Police are appealing for help to find a missing pensioner who was last seen on Monday.", True),
+    ("Late winner for the holders",
+     "Substitute Danny Reeve fired a low shot into the bottom corner in the 89th minute of the match to reach the "
+     "semi-finals.", False),
+    ("Weekend forecast", "Heavy showers could bring localised flooding, the Met Office says, with temperatures "
+                         "falling to 8C.", False),
+    ("Met recruiting", "The Met is recruiting 500 new officers. Applications close on Friday.", False),
+    ("", "Walthamstow firefighters have been shortlisted for a community award at the annual ceremony.", False),
+    ("", "The council has published its budget for the coming year.", False),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "expected"),
+    INCIDENT_CASES,
+    ids=["police-shooting", "stabbing", "no-category-but-casualty", "missing-person", "sport-with-a-shot",
+         "weather-with-flooding", "recruitment", "award-with-firefighters", "council-budget"],
+)
+def test_is_incident(title: str, text: str, expected: bool) -> None:
+    """A text is an incident when it names a kind of incident or a casualty or police event, not sport or weather."""
+    facts = extract(title, text)
+    assert facts.is_incident is expected
+    if not expected:
+        assert facts.category is None
+        assert facts.casualties == []
+
+
+# --- category --------------------------------------------------------------------------------------------------------
+
+CATEGORY_CASES = [
+    ("A man was shot in Peckham last night.", Category.shooting),
+    ("A firearm was discharged during the operation.", Category.shooting),
+    ("Officers opened fire on the car.", Category.shooting),
+    ("Gunshots were heard in the street.", Category.shooting),
+    ("A teenager was stabbed outside a shop.", Category.stabbing),
+    ("A knife attack left a man injured.", Category.stabbing),
+    ("A man was attacked and stabbed in the street.", Category.stabbing),
+    ("A woman was assaulted in the early hours.", Category.assault),
+    ("Firefighters tackled a blaze at a block of flats.", Category.fire),
+    ("A fire broke out at a warehouse.", Category.fire),
+    ("An explosion damaged several houses.", Category.explosion),
+    ("A cyclist was hit by a car on the high road.", Category.collision),
+    ("Three people were hurt in a crash on the motorway.", Category.collision),
+    ("Homes were flooded after the river burst its banks.", Category.flood),
+    ("Police are appealing for help to find a missing teenager.", Category.missing_person),
+    ("Counter Terrorism Policing is leading the investigation into the attack.", Category.terrorism),
+    ("A man was stabbed. The attack is not being treated as terror-related.", Category.stabbing),
+    ("No shots were fired, but a man was assaulted.", Category.assault),
+    ("Police were called to a disturbance and a man was taken to hospital.", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    CATEGORY_CASES,
+    ids=["shot", "firearm-discharged", "opened-fire-is-not-fire", "gunshots", "stabbed", "knife-attack",
+         "stabbing-beats-generic-attack", "assault", "blaze", "fire-broke-out", "explosion", "hit-by-a-car", "crash",
+         "flood", "missing", "terrorism", "negated-terrorism", "negated-shots", "no-category"],
+)
+def test_category(text: str, expected: Category | None) -> None:
+    """The first non-negated kind of incident named is the category; a generic attack yields to a specific kind."""
+    facts = extract("", text)
+    assert (facts.category.value if facts.category else None) is expected
+
+
+def test_category_snippet_is_the_stating_sentence() -> None:
+    """The evidence snippet of a value is the sentence that stated it."""
+    facts = extract("Update from the scene", "Officers remain at the scene. A man was stabbed on Friday.")
+    assert facts.category is not None
+    assert facts.category.snippet == "A man was stabbed on Friday."
+
+
+# --- location --------------------------------------------------------------------------------------------------------
+
+LOCATION_CASES = [
+    ("A man was shot at a house in Walthamstow, east London.", ("Walthamstow", "London", None),
+     {"walthamstow", "east london", "london"}),
+    ("A man was stabbed in east London.", ("east London", "London", None), {"east london", "london"}),
+    ("A woman was hit by a car on Hoe Street in Walthamstow.", ("Walthamstow", "London", "Hoe Street"),
+     {"walthamstow", "hoe street"}),
+    ("A 17-year-old boy was shot in Chicago, Illinois.", ("Chicago", "Illinois", None), {"chicago", "illinois"}),
+    ("A fire broke out at a flat in Manchester.", ("Manchester", "Greater Manchester", None), {"manchester"}),
+    ("Police in London said a man was stabbed in Hackney.", ("Hackney", "London", None), {"london", "hackney"}),
+    ("A man was stabbed in Smallbridge on Friday.", ("Smallbridge", None, None), {"smallbridge"}),
+    ("A man was stabbed in October outside a shop.", None, set()),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "places"),
+    LOCATION_CASES,
+    ids=["area-with-part-of-city", "part-of-city-only", "street", "us-city-state", "uk-city",
+         "most-specific-wins", "unknown-place-by-pattern", "month-is-not-a-place"],
+)
+def test_location(text: str, expected: tuple[str, str | None, str | None] | None, places: set[str]) -> None:
+    """The location is the most specific place named, with its region and street; places lists every place."""
+    facts = extract("", text)
+    got = facts.location.value if facts.location else None
+    assert (got.name, got.region, got.street) == expected if got else expected is None
+    assert facts.places == frozenset(places)
+
+
+# --- casualties ------------------------------------------------------------------------------------------------------
+
+CASUALTY_CASES = [
+    ("A 17-year-old boy was stabbed in the street.", [("17-year-old boy", Role.victim)]),
+    ("A man, aged 34, was found injured. The man was taken to hospital.", [("34-year-old man", Role.victim)]),
+    ("A teenager was hurt.", [("teenager", Role.victim)]),
+    ("A man has been shot by armed police officers.", [("man", Role.subject)]),
+    ("Armed officers shot a man in Tottenham.", [("man", Role.subject)]),
+    ("A police officer was injured during the arrest.", [("officer", Role.officer)]),
+    ("A 19-year-old man was arrested on suspicion of murder.", [("19-year-old man", Role.suspect)]),
+    ("A man was stabbed and police arrested a woman nearby.", [("man", Role.victim), ("woman", Role.suspect)]),
+    ("A woman, a passer-by, was hurt in the crash.", [("woman", Role.bystander)]),
+    ("A man was stabbed. A second man was also injured.", [("man", Role.victim), ("second man", Role.victim)]),
+    ("A man walking his dog alerted the police.", []),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    CASUALTY_CASES,
+    ids=["aged-label", "aged-after-noun", "teenager", "shot-by-police-is-subject", "officers-shot-a-man",
+         "injured-officer", "suspect", "victim-and-suspect", "bystander", "second-person", "witness-is-no-casualty"],
+)
+def test_casualty_labels_and_roles(text: str, expected: list[tuple[str, Role]]) -> None:
+    """People are labelled in normal form, with the role the words nearest each mention give."""
+    assert [(c.label, c.role) for c in extract("", text).casualties] == expected
+
+
+CONDITION_CASES = [
+    ("A man is in a critical condition in hospital.", Condition.critical),
+    ("A man was taken to hospital with life-threatening injuries.", Condition.critical),
+    ("A man is fighting for his life.", Condition.critical),
+    ("A man is in a serious but stable condition.", Condition.serious),
+    ("A man was seriously injured.", Condition.serious),
+    ("A man was taken to hospital. His injuries are non-life-threatening.", Condition.stable),
+    ("A man was shot. His injuries are not life-threatening.", Condition.stable),
+    ("A man was stabbed. His injuries are not thought to be life-threatening.", Condition.stable),
+    ("The man is no longer in a life-threatening condition.", Condition.stable),
+    ("A man is in a stable condition.", Condition.stable),
+    ("A man was treated for minor injuries.", Condition.minor),
+    ("A man was hurt but his injuries are not thought to be serious.", Condition.minor),
+    ("A man has been discharged from hospital.", Condition.discharged),
+    ("A man died in hospital.", Condition.deceased),
+    ("A man was pronounced dead at the scene.", Condition.deceased),
+    ("A man was fatally stabbed.", Condition.deceased),
+    ("A man was shot. He is in a critical condition.", Condition.critical),
+    ("A man was initially taken to hospital in a critical condition, though his state has since improved and is "
+     "now described as non-life-threatening.", Condition.stable),
+    ("A man was in a critical condition. Thankfully, his condition has since improved. He is now stable.",
+     Condition.stable),
+    ("A man was in a stable condition but later died.", Condition.deceased),
+    ("A police firearm was discharged and a man was shot.", None),
+    ("A man remains in hospital.", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    CONDITION_CASES,
+    ids=["critical-condition", "life-threatening", "fighting-for-life", "serious-but-stable", "seriously-injured",
+         "non-life-threatening", "not-life-threatening", "not-thought-life-threatening", "no-longer",
+         "stable-condition", "minor-injuries", "not-serious-is-minor", "discharged", "died", "pronounced-dead",
+         "fatally", "pronoun-refers-back", "latest-in-sentence-wins", "latest-sentence-wins", "later-death-wins",
+         "firearm-discharged-is-no-condition", "no-condition"],
+)
+def test_condition(text: str, expected: Condition | None) -> None:
+    """The condition is the latest one the text states for the person, with negation honoured."""
+    assert _condition(extract("", text)) is expected
+
+
+LIFE_CHANGING_CASES = [
+    ("A man's injuries are described as potentially life-changing.", True),
+    ("A man suffered life-changing injuries.", True),
+    ("A man was hurt; his injuries are not thought to be life-changing.", False),
+    ("A man was taken to hospital.", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), LIFE_CHANGING_CASES, ids=["potentially", "plain", "negated", "unsaid"]
+)
+def test_life_changing(text: str, expected: bool | None) -> None:
+    """"Life-changing" marks the person's injuries as life-changing; a negation marks them as not."""
+    assert _life_changing(extract("", text)) is expected
+
+
+# --- counts ----------------------------------------------------------------------------------------------------------
+
+COUNT_CASES = [
+    ("Two men were injured in the attack.", "injured", 2),
+    ("Four dead after a fire in a block of flats.", "dead", 4),
+    ("Three people were killed and 12 injured in the crash.", "dead", 3),
+    ("Three people were killed and 12 injured in the crash.", "injured", 12),
+    ("A man was stabbed. A second man was also injured.", "injured", 2),
+    ("The crash killed two people.", "dead", 2),
+    ("No one was injured in the house fire.", "injured", 0),
+    ("Armed officers respond to 4,000 calls a year and a man was shot.", "injured", None),
+    ("A man was shot and taken to hospital.", "injured", None),
+    ("A 19-year-old man was arrested on suspicion of murder.", "arrests", 1),
+    ("Three people have been arrested after the stabbing.", "arrests", 3),
+    ("A man was stabbed. A second man has been arrested.", "arrests", 2),
+    ("Police have made five arrests after the disorder.", "arrests", 5),
+    ("No arrests have been made after the stabbing.", "arrests", 0),
+    ("A man was stabbed and police say the suspect has not been arrested.", "arrests", None),
+    ("A man has been charged with murder after the stabbing.", "charges", 1),
+    ("Two men have been charged after the stabbing.", "charges", 2),
+    ("A man was stabbed after a group charged at him.", "charges", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "field", "expected"),
+    COUNT_CASES,
+    ids=["injured-words", "dead-headline", "dead-and-injured-dead", "dead-and-injured-injured", "second-injured",
+         "killed-n", "no-one-injured", "thousands-are-not-casualties", "one-casualty-is-not-a-count",
+         "one-arrest", "arrests-n", "second-arrest", "n-arrests", "no-arrests", "negated-arrest", "one-charge",
+         "charges-n", "charged-at-is-not-a-charge"],
+)
+def test_counts(text: str, field: str, expected: int | None) -> None:
+    """Counts come from numbers (digits or words) and ordinals; the highest stated wins, a negation counts nothing."""
+    stated = getattr(extract("", text), field)
+    assert (stated.value if stated else None) == expected
+
+
+US_CASES = [
+    ("A 24-year-old man was shot and killed Saturday night in Chicago, Illinois, police said. A second victim, a "
+     "woman, was transported to a local hospital in critical condition. A suspect was taken into custody.",
+     [("24-year-old man", Role.victim, Condition.deceased), ("woman", Role.victim, Condition.critical)], None, 1),
+    ("Two people were killed and three others wounded in a shooting in Houston, Texas.", [], 3, None),
+    ("A man is in stable condition after being stabbed in Dallas, TX.", [("man", Role.victim, Condition.stable)],
+     None, None),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "casualties", "injured", "arrests"), US_CASES, ids=["shot-and-killed", "plural-only", "state-code"]
+)
+def test_us_phrasing(
+    text: str, casualties: list[tuple[str, Role, Condition]], injured: int | None, arrests: int | None
+) -> None:
+    """Common US phrasing: "shot and killed", "in critical condition", "taken into custody", "City, ST"."""
+    facts = extract("", text)
+    assert [(c.label, c.role, c.condition.value if c.condition else None) for c in facts.casualties] == casualties
+    assert (facts.injured.value if facts.injured else None) == injured
+    assert (facts.arrests.value if facts.arrests else None) == arrests
+    assert facts.location is not None
+    assert facts.location.value.region in {"Illinois", "Texas", "TX"}
+
+
+# --- investigations --------------------------------------------------------------------------------------------------
+
+_IOPC, _POLICE = InvestigationBody.IOPC, InvestigationBody.police
+_OPEN, _CLOSED = InvestigationStatus.open, InvestigationStatus.closed
+INVESTIGATION_CASES = [
+    ("A man was shot. The IOPC has launched an independent investigation.",
+     [(_IOPC, InvestigationKind.independent, _OPEN)]),
+    ("A man was shot. The Independent Office for Police Conduct has started its own investigation.",
+     [(_IOPC, InvestigationKind.independent, _OPEN)]),
+    ("A man was shot. The police watchdog is investigating.", [(_IOPC, InvestigationKind.independent, _OPEN)]),
+    ("A man was shot. A mandatory referral has been made to the IOPC.", []),
+    ("A man was shot. The IOPC will assess whether an investigation is needed.", []),
+    ("A man was shot. The IOPC has concluded its investigation.", [(_IOPC, InvestigationKind.independent, _CLOSED)]),
+    ("A man was shot. The IOPC has launched a criminal investigation into the officer.",
+     [(_IOPC, InvestigationKind.criminal, _OPEN)]),
+    ("A man was stabbed. A murder investigation has been launched.", [(_POLICE, InvestigationKind.murder, _OPEN)]),
+    ("A man was stabbed. Detectives have launched an investigation.",
+     [(_POLICE, InvestigationKind.criminal, _OPEN)]),
+    ("A blaze broke out. The cause of the fire is being investigated.",
+     [(InvestigationBody.fire_service, InvestigationKind.fire, _OPEN)]),
+    ("A worker was injured. The Health and Safety Executive is investigating.",
+     [(InvestigationBody.HSE, InvestigationKind.other, _OPEN)]),
+    ("A man died. An inquest will be opened next week.",
+     [(InvestigationBody.coroner, InvestigationKind.inquest, _OPEN)]),
+    ("A man died. The inquest concluded on Friday.", [(InvestigationBody.coroner, InvestigationKind.inquest, _CLOSED)]),
+    ("Officers opened fire and a man was shot.", []),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    INVESTIGATION_CASES,
+    ids=["iopc-launched", "iopc-long-name-started", "police-watchdog", "referral-is-not-investigation",
+         "hedged", "iopc-closed", "iopc-criminal", "murder", "police", "fire", "hse", "inquest-open",
+         "inquest-closed", "opened-fire-is-no-investigation"],
+)
+def test_investigations(
+    text: str, expected: list[tuple[InvestigationBody, InvestigationKind, InvestigationStatus]]
+) -> None:
+    """Investigations are reported by body, kind and status; referrals and maybes are not investigations."""
+    assert [(i.body, i.kind, i.status) for i in extract("", text).investigations] == expected
+
+
+# --- cordon and public risk ------------------------------------------------------------------------------------------
+
+CORDON_CASES = [
+    ("A man was stabbed. A cordon is in place.", Cordon.in_place),
+    ("A man was stabbed. A cordon remains in place around the address.", Cordon.in_place),
+    ("A man was stabbed. A crime scene is in place.", Cordon.in_place),
+    ("A man was stabbed. Road closures remain in place.", Cordon.in_place),
+    ("A man was stabbed. The cordon has been lifted.", Cordon.lifted),
+    ("A man was stabbed. The road has reopened.", Cordon.lifted),
+    ("A man was stabbed. Police lifted the cordon on Saturday.", Cordon.lifted),
+    ("A man was stabbed. A cordon was put in place and has since been lifted.", Cordon.lifted),
+    ("A man was stabbed. The cordon was lifted. A new cordon is in place.", Cordon.in_place),
+    ("A man was stabbed. The cordon has not been lifted.", Cordon.in_place),
+    ("A man was stabbed. The road will be reopened later.", None),
+    ("A man was stabbed.", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    CORDON_CASES,
+    ids=["in-place", "remains", "crime-scene", "road-closures", "lifted", "road-reopened", "police-lifted",
+         "latest-in-sentence", "latest-sentence", "not-lifted", "future-is-not-lifted", "unsaid"],
+)
+def test_cordon(text: str, expected: Cordon | None) -> None:
+    """The cordon's state is the latest the text states; a negated or future lifting is not a lifting."""
+    facts = extract("", text)
+    assert (facts.cordon.value if facts.cordon else None) is expected
+
+
+RISK_CASES = [
+    ("A man was shot. There is no wider risk to the public.", PublicRisk.none),
+    ("A man was shot. Police said there is no ongoing risk.", PublicRisk.none),
+    ("A man was shot. There is not believed to be any wider threat.", PublicRisk.none),
+    ("A man was shot. There's no ongoing danger to people in the area.", PublicRisk.none),
+    ("A man was shot. We do not believe there is any risk to the public.", PublicRisk.none),
+    ("A man was shot. The public are urged to avoid the area.", PublicRisk.ongoing),
+    ("A man was shot. The gunman poses a risk to the public.", PublicRisk.ongoing),
+    ("A man was shot. People were asked to stay away. There is now no wider risk to the public.", PublicRisk.none),
+    ("A man was shot. There was no risk at first, but residents are urged to stay indoors.", PublicRisk.ongoing),
+    ("A man was shot.", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    RISK_CASES,
+    ids=["no-wider-risk", "no-ongoing-risk", "not-believed", "no-ongoing-danger", "do-not-believe", "avoid-the-area",
+         "risk-to-public", "latest-none", "latest-ongoing", "unsaid"],
+)
+def test_public_risk(text: str, expected: PublicRisk | None) -> None:
+    """The risk to the public is the latest stated; "no wider risk to the public" is none, not ongoing."""
+    facts = extract("", text)
+    assert (facts.public_risk.value if facts.public_risk else None) is expected
+
+
+# --- statements ------------------------------------------------------------------------------------------------------
+
+STATEMENT_CASES = [
+    ('A man was stabbed. "We are determined to find who did this," said Detective Chief Inspector Sam Hale.',
+     [("Detective Chief Inspector Sam Hale", "We are determined to find who did this")]),
+    ('A man was stabbed. A Met Police spokesperson said: "Officers remain at the scene and enquiries continue."',
+     [("Met Police spokesperson", "Officers remain at the scene and enquiries continue.")]),
+    ("A man was stabbed. “It was terrifying to see,” one neighbour said.",
+     [("neighbour", "It was terrifying to see")]),
+    ('A man was shot. "Our thoughts are with his family," said Chief Superintendent Dana Whitlock, who leads '
+     'policing in the area. "We will support the investigation in every way we can."',
+     [("Chief Superintendent Dana Whitlock",
+       "Our thoughts are with his family. We will support the investigation in every way we can.")]),
+    ('A man was shot. "Our thoughts are with the family of the man." Police said the road would reopen.',
+     [(None, "Our thoughts are with the family of the man.")]),
+    ('A man was shot. He said: "I heard three loud bangs and then screaming."',
+     [(None, "I heard three loud bangs and then screaming.")]),
+    ("A man was shot. Residents described a 'bang' and \"chaos\" in the street.", []),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    STATEMENT_CASES,
+    ids=["said-after", "said-before-colon", "curly-quotes-speaker-first", "continued-quote",
+         "next-sentence-is-not-attribution", "pronoun-is-no-speaker", "scare-quotes"],
+)
+def test_statements(text: str, expected: list[tuple[str | None, str]]) -> None:
+    """Quoted speech is a statement, with its speaker when the text names one next to the quote."""
+    assert [(s.speaker, s.quote) for s in extract("", text).statements] == expected
+
+
+# --- sentences and snippets ------------------------------------------------------------------------------------------
+
+
+def test_split_sentences_title_first_and_line_breaks() -> None:
+    """The title is the first sentence; line breaks and sentence ends split; abbreviations do not."""
+    sentences = split_sentences("Headline", "Dr. Lee said it was rare. He left.\nKey Takeaways\nA man was shot.")
+    assert sentences == ["Headline", "Dr. Lee said it was rare.", "He left.", "Key Takeaways", "A man was shot."]
+
+
+def test_snippet_is_trimmed() -> None:
+    """A snippet is at most SNIPPET_CHARS characters, however long the stating sentence."""
+    text = "A man was shot in Walthamstow " + "after a long stand-off with officers " * 20 + "on Friday."
+    facts = extract("", text)
+    assert facts.category is not None
+    assert len(facts.category.snippet) <= SNIPPET_CHARS
+
+
+def test_not_an_incident_keeps_only_places() -> None:
+    """A text that is not about an incident states nothing but the places it names."""
+    facts = extract("Leyton win the derby", "The match in Leyton ended 2-1 after a late goal and a shot on target.")
+    assert facts == Facts(is_incident=False, places=frozenset({"leyton"}))
+
+
+# --- the walthamstow archive -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One entry as one snapshot served it, in plain text (the test's own stand-in for the poller's parser)."""
+
+    snapshot: str
+    fetched_at: datetime
+    source_id: str
+    guid: str
+    link: str
+    title: str
+    text: str
+    published: datetime
+    updated: datetime
+
+
+def _plain(fragment: str) -> str:
+    # Whitespace collapsed to single spaces, as the production parse boundary does: headings run into sentences.
+    return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", fragment))).strip()
+
+
+def _time(entry: Any, key: str) -> datetime:
+    parsed = entry.get(f"{key}_parsed")
+    return datetime.fromtimestamp(calendar.timegm(parsed), UTC)
+
+
+def _snapshots() -> list[tuple[Path, Any]]:
+    return [(path, feedparser.parse(path.read_bytes())) for path in sorted((ARCHIVE / "snapshots").iterdir())]
+
+
+def _entries() -> list[Entry]:
+    entries = []
+    for path, feed in _snapshots():
+        name = SNAPSHOT_NAME.match(path.name)
+        assert name, path.name
+        fetched_at = datetime.strptime(name["at"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        for raw in feed.entries:
+            body = raw.content[0].value if raw.get("content") else raw.summary
+            entries.append(Entry(path.name, fetched_at, name["source"], raw.id, raw.link, raw.title, _plain(body),
+                                 _time(raw, "published"), _time(raw, "updated")))
+    return entries
+
+
+@pytest.fixture(scope="module")
+def archive_entries() -> list[Entry]:
+    return _entries()
+
+
+def _first_version(entries: list[Entry], guid_part: str) -> Entry:
+    return next(e for e in entries if guid_part in e.guid)
+
+
+def test_sources_toml_lists_five_sources_of_three_authorities() -> None:
+    """sources.toml loads with tomllib and holds at least five valid sources of at least three authorities."""
+    with (ARCHIVE / "sources.toml").open("rb") as f:
+        sources = [FeedSource.model_validate(s) for s in tomllib.load(f)["source"]]
+    ids = [s.id for s in sources]
+    assert len(sources) >= 5
+    assert len(set(ids)) == len(ids)
+    assert len({s.authority for s in sources}) >= 3
+    assert {"met-police", "iopc", "comedyinyoureye"} <= set(ids)
+    assert {s.id: s.authority for s in sources}["comedyinyoureye"] is Authority.blog
+
+
+def test_snapshots_cover_two_days_in_rss_and_atom() -> None:
+    """At least ten well-formed snapshots of known sources over two days, in both RSS 2.0 and Atom."""
+    with (ARCHIVE / "sources.toml").open("rb") as f:
+        known = {s["id"] for s in tomllib.load(f)["source"]}
+    snapshots = _snapshots()
+    assert len(snapshots) >= 10
+    days, versions = set(), set()
+    for path, feed in snapshots:
+        name = SNAPSHOT_NAME.match(path.name)
+        assert name, path.name
+        assert name["source"] in known, path.name
+        assert not feed.bozo, (path.name, feed.get("bozo_exception"))
+        days.add(name["at"][:8])
+        versions.add(feed.version)
+    assert len(days) == 2
+    assert "rss20" in versions
+    assert "atom10" in versions
+
+
+def test_no_entry_is_served_before_it_is_published(archive_entries: list[Entry]) -> None:
+    """Every entry's published and updated times are at or before the instant of the snapshot serving it."""
+    for e in archive_entries:
+        assert e.published <= e.updated <= e.fetched_at, (e.snapshot, e.guid)
+
+
+def test_feeds_keep_earlier_entries(archive_entries: list[Entry]) -> None:
+    """A later snapshot of a feed still holds every entry an earlier snapshot of that feed held."""
+    by_snapshot: dict[str, set[str]] = defaultdict(set)
+    for e in archive_entries:
+        by_snapshot[e.snapshot].add(e.guid)
+    by_source: dict[str, list[str]] = defaultdict(list)
+    for snapshot in sorted(by_snapshot):
+        by_source[snapshot.split("--", 1)[1]].append(snapshot)
+    for snapshots in by_source.values():
+        for earlier, later in itertools.pairwise(snapshots):
+            assert by_snapshot[earlier] <= by_snapshot[later], (earlier, later)
+
+
+def test_every_entry_is_about_this_incident_or_none(archive_entries: list[Entry]) -> None:
+    """Incident entries all state a police shooting of one man at Walthamstow; the rest are not incidents."""
+    not_incidents = set()
+    for e in archive_entries:
+        facts = extract(e.title, e.text)
+        assert facts.places <= {"walthamstow", "east london", "london"}, e.guid
+        if not facts.is_incident:
+            not_incidents.add(e.guid)
+            continue
+        assert facts.category, e.guid
+        assert facts.category.value is Category.shooting, e.guid
+        assert facts.location
+        assert (facts.location.value.name, facts.location.value.region) == ("Walthamstow", "London")
+        assert [(c.label, c.role) for c in facts.casualties] == [("man", Role.subject)], e.guid
+        assert (facts.dead, facts.injured, facts.arrests, facts.charges) == (None, None, None, None), e.guid
+    assert len(not_incidents) == 2  # the cadets notice and the football report
+
+
+def test_revised_entry_changes_critical_to_stable(archive_entries: list[Entry]) -> None:
+    """The police entry is revised in place: same guid, later updated time, critical becomes stable, life-changing."""
+    versions = {e.text: e for e in archive_entries if "firearms-discharge-walthamstow" in e.guid}
+    assert len(versions) == 2
+    first, second = sorted(versions.values(), key=lambda e: e.updated)
+    assert first.guid == second.guid
+    assert first.published == second.published < second.updated
+    before, after = extract(first.title, first.text), extract(second.title, second.text)
+    assert (_condition(before), _life_changing(before)) == (Condition.critical, None)
+    assert (_condition(after), _life_changing(after)) == (Condition.stable, True)
+
+
+def test_syndicated_copies_state_identical_facts(archive_entries: list[Entry]) -> None:
+    """The agency text two outlets carry: same title and text, different sources, guids and links, same facts."""
+    copies = {(e.source_id, e.guid): e for e in archive_entries if e.title.startswith("Police watchdog investigating")}
+    assert len(copies) == 2
+    one, two = copies.values()
+    assert one.source_id != two.source_id
+    assert one.guid != two.guid
+    assert canonical_link(one.link) != canonical_link(two.link)
+    assert (one.title, one.text) == (two.title, two.text)
+    assert extract(one.title, one.text) == extract(two.title, two.text)
+
+
+def test_straggler_is_old_news_served_late(archive_entries: list[Entry]) -> None:
+    """The straggler was published before the condition improved, is first served after, and still says critical."""
+    straggler = _first_version(archive_entries, "walthamstow-man-critical-condition")
+    improved = min(e.updated for e in archive_entries if _condition(extract(e.title, e.text)) is Condition.stable)
+    assert straggler.published < improved < straggler.fetched_at
+    assert _condition(extract(straggler.title, straggler.text)) is Condition.critical
+
+
+def test_blog_restates_the_current_facts(archive_entries: list[Entry]) -> None:
+    """The long blog post, published late on day two, extracts stable, life-changing, IOPC, lifted, no risk."""
+    blog = next(e for e in archive_entries if e.source_id == "comedyinyoureye")
+    facts = extract(blog.title, blog.text)
+    assert (_condition(facts), _life_changing(facts)) == (Condition.stable, True)
+    assert [(i.body, i.kind, i.status) for i in facts.investigations] == [
+        (InvestigationBody.IOPC, InvestigationKind.independent, InvestigationStatus.open)
+    ]
+    assert facts.cordon
+    assert facts.cordon.value is Cordon.lifted
+    assert facts.public_risk
+    assert facts.public_risk.value is PublicRisk.none
+    assert facts.statements == []
+
+
+def _replay_changes(entries: list[Entry]) -> list[tuple[str, str, Any, Any]]:
+    """A minimal stand-in for the tracker's merge rules: per field the value of the newest evidence; copies and
+    unchanged versions are skipped. Returns (entry guid, field, before, after) for every change, in replay order."""
+    seen_versions: set[tuple[str, str, str]] = set()
+    seen_texts: set[tuple[str, str]] = set()
+    evidence: dict[str, tuple[datetime, Any]] = {}
+    changes = []
+    for e in sorted(entries, key=lambda e: (e.fetched_at, e.snapshot)):
+        version = (e.source_id, e.guid, e.text)
+        if version in seen_versions:
+            continue
+        seen_versions.add(version)
+        if (e.title, e.text) in seen_texts:  # a copy of another outlet's text corroborates, adds nothing
+            continue
+        seen_texts.add((e.title, e.text))
+        facts = extract(e.title, e.text)
+        if not facts.is_incident:
+            continue
+        stated: dict[str, Any] = {
+            "category": facts.category and facts.category.value,
+            "location": facts.location and facts.location.value.name,
+            "cordon": facts.cordon and facts.cordon.value,
+            "public_risk": facts.public_risk and facts.public_risk.value,
+        }
+        for c in facts.casualties:
+            stated[f"casualty.{c.label}"] = c.role
+            stated[f"condition.{c.label}"] = c.condition and c.condition.value
+            stated[f"life_changing.{c.label}"] = c.life_changing and c.life_changing.value
+        for i in facts.investigations:
+            stated[f"investigation.{i.body.value}"] = (i.kind, i.status)
+        for field, value in stated.items():
+            if value is None:
+                continue
+            current = evidence.get(field)
+            if current is None or e.updated > current[0]:
+                evidence[field] = (e.updated, value)
+                if current is None or current[1] != value:
+                    changes.append((e.guid.rsplit("/", 1)[-1], field, current and current[1], value))
+    return changes
+
+
+def test_archive_changes_each_fact_once_in_order(archive_entries: list[Entry]) -> None:
+    """Replayed with newest-evidence-wins merging, the archive changes exactly the designed facts, in order."""
+    opened = "ele-2025-10-24-walthamstow-police-shooting"
+    police = "man-taken-to-hospital-after-police-firearms-discharge-walthamstow"
+    assert _replay_changes(archive_entries) == [
+        (opened, "category", None, Category.shooting),
+        (opened, "location", None, "Walthamstow"),
+        (opened, "casualty.man", None, Role.subject),
+        (police, "condition.man", None, Condition.critical),
+        ("armed-police-shoot-man-walthamstow", "cordon", None, Cordon.in_place),
+        ("iopc-investigating-after-man-shot-by-police-in-walthamstow", "investigation.IOPC", None,
+         (InvestigationKind.independent, InvestigationStatus.open)),
+        (police, "condition.man", Condition.critical, Condition.stable),
+        (police, "life_changing.man", None, True),
+        ("ele-2025-10-25-walthamstow-cordon-lifted", "cordon", Cordon.in_place, Cordon.lifted),
+        ("walthamstow-police-firearms-discharge-update", "public_risk", None, PublicRisk.none),
+    ]
+
+
+def test_archive_statements(archive_entries: list[Entry]) -> None:
+    """Three attributed statements in the archive: a neighbour, the local police commander, the IOPC director."""
+    quotes = {(s.speaker, s.quote[:30]) for e in archive_entries for s in extract(e.title, e.text).statements
+              if extract(e.title, e.text).is_incident}
+    assert quotes == {
+        ("neighbour", "We heard a bang and then a lot"),
+        ("Chief Superintendent Dana Whitlock", "Our thoughts at this time are "),
+        ("IOPC Regional Director Amanda Rowe", "Our thoughts are with the man "),
+    }
