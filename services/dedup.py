@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime
 
 import structlog
 from faststream.redis import RedisRouter
@@ -82,9 +83,23 @@ def judge(raw: RawUpdate, seen: Seen) -> Update | None:
         url=raw.entry.link,
         title=raw.entry.title,
         text=raw.entry.text,
-        reported_at=raw.reported_at,
+        reported_at=_evidence_time(raw, verdict),
         fetched_at=raw.fetched_at,
     )
+
+
+def _evidence_time(raw: RawUpdate, verdict: Verdict) -> datetime:
+    """When the update's evidence was published.
+
+    Many feeds edit an entry without touching its dates; such a revision would carry the time of the version it
+    replaces and could not outrank it. Unless the entry says when it was updated, a revision dates from when it
+    was first seen.
+    """
+    entry = raw.entry
+    dated_edit = entry.updated is not None and (entry.published is None or entry.updated > entry.published)
+    if verdict is Verdict.revision and not dated_edit:
+        return max(raw.reported_at, raw.fetched_at)
+    return raw.reported_at
 
 
 async def process(redis: Redis, keys: Keys, raw: RawUpdate) -> Update | None:

@@ -43,6 +43,22 @@ class TestJudge:
         assert update is not None
         assert (update.verdict, update.previous_fingerprint) == (Verdict.revision, "old")
 
+    def test_undated_edit_dates_from_when_it_was_seen(self) -> None:
+        """A revision whose entry kept its old dates is evidence from its fetch time, so it can outrank the old one."""
+        edited = raw("a", "1", "t", "y")
+        update = judge(edited, Seen("old", None))
+        assert update is not None
+        assert update.reported_at == edited.fetched_at > edited.entry.published  # type: ignore[operator]
+
+    def test_dated_edit_keeps_its_updated_time(self) -> None:
+        """A revision that says when it was updated keeps that time."""
+        edited = raw("a", "1", "t", "y")
+        stamped = edited.model_copy(update={"entry": edited.entry.model_copy(
+            update={"updated": datetime(2025, 10, 24, 9, 3, tzinfo=UTC)})})
+        update = judge(stamped, Seen("old", None))
+        assert update is not None
+        assert update.reported_at == datetime(2025, 10, 24, 9, 3, tzinfo=UTC)
+
     def test_known_story_from_another_entry_is_a_duplicate(self) -> None:
         """The same text under another identity is a duplicate of the first."""
         update = judge(raw("b", "9", "t", "x"), Seen(None, "u_first|a|1"))

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from redis.asyncio import Redis
@@ -17,60 +15,9 @@ from services.poller.stage import Poller
 from services.settings import Settings
 from services.stage import StageContext
 from services.wire import DATA_FIELD
+from tests.support.feed_server import FeedServer, rss
 
 pytestmark = pytest.mark.redis
-
-
-def rss(*items: tuple[str, str, str]) -> bytes:
-    body = "".join(
-        f"<item><guid>{guid}</guid><title>{title}</title><description>{text}</description>"
-        f"<pubDate>Fri, 24 Oct 2025 09:{n:02d}:00 GMT</pubDate></item>"
-        for n, (guid, title, text) in enumerate(items)
-    )
-    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{body}</channel></rss>'.encode()
-
-
-class FeedServer:
-    """Serves `routes` (path → body) with an ETag, answering 304 to a matching If-None-Match; counts requests."""
-
-    def __init__(self) -> None:
-        self.routes: dict[str, bytes] = {}
-        self.requests: list[tuple[str, str | None]] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.requests.append((self.path, self.headers.get("If-None-Match")))
-                body = server.routes.get(self.path)
-                if body is None:
-                    self.send_response(404)
-                    self.end_headers()
-                    return
-                etag = f'"{hash(body) & 0xFFFFFFFF:x}"'
-                if self.headers.get("If-None-Match") == etag:
-                    self.send_response(304)
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/rss+xml")
-                self.send_header("ETag", etag)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def __enter__(self) -> FeedServer:
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture
