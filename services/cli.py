@@ -104,7 +104,7 @@ def demo(
     pace: Annotated[float, typer.Option(help="Seconds between snapshots.")] = 0.4,
 ) -> None:
     """Replay the bundled Walthamstow story and print each change event as it happens."""
-    typer.echo("livedesk demo: a man shot by police in Walthamstow, as ten feeds told it over two days\n")
+    typer.echo("livedesk demo: a man shot by police in Walthamstow, as five feeds told it over two days\n")
     _replay(DEMO_ARCHIVE, pace, echo=True)
     typer.echo("\ndone: every change above was told once, in order, with its evidence")
 

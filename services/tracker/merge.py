@@ -234,7 +234,7 @@ def merge(incident: Incident, update: Update, facts: Facts) -> tuple[Incident, l
     changes = list(_diff(incident, after))
     if is_news:
         changes += [
-            (EventType.statement_added, "statements", s.speaker, None, s.quote, s.quote, f"statement: “{s.quote}”")
+            (EventType.statement_added, "statements", s.speaker, None, s.quote, s.quote, _statement_summary(s))
             for s in after.statements[len(incident.statements) :]
         ]
         if update.source_id not in incident.sources:
@@ -284,28 +284,28 @@ def _diff(before: Incident, after: Incident) -> Iterable[Change]:
     """The changes from `before` to `after`, in a fixed order of fields."""
     if before.category != after.category:
         yield (EventType.category_updated, "category", None, before.category.value, after.category.value,
-               _snippet(after, "category"), f"category: {before.category.value} → {after.category.value}")
+               _snippet(after, "category"), _moved("category", before.category, after.category))
     if before.location != after.location and after.location is not None:
         old = before.location.model_dump(mode="json") if before.location else None
         yield (EventType.location_updated, "location", None, old, after.location.model_dump(mode="json"),
-               _snippet(after, "location"), f"location: {_place(before.location)} → {_place(after.location)}")
+               _snippet(after, "location"), _moved("location", _place(before.location), _place(after.location)))
     yield from _diff_casualties(before, after)
     for name in ("dead", "injured"):
         old, new = getattr(before, name), getattr(after, name)
         if old != new:
-            yield (EventType.casualties_updated, name, None, old, new, _snippet(after, name), f"{name}: {old} → {new}")
+            yield (EventType.casualties_updated, name, None, old, new, _snippet(after, name), _moved(name, old, new))
     yield from _diff_investigations(before, after)
     if before.cordon != after.cordon:
         yield (EventType.cordon_updated, "cordon", None, _value(before.cordon), _value(after.cordon),
-               _snippet(after, "cordon"), f"cordon: {_value(before.cordon)} → {_value(after.cordon)}")
+               _snippet(after, "cordon"), _moved("cordon", before.cordon, after.cordon))
     if before.public_risk != after.public_risk:
         yield (EventType.public_risk_updated, "public_risk", None, _value(before.public_risk),
                _value(after.public_risk), _snippet(after, "public_risk"),
-               f"public risk: {_value(before.public_risk)} → {_value(after.public_risk)}")
+               _moved("public risk", before.public_risk, after.public_risk))
     for name in ("arrests", "charges"):
         old, new = getattr(before, name), getattr(after, name)
         if old != new:
-            yield (_COUNT_EVENTS[name], name, None, old, new, _snippet(after, name), f"{name}: {old} → {new}")
+            yield (_COUNT_EVENTS[name], name, None, old, new, _snippet(after, name), _moved(name, old, new))
 
 
 def _diff_casualties(before: Incident, after: Incident) -> Iterable[Change]:
@@ -321,7 +321,7 @@ def _diff_casualties(before: Incident, after: Incident) -> Iterable[Change]:
         if previous.condition != person.condition:
             yield (EventType.condition_updated, "condition", person.label, previous.condition.value,
                    person.condition.value, _snippet(after, path + "condition"),
-                   f"condition of {person.label}: {previous.condition.value} → {person.condition.value}")
+                   _moved(f"condition of {person.label}", previous.condition, person.condition))
         if previous.life_changing != person.life_changing:
             yield (EventType.condition_updated, "life_changing", person.label, previous.life_changing,
                    person.life_changing, _snippet(after, path + "life_changing"),
@@ -339,6 +339,22 @@ def _diff_investigations(before: Incident, after: Incident) -> Iterable[Change]:
             yield (kind, "investigations", found.body.value, previous.model_dump(mode="json") if previous else None,
                    found.model_dump(mode="json"), _snippet(after, path),
                    f"{found.body.value} {found.kind.value} investigation {'opened' if opened else 'closed'}")
+
+
+def _shown(value: Any) -> str:
+    if value is None:
+        return "not reported"
+    return str(getattr(value, "value", value)).replace("_", " ")
+
+
+def _moved(what: str, before: Any, after: Any) -> str:
+    """`cordon: in place → lifted`."""
+    return f"{what}: {_shown(before)} → {_shown(after)}"
+
+
+def _statement_summary(statement: Statement, limit: int = 120) -> str:
+    quote = statement.quote if len(statement.quote) <= limit else statement.quote[: limit - 1].rstrip() + "…"
+    return f"statement by {statement.speaker or 'unnamed speaker'}: “{quote}”"
 
 
 def _value(member: Any) -> Any:

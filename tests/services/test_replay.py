@@ -163,4 +163,4 @@ def test_demo_prints_the_story(redis_url: str, key_prefix: str) -> None:
     done = _livedesk("demo", "--pace", "0", env={"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "condition of man: critical → stable" in done.stdout
-    assert "cordon: in_place → lifted" in done.stdout
+    assert "cordon: in place → lifted" in done.stdout
