@@ -89,3 +89,21 @@ def test_feed_check_summarises_a_folder(tmp_path: Path) -> None:
     assert lines[-1] == f"checked {snapshots + 1}, ok {snapshots}, errors 1, crashed 0"
     assert any(line.startswith("ERROR ") and "page.html" in line for line in lines)
     assert json.loads(lines[0])["feed"].endswith(".xml")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run"], "needs a feed registry"),
+        (["run", "--sources", "/nonexistent/feeds.toml"], "no such file"),
+        (["worker", "indexer"], "unknown stage(s): indexer"),
+    ],
+    ids=["no-registry", "missing-registry", "unknown-stage"],
+)
+def test_misconfiguration_fails_at_start_up(args: list[str], message: str, redis_url: str) -> None:
+    """A wrong command line or registry stops the process at once with exit code 2 and a one-line reason."""
+    done = subprocess.run([sys.executable, "-m", "services", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=False, env={**os.environ, "LIVEDESK_REDIS_URL": redis_url})
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
