@@ -31,14 +31,17 @@ _MAX_ATTEMPTS = 5
 # Check-and-set in one step: the verdict is published and the keys that decide the next verdict are recorded
 # together, so a crash can only lead to the same verdict again (absorbed downstream), and two workers racing on
 # copies of one text cannot both call theirs `new`. Returns published | repeat | conflict.
+# KEYS: versions, stories, updates, known. ARGV: identity, expected current version, new current version, story,
+# expected story owner, payload, data field, new story owner, known field.
 _PUBLISH_VERDICT = """
+if redis.call('HEXISTS', KEYS[4], ARGV[9]) == 1 then return 'repeat' end
 local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
-if current == ARGV[3] then return 'repeat' end
 if current ~= ARGV[2] then return 'conflict' end
 local owner = redis.call('HGET', KEYS[2], ARGV[4]) or ''
 if owner ~= ARGV[5] then return 'conflict' end
 redis.call('XADD', KEYS[3], '*', ARGV[7], ARGV[6])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[4], ARGV[9], '1')
 if owner == '' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[8]) end
 return 'published'
 """
@@ -52,16 +55,49 @@ def story_key(raw: RawUpdate) -> str:
 
 
 @dataclass(frozen=True)
+class Version:
+    """The content version of an entry that was last judged, and when it was fetched."""
+
+    fingerprint: str
+    fetched_ms: int
+
+    def encode(self) -> str:
+        return f"{self.fingerprint} {self.fetched_ms}"
+
+    @classmethod
+    def decode(cls, value: str | None) -> Version | None:
+        if not value:
+            return None
+        fingerprint, _, fetched_ms = value.partition(" ")
+        return cls(fingerprint, int(fetched_ms or 0))
+
+    @classmethod
+    def of(cls, raw: RawUpdate) -> Version:
+        return cls(raw.fingerprint, int(raw.fetched_at.timestamp() * 1000))
+
+
+@dataclass(frozen=True)
 class Seen:
     """What the dedup keys say about a raw entry before it is judged."""
 
-    previous_fingerprint: str | None
-    story_owner: str | None  # "update_id|identity" of the first entry with this story
+    current: Version | None  # the entry's latest judged version
+    story_owner: str | None = None  # "update_id|identity" of the first entry with this story
+    known: bool = False  # this very version was judged before (perhaps not as the latest)
+
+    @property
+    def previous_fingerprint(self) -> str | None:
+        return self.current.fingerprint if self.current else None
 
 
 def judge(raw: RawUpdate, seen: Seen) -> Update | None:
-    """The verdict on `raw` given what was seen before; None for an exact repeat. Pure."""
-    if seen.previous_fingerprint == raw.fingerprint:
+    """The verdict on `raw` given what was seen before; None when it tells nothing new. Pure.
+
+    Nothing new is an exact repeat (a version judged before, even one an edit has since replaced: a server
+    alternating old and new documents) or a version fetched before the one already judged (it arrived late).
+    """
+    if seen.known or seen.previous_fingerprint == raw.fingerprint:
+        return None
+    if seen.current is not None and seen.current.fetched_ms > Version.of(raw).fetched_ms:
         return None
     duplicate_of: str | None = None
     if seen.previous_fingerprint is not None:
@@ -103,28 +139,35 @@ def _evidence_time(raw: RawUpdate, verdict: Verdict) -> datetime:
 
 
 async def process(redis: Redis, keys: Keys, raw: RawUpdate) -> Update | None:
-    """Judge one raw entry and publish its verdict atomically; returns what was published (None: a repeat)."""
+    """Judge one raw entry and publish its verdict atomically; returns what was published (None: nothing new)."""
     story = story_key(raw)
+    known_field = f"{raw.identity}|{raw.fingerprint}"
     for _ in range(_MAX_ATTEMPTS):
-        previous, owner = await redis.hget(keys.versions, raw.identity), await redis.hget(keys.stories, story)
-        seen = Seen(_decode(previous), _decode(owner))
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hget(keys.versions, raw.identity)
+            pipe.hget(keys.stories, story)
+            pipe.hexists(keys.known_versions, known_field)
+            current, owner, known = await pipe.execute()
+        seen = Seen(Version.decode(_decode(current)), _decode(owner), bool(known))
         update = judge(raw, seen)
         if update is None:
             return None
         outcome = await redis.eval(
             _PUBLISH_VERDICT,
-            3,
+            4,
             keys.versions,
             keys.stories,
             keys.updates,
+            keys.known_versions,
             raw.identity,
-            seen.previous_fingerprint or "",
-            raw.fingerprint,
+            seen.current.encode() if seen.current else "",
+            Version.of(raw).encode(),
             story,
             seen.story_owner or "",
             update.model_dump_json(),
             DATA_FIELD,
             f"{update.update_id}|{raw.identity}",
+            known_field,
         )
         if _decode(outcome) == "published":
             return update

@@ -68,11 +68,16 @@ class Keys:
 
     @property
     def versions(self) -> str:
-        """Hash: entry identity → content fingerprint of the last verdict the dedup stage published."""
+        """Hash: entry identity → `fingerprint fetched_ms` of the latest version the dedup stage judged."""
         return f"{self.prefix}:dedup:versions"
 
+    @property
+    def known_versions(self) -> str:
+        """Hash: `identity|fingerprint` of every version the dedup stage ever judged → 1."""
+        return f"{self.prefix}:dedup:known"
+
     def incident(self, incident_id: str) -> str:
-        """String: the incident's JSON state."""
+        """Hash: `state` (the incident's JSON) and `rev` (its compare-and-set revision)."""
         return f"{self.prefix}:incident:{incident_id}"
 
     @property
@@ -84,6 +89,10 @@ class Keys:
     def item_index(self) -> str:
         """Hash: entry identity and update id → the incident it was merged into."""
         return f"{self.prefix}:items"
+
+    def source_incidents(self, source_id: str) -> str:
+        """Sorted set: ids of the incidents a source reported on, scored by their newest evidence."""
+        return f"{self.prefix}:source-incidents:{source_id}"
 
     def place(self, place: str) -> str:
         """Set: ids of the incidents whose reports name `place` (lower case)."""

@@ -41,7 +41,11 @@ def score(incident: Incident, update: Update, facts: Facts) -> Match:
     points = 0
     if not (incident.opened_at - WINDOW <= update.reported_at <= incident.updated_at + WINDOW):
         return Match(incident, 0, ("outside the time window",))
-    shared = specific_places(facts.places, facts) & specific_places(incident.places)
+    own_places = specific_places(facts.places, facts)
+    if not own_places and update.source_id in incident.sources:
+        points += 2
+        reasons.append("same source, no place named")
+    shared = own_places & specific_places(incident.places)
     if incident.location and facts.location and incident.location.name.lower() == facts.location.value.name.lower():
         points += 2
         reasons.append(f"same place: {incident.location.name}")

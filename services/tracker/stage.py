@@ -8,26 +8,42 @@ import structlog
 from faststream.redis import RedisRouter
 
 from schemas import ChangeEvent, Incident, Update, Verdict
+from services.errors import TransientError
 from services.names import STAGE_INPUTS
 from services.stage import StageContext, subscribe_stream
-from services.tracker.cluster import best_match, specific_places
+from services.tracker.cluster import WINDOW, best_match, specific_places
 from services.tracker.extract import extract
 from services.tracker.facts import Facts
 from services.tracker.merge import merge, open_incident
-from services.tracker.store import IncidentStore
+from services.tracker.store import NOT_AN_INCIDENT, IncidentStore
 
 log = structlog.get_logger(__name__)
 
 _MAX_ATTEMPTS = 8
 
 
-class ConcurrentUpdateError(RuntimeError):
+class ConcurrentUpdateError(TransientError):
     """Other workers kept changing the same incident; the update stays pending and is retried."""
+
+
+class OriginalNotYetTrackedError(TransientError):
+    """A copy arrived before the entry it copies was tracked; it is retried once the original has been."""
 
 
 def new_incident_id(update: Update) -> str:
     """Deterministic, so a replay of the same archive names its incidents the same way."""
     return "i_" + hashlib.sha256(update.update_id.encode()).hexdigest()[:16]
+
+
+async def _linked_incident(store: IncidentStore, update: Update) -> str | None:
+    """The incident this update belongs to by identity: its entry's, or for a copy its original's."""
+    if update.verdict is Verdict.duplicate and update.duplicate_of:
+        decision = await store.item_decision(update.duplicate_of)
+        if decision is None:
+            raise OriginalNotYetTrackedError(f"update {update.update_id}: original {update.duplicate_of} not tracked")
+        return None if decision == NOT_AN_INCIDENT else decision
+    decision = await store.item_decision(update.identity)
+    return None if decision in (None, NOT_AN_INCIDENT) else decision
 
 
 async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
@@ -36,9 +52,21 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
     facts = Facts() if update.verdict is Verdict.duplicate else extract(update.title, update.text)
     places = specific_places(facts.places, facts)
     for _ in range(_MAX_ATTEMPTS):
-        linked = await store.linked_incident(update)
-        candidate_ids = [linked] if linked else await store.incidents_at(places)
-        loaded = await store.load(candidate_ids)
+        linked = await _linked_incident(store, update)
+        if linked is None and update.verdict is Verdict.duplicate:
+            return []  # a copy of an entry that was not about an incident
+        if linked:
+            candidate_ids: list[str] | None = None
+            loaded = await store.load([linked])
+        else:
+            # An update that names no place of its own (a police follow-up) is matched against what its source
+            # has been reporting on.
+            candidate_ids = (
+                await store.incidents_at(places)
+                if places
+                else await store.incidents_of_source(update.source_id, update.reported_at - WINDOW)
+            )
+            loaded = await store.load(candidate_ids)
         current: Incident | None
         if linked and linked in loaded:
             current, rev = loaded[linked]
@@ -48,15 +76,19 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             current, rev = loaded[match.incident.incident_id] if match else (None, 0)
             reason = "; ".join(match.reasons) if match else "no matching incident"
         if current is None:
-            if not facts.is_incident:
-                log.info("update is not about an incident", update_id=update.update_id, title=update.title)
+            if not facts.is_incident or facts.location is None:
+                # Without a place there is nothing to anchor a new incident to, and nothing later reports could
+                # be matched against.
+                await store.record_not_an_incident(update)
+                log.info("update opens no incident", update_id=update.update_id, title=update.title,
+                         reason="not about an incident" if not facts.is_incident else "names no place")
                 return []
             incident, events = open_incident(new_incident_id(update), update, facts)
         else:
             incident, events = merge(current, update, facts)
             if incident == current:
                 return []
-        if await store.commit(incident, rev, events, update, places):
+        if await store.commit(incident, rev, events, update, places, candidate_ids if places else None):
             log.info(
                 "update merged",
                 update_id=update.update_id,

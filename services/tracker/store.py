@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 from redis.asyncio import Redis
 
@@ -10,21 +11,43 @@ from schemas import ChangeEvent, Incident, Update
 from services.names import Keys
 from services.wire import DATA_FIELD
 
-# Compare-and-set on the incident's revision, then write the state, index it and append its events, all in one
-# script: a crash before it leaves everything as it was (the update is retried), a crash after it leaves a retry
-# that finds the evidence already merged and nothing to emit. No event is lost and none is told twice.
+# Value of the item index for an entry the tracker read and found not to be about an incident.
+NOT_AN_INCIDENT = "-"
+
+# Compare-and-set, then write the state, index it and append its events, all in one script: a crash before it
+# leaves everything as it was (the update is retried), a crash after it leaves a retry that finds the evidence
+# already merged and nothing to emit. No event is lost and none is told twice.
+# The place sets are checked too: if an incident appeared at one of the update's places since the candidates were
+# read (another worker opened it), the clustering decision is stale and the update is clustered again.
+# KEYS: incident, changes, incident index, item index, source index, place sets...
+# ARGV: expected rev, state, data field, score, incident id, identity, update id, check places (0|1),
+#       number of candidates, candidates..., number of events, events...
 _COMMIT = """
 local rev = redis.call('HGET', KEYS[1], 'rev') or '0'
 if rev ~= ARGV[1] then return 0 end
+local candidates = tonumber(ARGV[9])
+if ARGV[8] == '1' then
+  local known = {[ARGV[5]] = true}
+  for i = 1, candidates do known[ARGV[9 + i]] = true end
+  for i = 6, #KEYS do
+    for _, member in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+      if not known[member] then return 0 end
+    end
+  end
+end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'rev', tonumber(rev) + 1)
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
-local events = tonumber(ARGV[6])
-for i = 1, events do redis.call('XADD', KEYS[2], '*', ARGV[3], ARGV[6 + i]) end
-local item = 6 + events
-redis.call('HSET', KEYS[4], ARGV[item + 1], ARGV[5], ARGV[item + 2], ARGV[5])
-for i = 5, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
+redis.call('ZADD', KEYS[5], ARGV[4], ARGV[5])
+redis.call('HSET', KEYS[4], ARGV[6], ARGV[5], ARGV[7], ARGV[5])
+for i = 6, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
+local first_event = 10 + candidates
+for i = 1, tonumber(ARGV[first_event]) do redis.call('XADD', KEYS[2], '*', ARGV[3], ARGV[first_event + i]) end
 return 1
 """
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 class IncidentStore:
@@ -34,21 +57,28 @@ class IncidentStore:
         self._redis = redis
         self._keys = keys
 
-    async def linked_incident(self, update: Update) -> str | None:
-        """The incident this update's entry (or, for a copy, its original) was already merged into."""
-        names = [update.identity] + ([update.duplicate_of] if update.duplicate_of else [])
-        for found in await self._redis.hmget(self._keys.item_index, names):
-            if found:
-                return found.decode() if isinstance(found, bytes) else str(found)
-        return None
+    async def item_decision(self, name: str) -> str | None:
+        """What the tracker decided for an entry identity or update id: an incident id, NOT_AN_INCIDENT, or None."""
+        found = await self._redis.hget(self._keys.item_index, name)
+        return _text(found) if found else None
+
+    async def record_not_an_incident(self, update: Update) -> None:
+        """Remember that `update` opened no incident, so that its copies need not wait for it."""
+        await self._redis.hset(
+            self._keys.item_index, mapping={update.identity: NOT_AN_INCIDENT, update.update_id: NOT_AN_INCIDENT}
+        )
 
     async def incidents_at(self, places: Iterable[str]) -> list[str]:
         """Ids of incidents whose reports name any of `places` (an inverted index, never a scan)."""
         keys = [self._keys.place(place) for place in sorted(set(places))]
         if not keys:
             return []
-        members = await self._redis.sunion(keys)
-        return sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        return sorted(_text(m) for m in await self._redis.sunion(keys))
+
+    async def incidents_of_source(self, source_id: str, since: datetime) -> list[str]:
+        """Ids of incidents `source_id` reported on with evidence newer than `since`."""
+        members = await self._redis.zrangebyscore(self._keys.source_incidents(source_id), since.timestamp(), "+inf")
+        return sorted(_text(m) for m in members)
 
     async def load(self, incident_ids: Iterable[str]) -> dict[str, tuple[Incident, int]]:
         """Each incident found, with the revision to pass to `commit`."""
@@ -65,20 +95,30 @@ class IncidentStore:
 
     async def all(self) -> list[Incident]:
         """Every incident, oldest activity first (for replay output and the console; not for the hot path)."""
-        members = await self._redis.zrange(self._keys.incident_index, 0, -1)
-        ids = [m.decode() if isinstance(m, bytes) else str(m) for m in members]
+        ids = [_text(m) for m in await self._redis.zrange(self._keys.incident_index, 0, -1)]
         loaded = await self.load(ids)
         return [loaded[i][0] for i in ids if i in loaded]
 
     async def commit(
-        self, incident: Incident, expected_rev: int, events: list[ChangeEvent], update: Update, places: Iterable[str]
+        self,
+        incident: Incident,
+        expected_rev: int,
+        events: list[ChangeEvent],
+        update: Update,
+        places: Iterable[str],
+        candidates: list[str] | None,
     ) -> bool:
-        """Store `incident` and append `events` atomically; False when another worker changed it first."""
+        """Store `incident` and append `events` atomically.
+
+        False when another worker changed the incident first, or, when `candidates` (the incidents considered at
+        the update's places) is given, when an incident not among them has appeared at those places since.
+        """
         keys = [
             self._keys.incident(incident.incident_id),
             self._keys.changes,
             self._keys.incident_index,
             self._keys.item_index,
+            self._keys.source_incidents(update.source_id),
             *(self._keys.place(place) for place in sorted(set(places))),
         ]
         args: list[str | int | float] = [
@@ -87,10 +127,13 @@ class IncidentStore:
             DATA_FIELD,
             incident.updated_at.timestamp(),
             incident.incident_id,
-            len(events),
-            *(event.model_dump_json() for event in events),
             update.identity,
             update.update_id,
+            "1" if candidates is not None else "0",
+            len(candidates or []),
+            *(candidates or []),
+            len(events),
+            *(event.model_dump_json() for event in events),
         ]
         done = await self._redis.eval(_COMMIT, len(keys), *keys, *args)
         return bool(done)

@@ -1,0 +1,90 @@
+"""The tracker on a real server: clustering races, copies before originals, follow-ups that name no place."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from schemas import Authority, EventType, Update, Verdict
+from services.identity import update_id
+from services.names import Keys
+from services.tracker.extract import extract
+from services.tracker.merge import open_incident
+from services.tracker.stage import OriginalNotYetTrackedError, new_incident_id, process
+from services.tracker.store import IncidentStore
+
+pytestmark = pytest.mark.redis
+
+T0 = datetime(2025, 10, 24, 9, tzinfo=UTC)
+
+
+def update(source: str, guid: str, title: str, text: str, minutes: int = 0, *,
+           verdict: Verdict = Verdict.new, duplicate_of: str | None = None) -> Update:
+    identity = f"{source}|{guid}"
+    at = T0 + timedelta(minutes=minutes)
+    return Update(update_id=update_id(identity, title + text), verdict=verdict, source_id=source,
+                  authority=Authority.official if source == "police" else Authority.news, identity=identity,
+                  fingerprint="f", duplicate_of=duplicate_of, guid=guid, title=title, text=text,
+                  reported_at=at, fetched_at=at)
+
+
+STABBING = ("Man stabbed in Leyton", "A man was stabbed in Leyton on Friday morning. He is in a critical condition.")
+
+
+@pytest.fixture
+def store(redis: Redis, key_prefix: str) -> IncidentStore:
+    return IncidentStore(redis, Keys(key_prefix))
+
+
+async def test_second_worker_does_not_open_a_twin_incident(store: IncidentStore) -> None:
+    """A commit whose clustering missed an incident opened meanwhile at the same place fails, and a retry joins it."""
+    police, echo = update("police", "p1", *STABBING), update("echo", "e1", *STABBING, minutes=5)
+    # Both workers looked for candidates at Leyton before either had committed: both saw none.
+    incident, events = open_incident(new_incident_id(police), police, extract(police.title, police.text))
+    assert await store.commit(incident, 0, events, police, ["leyton"], candidates=[])
+    late, late_events = open_incident(new_incident_id(echo), echo, extract(echo.title, echo.text))
+    assert not await store.commit(late, 0, late_events, echo, ["leyton"], candidates=[])
+    # Clustered again, the second report joins the first incident.
+    await process(store, echo)
+    (only,) = await store.all()
+    assert only.incident_id == incident.incident_id
+    assert {"police", "echo"} <= set(only.sources)
+
+
+async def test_copy_waits_for_its_original(store: IncidentStore) -> None:
+    """A copy processed before its original is retried (not dropped) and is recorded once the original is."""
+    original = update("echo", "e1", *STABBING)
+    copy = update("wire", "w1", *STABBING, minutes=1, verdict=Verdict.duplicate, duplicate_of=original.update_id)
+    with pytest.raises(OriginalNotYetTrackedError):
+        await process(store, copy)
+    await process(store, original)
+    assert await process(store, copy) == []
+    (incident,) = await store.all()
+    assert ("wire", "w1") in {(i.source_id, i.guid) for i in incident.items}
+
+
+async def test_copy_of_a_non_incident_is_dropped(store: IncidentStore) -> None:
+    """A copy of an entry that opened no incident is dropped quietly."""
+    original = update("echo", "e2", "Cup final tickets on sale", "Tickets for the cup final go on sale on Monday.")
+    copy = update("wire", "w2", original.title, original.text, verdict=Verdict.duplicate,
+                  duplicate_of=original.update_id)
+    await process(store, original)
+    assert await process(store, copy) == []
+    assert await store.all() == []
+
+
+async def test_follow_up_without_a_place_joins_its_source_s_incident(store: IncidentStore) -> None:
+    """A police follow-up naming no place joins the incident that source is reporting on; elsewhere it opens none."""
+    await process(store, update("police", "p1", *STABBING))
+    follow_up = update("police", "p2", "Update on stabbing", "The man remains in hospital. His condition is now "
+                       "stable.", minutes=120)
+    events = await process(store, follow_up)
+    assert [(e.type, e.after) for e in events if e.type is EventType.condition_updated] == [
+        (EventType.condition_updated, "stable")
+    ]
+    stranger = update("blog", "b1", "Update on stabbing", "The man remains in hospital. His condition is stable.",
+                      minutes=130)
+    assert await process(store, stranger) == []
+    assert len(await store.all()) == 1
