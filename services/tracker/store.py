@@ -46,8 +46,9 @@ return 1
 """
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: object) -> str:
+    # redis-py's reply types are wider than what these commands return: members are bytes.
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class IncidentStore:
