@@ -43,5 +43,9 @@ class RawUpdate(WireModel):
 
     @property
     def reported_at(self) -> datetime:
-        """When the evidence was published: the entry's own time, else the fetch time."""
-        return self.entry.updated or self.entry.published or self.fetched_at
+        """When the evidence was published: the entry's own time, else the fetch time.
+
+        Never later than the fetch: an entry dated in the future (a wrong time zone, a typo) would otherwise outrank
+        every report for hours.
+        """
+        return min(self.entry.updated or self.entry.published or self.fetched_at, self.fetched_at)

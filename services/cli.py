@@ -96,7 +96,14 @@ def replay_command(
     out.write_text("".join(event.model_dump_json() + "\n" for event in result.events), encoding="utf-8")
     incidents = [incident.model_dump(mode="json") for incident in result.incidents]
     state.write_text(json.dumps(incidents, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    typer.echo(f"{len(result.events)} events, {len(result.incidents)} incidents, {len(result.feed_errors)} feed errors")
+    typer.echo(
+        f"{len(result.events)} events, {len(result.incidents)} incidents, {len(result.feed_errors)} feed errors, "
+        f"{len(result.dead_letters)} dead letters"
+    )
+    if result.dead_letters:
+        for error in result.dead_letters:
+            typer.echo(f"dead letter: {error}", err=True)
+        raise typer.Exit(code=1)
 
 
 @cli.command()

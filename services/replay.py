@@ -8,6 +8,7 @@ archive always gives the same events and the same incidents.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 import uuid
@@ -57,6 +58,7 @@ class ReplayResult:
     events: list[ChangeEvent]
     incidents: list[Incident]
     feed_errors: list[str]
+    dead_letters: list[str]  # the error of every entry a stage gave up on: the output is incomplete if any
 
 
 def read_archive(root: Path) -> Archive:
@@ -143,7 +145,9 @@ async def replay(
             for snapshot in archive.snapshots:
                 source = archive.sources[snapshot.source_id]
                 try:
-                    parsed = parse_feed(snapshot.path.read_bytes(), feed=f"{source.id} ({snapshot.path.name})")
+                    parsed = parse_feed(
+                        snapshot.path.read_bytes(), feed=f"{source.id} ({snapshot.path.name})", base_url=source.url
+                    )
                 except FeedError as error:
                     log.warning("snapshot skipped", snapshot=snapshot.path.name, error=str(error))
                     errors.append(str(error))
@@ -162,7 +166,8 @@ async def replay(
             if on_event:
                 await on_event(event)
         incidents = await IncidentStore(redis, keys).all()
-        return ReplayResult(events, incidents, errors)
+        dead = [json.loads(data)["error"] for _, data in entry_data(await redis.xrange(keys.deadletter))]
+        return ReplayResult(events, incidents, errors, dead)
     finally:
         if not keep:
             await delete_prefix(redis, prefix)

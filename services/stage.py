@@ -21,6 +21,7 @@ from faststream.middlewares import BaseMiddleware
 from faststream.redis import RedisRouter, StreamSub
 from redis.asyncio import Redis
 
+from services.errors import PermanentError
 from services.names import Keys
 from services.settings import Settings
 
@@ -98,7 +99,9 @@ class DeadLetterMiddleware(BaseMiddleware):
                 raise
             deliveries = await msg.get_delivery_count()  # type: ignore[attr-defined]
             stream, entry_id = raw["channel"], raw["message_ids"][0]
-            if deliveries < self._max_deliveries:
+            # A payload that does not parse or does not match its schema fails the same way every time: retrying
+            # it only delays the dead letter (and a replay waiting for the pipeline to drain).
+            if deliveries < self._max_deliveries and not isinstance(error, _PERMANENT):
                 log.warning("message failed", stream=stream, entry_id=_text(entry_id), deliveries=deliveries,
                             error=f"{type(error).__name__}: {error}")
                 raise
@@ -123,6 +126,10 @@ class DeadLetterMiddleware(BaseMiddleware):
             pipe.xack(stream, group, entry_id)
             await pipe.execute()
         log.error("message dead-lettered", **{k: v for k, v in record.items() if k != "payload"})
+
+
+# Bad data: ValueError covers JSON and Unicode decoding errors and pydantic's ValidationError.
+_PERMANENT = (PermanentError, ValueError)
 
 
 def _text(value: bytes | str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from redis.asyncio import Redis
+from redis.exceptions import WatchError
 
 from schemas import FeedEntry, FeedSource, RawUpdate
 from services.identity import content_fingerprint, entry_identity
@@ -35,21 +36,30 @@ async def publish_changed(redis: Redis, keys: Keys, source_id: str, updates: lis
     """Publish on `raw` the updates whose content this feed has not shown before; return them.
 
     The entry and the record that it was seen are written in one transaction: after a crash the entry is either
-    published and recorded, or neither, and then published at the next poll.
+    published and recorded, or neither, and then published at the next poll. The transaction watches the feed's
+    record, so two pollers that fetched the same feed at once publish each change once.
     """
     if not updates:
         return []
     seen_key = keys.feed_seen(source_id)
-    previous = await redis.hmget(seen_key, [u.identity for u in updates])
-    changed = [
-        update
-        for update, seen in zip(updates, previous, strict=True)
-        if (seen.decode() if isinstance(seen, bytes) else seen) != update.fingerprint
-    ]
-    if changed:
-        async with redis.pipeline(transaction=True) as pipe:
-            for update in changed:
-                pipe.xadd(keys.raw, entry_fields(update))  # type: ignore[arg-type]
-            pipe.hset(seen_key, mapping={u.identity: u.fingerprint for u in changed})
-            await pipe.execute()
-    return changed
+    async with redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(seen_key)
+                previous = await pipe.hmget(seen_key, [u.identity for u in updates])
+                changed = [
+                    update
+                    for update, seen in zip(updates, previous, strict=True)
+                    if (seen.decode() if isinstance(seen, bytes) else seen) != update.fingerprint
+                ]
+                if not changed:
+                    await pipe.unwatch()
+                    return []
+                pipe.multi()
+                for update in changed:
+                    pipe.xadd(keys.raw, entry_fields(update))  # type: ignore[arg-type]
+                pipe.hset(seen_key, mapping={u.identity: u.fingerprint for u in changed})
+                await pipe.execute()
+                return changed
+            except WatchError:
+                continue  # another poller recorded this feed meanwhile: diff again against what it wrote

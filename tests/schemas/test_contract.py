@@ -67,7 +67,7 @@ def test_entry_fields_validate_against_the_schema() -> None:
 
 
 def test_raw_update_reported_at_falls_back_to_fetch_time() -> None:
-    """Evidence time is the entry's updated, else published, else fetch time."""
+    """Evidence time is the entry's updated, else published, else fetch time, and never after the fetch."""
     fetched = datetime(2025, 10, 24, 12, tzinfo=UTC)
     entry = FeedEntry(guid="g", title="t")
     raw = RawUpdate(source_id="s", authority=Authority.news, feed_url="u", entry=entry, identity="s|g",
@@ -75,3 +75,5 @@ def test_raw_update_reported_at_falls_back_to_fetch_time() -> None:
     assert raw.reported_at == fetched
     published = datetime(2025, 10, 24, 9, tzinfo=UTC)
     assert raw.model_copy(update={"entry": FeedEntry(guid="g", published=published)}).reported_at == published
+    future = datetime(2025, 10, 24, 18, tzinfo=UTC)
+    assert raw.model_copy(update={"entry": FeedEntry(guid="g", published=future)}).reported_at == fetched

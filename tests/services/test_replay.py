@@ -29,14 +29,12 @@ STRAGGLER = ("city-wire", "https://citywire.example.net/london/2025/10/24/waltha
 SYNDICATED_COPY = ("city-wire", "https://citywire.example.net/london/2025/10/24/police-watchdog-investigating-man-shot-walthamstow")
 
 
-def story(events: list[ChangeEvent]) -> list[tuple[str, str | None, str | None, object]]:
-    """The facts the events told, without statements and sources (checked separately)."""
+def story(events: list[ChangeEvent]) -> list[tuple[str, str | None, str | None, object, str]]:
+    """What each event told and on whose evidence (statements by their speaker)."""
     told = []
     for event in events:
-        if event.type in {EventType.statement_added, EventType.source_added}:
-            continue
-        after = event.after if event.type is not EventType.incident_opened else None
-        told.append((event.type.value, event.field, event.subject, after))
+        after = None if event.type in {EventType.incident_opened, EventType.statement_added} else event.after
+        told.append((event.type.value, event.field, event.subject, after, event.evidence[0].source_id))
     return told
 
 
@@ -47,15 +45,22 @@ async def test_demo_archive_tells_the_walthamstow_story(settings: Settings, redi
     incident = result.incidents[0]
     assert (incident.category.value, incident.location.name if incident.location else None) == ("shooting",
                                                                                                  "Walthamstow")
+    iopc = {"body": "IOPC", "kind": "independent", "status": "open"}
     assert story(result.events) == [
-        ("incident_opened", None, None, None),
-        ("condition_updated", "condition", "man", "critical"),
-        ("cordon_updated", "cordon", None, "in_place"),
-        ("investigation_opened", "investigations", "IOPC", {"body": "IOPC", "kind": "independent", "status": "open"}),
-        ("condition_updated", "condition", "man", "stable"),
-        ("condition_updated", "life_changing", "man", True),
-        ("cordon_updated", "cordon", None, "lifted"),
-        ("public_risk_updated", "public_risk", None, "none"),
+        ("incident_opened", None, None, None, "east-london-echo"),
+        ("condition_updated", "condition", "man", "critical", "met-police"),
+        ("statement_added", "statements", "Chief Superintendent Dana Whitlock", None, "met-police"),
+        ("source_added", "sources", None, "met-police", "met-police"),
+        ("cordon_updated", "cordon", None, "in_place", "city-wire"),
+        ("source_added", "sources", None, "city-wire", "city-wire"),
+        ("investigation_opened", "investigations", "IOPC", iopc, "iopc"),
+        ("statement_added", "statements", "IOPC Regional Director Amanda Rowe", None, "iopc"),
+        ("source_added", "sources", None, "iopc", "iopc"),
+        ("condition_updated", "condition", "man", "stable", "met-police"),
+        ("condition_updated", "life_changing", "man", True, "met-police"),
+        ("cordon_updated", "cordon", None, "lifted", "east-london-echo"),
+        ("public_risk_updated", "public_risk", None, "none", "met-police"),
+        ("source_added", "sources", None, "comedyinyoureye", "comedyinyoureye"),
     ]
     assert [e.version for e in result.events] == list(range(1, len(result.events) + 1))
     assert incident.version == len(result.events)
@@ -63,6 +68,7 @@ async def test_demo_archive_tells_the_walthamstow_story(settings: Settings, redi
     assert (man.condition.value, man.life_changing) == ("stable", True)
     assert (incident.cordon, incident.public_risk) == ("lifted", "none")
     assert result.feed_errors == []
+    assert result.dead_letters == []
 
 
 async def test_copies_and_stragglers_tell_nothing(settings: Settings, redis_url: str) -> None:
@@ -88,16 +94,19 @@ async def test_replay_is_deterministic_and_cleans_up(settings: Settings, redis_u
 
 
 async def test_processing_everything_again_emits_nothing(settings: Settings, redis_url: str, redis: Redis) -> None:
-    """Re-running on the same keys, and re-delivering every raw entry, adds no event (at-least-once is absorbed)."""
+    """Re-running on the same keys, and re-delivering every raw entry and update, adds no event."""
     prefix = f"{settings.key_prefix}:again"
     first = await replay(DEMO_ARCHIVE, settings, redis_url, key_prefix=prefix, keep=True)
     again = await replay(DEMO_ARCHIVE, settings, redis_url, key_prefix=prefix, keep=True)
     assert again.events == first.events  # the stream holds the first run's events and nothing more
     keys = Keys(prefix)
-    raw = await redis.xrange(keys.raw)
+    # As if every stage had crashed after its effects and before its acknowledgements: everything comes again.
+    raw, updates = await redis.xrange(keys.raw), await redis.xrange(keys.updates)
     async with redis.pipeline(transaction=False) as pipe:
         for _, fields in raw:
             pipe.xadd(keys.raw, fields)
+        for _, fields in updates:
+            pipe.xadd(keys.updates, fields)
         await pipe.execute()
     from services.app import build_broker
     from services.stage import StageContext
@@ -107,6 +116,7 @@ async def test_processing_everything_again_emits_nothing(settings: Settings, red
         await broker.start()
         await wait_drained(redis, keys, timeout_s=60)
     assert await redis.xlen(keys.changes) == len(first.events)
+    assert await redis.xlen(keys.updates) == 2 * len(updates), "re-delivered raw entries gave no new verdicts"
     assert (await backlog(redis, keys)) == {"dedup": 0, "tracker": 0}
 
 

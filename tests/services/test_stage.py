@@ -28,7 +28,7 @@ def good_entry() -> RawUpdate:
 
 
 async def test_poison_entries_are_dead_lettered_and_the_stream_flows(redis: Redis, settings: Settings) -> None:
-    """Invalid JSON and a schema violation go to deadletter after max_deliveries; a good entry behind them passes."""
+    """Invalid JSON and a schema violation go to deadletter at once, with the error; a good entry behind them passes."""
     keys = settings.keys
     await ensure_groups(redis, keys, ["dedup"])
     await redis.xadd(keys.raw, {"__data__": "{not json"})
@@ -43,8 +43,41 @@ async def test_poison_entries_are_dead_lettered_and_the_stream_flows(redis: Redi
             await asyncio.sleep(0.1)
     dead = [json.loads(data) for _, data in entry_data(await redis.xrange(keys.deadletter))]
     assert sorted(d["payload"][:9] for d in dead) == sorted(["{not json", '{"source_'])
-    assert all(d["deliveries"] >= settings.max_deliveries for d in dead)
+    assert all(d["deliveries"] == 1 for d in dead), "bad data is dead-lettered at once, not retried"
     assert any("JSONDecodeError" in d["error"] for d in dead)
     assert any("ValidationError" in d["error"] and "authority" in d["error"] for d in dead)
     assert await redis.xlen(keys.updates) == 1
+    assert (await backlog(redis, keys))["dedup"] == 0
+
+
+async def test_failing_handler_is_retried_then_dead_lettered(redis: Redis, settings: Settings) -> None:
+    """A handler that keeps raising a transient error is retried max_deliveries times, then dead-lettered."""
+    from faststream.redis import RedisRouter
+
+    from services.errors import TransientError
+    from services.stage import subscribe_stream
+
+    keys = settings.keys
+    await ensure_groups(redis, keys, ["dedup"])
+    await redis.xadd(keys.raw, entry_fields(good_entry()))  # type: ignore[arg-type]
+    ctx = StageContext(settings, redis)
+    calls: list[str] = []
+    router = RedisRouter()
+
+    @subscribe_stream(router, ctx, keys.raw, "dedup")
+    async def flaky(raw: RawUpdate) -> None:
+        calls.append(raw.identity)
+        raise TransientError("receiver down")
+
+    async with build_broker(ctx, settings.redis_url or "", []) as broker:
+        broker.include_router(router)
+        await broker.start()
+        for _ in range(200):
+            if await redis.xlen(keys.deadletter):
+                break
+            await asyncio.sleep(0.1)
+    (dead,) = [json.loads(data) for _, data in entry_data(await redis.xrange(keys.deadletter))]
+    assert dead["deliveries"] == settings.max_deliveries
+    assert len(calls) == settings.max_deliveries
+    assert "receiver down" in dead["error"]
     assert (await backlog(redis, keys))["dedup"] == 0

@@ -95,3 +95,18 @@ async def test_loop_keeps_polling_past_failing_feeds(server: FeedServer, redis: 
     error = await redis.hget(fast.keys.feed_state("broken"), "last_error")
     assert error is not None
     assert b"broken" in error
+
+
+async def test_two_pollers_publish_each_change_once(redis: Redis, settings: Settings) -> None:
+    """Concurrent diffs of the same document (two pollers) publish every entry exactly once."""
+    from datetime import UTC, datetime
+
+    from services.poller.diff import publish_changed, raw_updates
+    from services.poller.parse import parse_feed
+
+    feed = FeedSource(id="a", name="a", url="https://a.example.org/rss")
+    entries = parse_feed(rss(*[(f"g{n}", f"title {n}", f"text {n}") for n in range(20)]), feed="a").entries
+    updates = raw_updates(feed, entries, datetime(2025, 10, 24, 9, tzinfo=UTC))
+    results = await asyncio.gather(*(publish_changed(redis, settings.keys, "a", updates) for _ in range(4)))
+    assert sum(len(r) for r in results) == 20
+    assert len(await published(redis, settings)) == 20
