@@ -29,6 +29,9 @@ from services.wire import JSONMessageFormat
 log = structlog.get_logger(__name__)
 
 STAGES = ("poller", "dedup", "tracker")
+# A plain stdlib logger: FastStream passes stdlib arguments (extra=, exc_info=), and the root handler that
+# services.logs installs renders it like every other line.
+_FASTSTREAM_LOG = logging.getLogger("livedesk.faststream")
 _ROUTERS = {"dedup": dedup.build_router, "tracker": tracker.build_router}
 
 
@@ -38,7 +41,7 @@ def build_broker(ctx: StageContext, url: str, stages: Iterable[str]) -> RedisBro
         url,
         message_format=JSONMessageFormat,
         middlewares=[DeadLetterMiddleware.factory(ctx.redis, ctx.keys, ctx.settings.max_deliveries)],
-        logger=structlog.get_logger("faststream"),
+        logger=_FASTSTREAM_LOG,
         # FastStream's own received/processed lines go to debug: each handler writes one line of its own.
         log_level=logging.DEBUG,
     )
@@ -59,7 +62,7 @@ def build_app(settings: Settings, url: str, stages: Iterable[str] = STAGES) -> F
     sources = load_registry(settings.sources) if "poller" in chosen and settings.sources else []
     ctx = StageContext(settings, Redis.from_url(url))
     broker = build_broker(ctx, url, chosen)
-    app = FastStream(broker, logger=structlog.get_logger("faststream"))
+    app = FastStream(broker, logger=_FASTSTREAM_LOG)
     background: list[asyncio.Task[None]] = []
 
     @app.on_startup

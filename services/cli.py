@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -77,7 +78,8 @@ def _replay(archive: Path, pace_s: float, echo: bool) -> ReplayResult:
     from services.redis_server import redis_url
     from services.replay import replay
 
-    settings = _settings()
+    # The demo is for watching the story: the pipeline's own log lines only when asked for.
+    settings = _settings(log_level=os.environ.get("LIVEDESK_LOG_LEVEL", "warning" if echo else "info"))
     try:
         with redis_url(settings) as url:
             return asyncio.run(replay(archive, settings, url, pace_s=pace_s, on_event=_print_event if echo else None))

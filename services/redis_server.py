@@ -41,5 +41,6 @@ def redis_url(settings: Settings) -> Iterator[str]:
         return
     data_dir = settings.data_dir.resolve()
     with embedded_valkey(data_dir) as url:
-        log.info("embedded valkey started", url=url, data_dir=str(data_dir), hint="set LIVEDESK_REDIS_URL to use yours")
+        # A warning, so that it shows even where info lines are hidden: data lives in a local folder, not a server.
+        log.warning("no LIVEDESK_REDIS_URL: embedded valkey started", url=url, data_dir=str(data_dir))
         yield url
