@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from schemas import Authority, FeedEntry, RawUpdate, Update
+from schemas import Authority, ChangeEvent, EventType, FeedEntry, RawUpdate, Update, Verdict
 from services.groups import backlog, ensure_groups
 from services.identity import content_fingerprint, entry_identity, update_id
-from services.names import Keys
-from services.wire import DATA_FIELD, entry_fields
+from services.names import STAGE_INPUTS, Keys
+from services.wire import entry_data, entry_fields
 
 pytestmark = pytest.mark.redis
 
@@ -53,6 +53,56 @@ def raw_updates() -> list[RawUpdate]:
     return updates
 
 
+def place_name(n: int) -> str:
+    """A distinct made-up place per number ("Babe Green", "Bace Green" …), so each report is its own incident."""
+    consonants, vowels = "bcdfghklmnprstvw", "aeiou"
+    letters = [consonants[n % 16], vowels[n // 16 % 5], consonants[n // 80 % 16], vowels[n // 1280 % 5]]
+    return "".join(letters).capitalize() + " Green"
+
+
+def incident_updates(count: int) -> list[Update]:
+    start = datetime(2025, 10, 24, 9, tzinfo=UTC)
+    return [
+        Update(update_id=f"u{n}", verdict=Verdict.new, source_id="wire", authority=Authority.news,
+               identity=f"wire|g{n}", fingerprint="f", guid=f"g{n}", title=f"Man stabbed in {place_name(n)}",
+               text=f"A man was stabbed in {place_name(n)} on Friday. He is in a critical condition.",
+               reported_at=start + timedelta(seconds=n), fetched_at=start)
+        for n in range(count)
+    ]
+
+
+async def _kill_mid_stream(stage: str, redis: Redis, redis_url: str, key_prefix: str, output: str, total: int) -> None:
+    victim = worker(stage, redis_url, key_prefix, "victim", reclaim_idle_ms=600_000)
+    try:
+        for _ in range(1000):
+            if await redis.xlen(output) > 0:
+                break
+            await asyncio.sleep(0.01)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+    finally:
+        victim.kill()
+    assert 0 < await redis.xlen(output) < total, "the victim must die mid-stream"
+    stream, group = STAGE_INPUTS[stage]
+    pending = await redis.xpending(Keys(key_prefix).stream(stream), group)
+    assert pending["pending"] > 0, "the victim must die holding unacknowledged entries"
+
+
+async def _rescue(stage: str, redis: Redis, redis_url: str, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    rescuer = worker(stage, redis_url, key_prefix, "rescuer", reclaim_idle_ms=300, capture=True)
+    try:
+        for _ in range(600):
+            if not (await backlog(redis, keys))[stage]:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        rescuer.send_signal(signal.SIGTERM)
+        _, errors = rescuer.communicate(timeout=20)
+    assert (await backlog(redis, keys))[stage] == 0, errors.decode()[-2000:]
+    assert rescuer.returncode == 0, errors.decode()[-2000:]
+
+
 async def test_killed_dedup_worker_loses_nothing(redis: Redis, redis_url: str, key_prefix: str) -> None:
     """SIGKILL mid-stream leaves pending entries; a second worker reclaims them; every verdict is told once."""
     keys = Keys(key_prefix)
@@ -62,32 +112,25 @@ async def test_killed_dedup_worker_loses_nothing(redis: Redis, redis_url: str, k
         for item in sent:
             pipe.xadd(keys.raw, entry_fields(item))  # type: ignore[arg-type]
         await pipe.execute()
-
-    victim = worker("dedup", redis_url, key_prefix, "victim", reclaim_idle_ms=600_000)
-    try:
-        for _ in range(600):
-            if await redis.xlen(keys.updates) > 0:
-                break
-            await asyncio.sleep(0.01)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
-    finally:
-        victim.kill()
-    assert 0 < await redis.xlen(keys.updates) < ENTRIES, "the victim must die mid-stream"
-    pending = await redis.xpending(keys.raw, "dedup")
-    assert pending["pending"] > 0, "the victim must die holding unacknowledged entries"
-
-    rescuer = worker("dedup", redis_url, key_prefix, "rescuer", reclaim_idle_ms=300, capture=True)
-    try:
-        for _ in range(600):
-            if not (await backlog(redis, keys))["dedup"]:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        rescuer.send_signal(signal.SIGTERM)
-        _, errors = rescuer.communicate(timeout=20)
-    assert (await backlog(redis, keys))["dedup"] == 0, errors.decode()[-2000:]
-    rows = await redis.xrange(keys.updates)
-    published = [Update.model_validate_json(fields[DATA_FIELD.encode()]).update_id for _, fields in rows]
+    await _kill_mid_stream("dedup", redis, redis_url, key_prefix, keys.updates, ENTRIES)
+    await _rescue("dedup", redis, redis_url, key_prefix)
+    published = [Update.model_validate_json(data).update_id for _, data in entry_data(await redis.xrange(keys.updates))]
     assert sorted(published) == sorted(update_id(u.identity, u.fingerprint) for u in sent)
-    assert rescuer.returncode == 0, errors.decode()[-2000:]
+
+
+async def test_killed_tracker_worker_loses_and_repeats_nothing(redis: Redis, redis_url: str, key_prefix: str) -> None:
+    """SIGKILL of the tracker mid-stream: every incident is opened exactly once, by one event each."""
+    keys = Keys(key_prefix)
+    await ensure_groups(redis, keys, ["tracker"])
+    sent = incident_updates(400)
+    assert len({place_name(n) for n in range(400)}) == 400
+    async with redis.pipeline(transaction=False) as pipe:
+        for item in sent:
+            pipe.xadd(keys.updates, entry_fields(item))  # type: ignore[arg-type]
+        await pipe.execute()
+    await _kill_mid_stream("tracker", redis, redis_url, key_prefix, keys.changes, len(sent))
+    await _rescue("tracker", redis, redis_url, key_prefix)
+    events = [ChangeEvent.model_validate_json(data) for _, data in entry_data(await redis.xrange(keys.changes))]
+    assert len({e.event_id for e in events}) == len(events), "no event told twice"
+    opened = [e for e in events if e.type is EventType.incident_opened]
+    assert sorted(e.evidence[0].guid for e in opened) == sorted(u.guid for u in sent)
