@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from services import dedup
 from services.errors import ConfigurationError
-from services.groups import ensure_groups, trim
+from services.groups import ensure_groups, prune_consumers, trim
 from services.poller.fetch import build_client
 from services.poller.registry import load_registry
 from services.poller.stage import Poller
@@ -32,6 +32,8 @@ STAGES = ("poller", "dedup", "tracker")
 # A plain stdlib logger: FastStream passes stdlib arguments (extra=, exc_info=), and the root handler that
 # services.logs installs renders it like every other line.
 _FASTSTREAM_LOG = logging.getLogger("livedesk.faststream")
+# A consumer idle this long with nothing pending belongs to a process that has stopped.
+_CONSUMER_IDLE_MS = 24 * 3600 * 1000
 _ROUTERS = {"dedup": dedup.build_router, "tracker": tracker.build_router}
 
 
@@ -97,12 +99,14 @@ async def _poll(poller: Poller, client: httpx.AsyncClient) -> None:
 
 
 async def _trim_forever(ctx: StageContext, every_s: float = 60.0) -> None:
-    """Trim the streams to their retention once a minute (safe with several processes doing it)."""
+    """Trim the streams to their retention and forget long-gone consumers, once a minute (safe in many processes)."""
     while True:
         try:
             trimmed = await trim(ctx.redis, ctx.keys, ctx.settings.stream_retention_s, int(time.time() * 1000))
             if any(trimmed.values()):
                 log.info("streams trimmed", **{f"{name}_entries": n for name, n in trimmed.items()})
+            if pruned := await prune_consumers(ctx.redis, ctx.keys, _CONSUMER_IDLE_MS):
+                log.info("idle consumers forgotten", consumers=pruned)
         except RedisError as error:
             log.warning("stream trim failed", error=str(error))
         await asyncio.sleep(every_s)

@@ -74,3 +74,22 @@ async def trim(redis: Redis, keys: Keys, retention_s: int, now_ms: int) -> dict[
         if floor > (0, 0):
             trimmed[name] = await redis.xtrim(stream, minid=f"{floor[0]}-{floor[1]}", approximate=False)
     return trimmed
+
+
+async def prune_consumers(redis: Redis, keys: Keys, idle_ms: int) -> int:
+    """Forget consumers of the stages' groups that hold nothing and have been idle for `idle_ms`.
+
+    Every process has its own consumer name, so names of stopped processes pile up. A consumer that still holds
+    pending entries is kept: deleting it would discard them (the reclaimer takes them over first).
+    """
+    pruned = 0
+    for stream, group in STAGE_INPUTS.values():
+        try:
+            consumers = await redis.xinfo_consumers(keys.stream(stream), group)
+        except ResponseError:
+            continue  # no stream or group yet
+        for consumer in consumers:
+            if int(consumer["pending"]) == 0 and int(consumer["idle"]) >= idle_ms:
+                await redis.xgroup_delconsumer(keys.stream(stream), group, consumer["name"])
+                pruned += 1
+    return pruned

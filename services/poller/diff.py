@@ -53,9 +53,9 @@ async def publish_changed(redis: Redis, keys: Keys, source_id: str, updates: lis
                     if (seen.decode() if isinstance(seen, bytes) else seen) != update.fingerprint
                 ]
                 if not changed:
-                    await pipe.unwatch()
+                    await pipe.unwatch()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
                     return []
-                pipe.multi()
+                pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
                 for update in changed:
                     pipe.xadd(keys.raw, entry_fields(update))  # type: ignore[arg-type]
                 pipe.hset(seen_key, mapping={u.identity: u.fingerprint for u in changed})

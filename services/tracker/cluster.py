@@ -10,6 +10,8 @@ from services.tracker.facts import Facts
 
 # Reports of one incident arrive over days, not weeks; outside this window a shared place is a coincidence.
 WINDOW = timedelta(days=3)
+# A shared specific place alone reaches it, so two separate stabbings in one town within the window become one
+# incident: a first clustering, which people, times and the words of the text will refine.
 JOIN_SCORE = 2
 # Names too wide to tie two reports together on their own.
 BROAD_PLACES = frozenset(

@@ -7,7 +7,7 @@ import time
 import pytest
 from redis.asyncio import Redis
 
-from services.groups import backlog, ensure_groups, trim
+from services.groups import backlog, ensure_groups, prune_consumers, trim
 from services.names import Keys
 
 pytestmark = pytest.mark.redis
@@ -39,3 +39,15 @@ async def test_trim_keeps_unread_and_pending_entries(redis: Redis, key_prefix: s
     assert remaining[0] >= ids[2]
     assert ids[3] in remaining
     assert ids[4] in remaining
+
+
+async def test_prune_forgets_idle_empty_consumers_only(redis: Redis, key_prefix: str) -> None:
+    """A consumer holding pending entries is kept; an idle one holding nothing is removed."""
+    keys = Keys(key_prefix)
+    await ensure_groups(redis, keys, ["dedup"])
+    await redis.xadd(keys.raw, {"__data__": "{}"})
+    await redis.xreadgroup("dedup", "holder", {keys.raw: ">"}, count=1)
+    await redis.xgroup_createconsumer(keys.raw, "dedup", "gone")
+    assert await prune_consumers(redis, keys, idle_ms=0) == 1
+    names = {c["name"] for c in await redis.xinfo_consumers(keys.raw, "dedup")}
+    assert names == {b"holder"}
