@@ -1,12 +1,7 @@
-"""Merging one update into an incident: the merge rules of design.md §3 as pure functions.
+"""Merging one update into an incident, and the change events that tell what it changed. Pure functions.
 
-Every field's value is derived from all the evidence ever seen for it (the incident's `provenance`), never from the
-order the evidence arrived in. That one choice gives the rules their guarantees:
-- the newest evidence decides (official outranks news, news outranks blog, within the same minute), so a late
-  straggler is recorded as provenance and changes nothing;
-- counts are the highest reported since the newest official figure, which may correct them downwards;
-- evidence is a set, so the same update processed twice, or any order of the same updates, gives the same state.
-A change event is the difference between the state before and after one update.
+The incident's facts follow from its evidence (`services.tracker.evidence`); a change event is the difference
+between the state before and after one update.
 """
 
 from __future__ import annotations
@@ -17,155 +12,26 @@ from collections.abc import Iterable
 from typing import Any
 
 from schemas import (
-    Authority,
-    Casualty,
-    Category,
     ChangeEvent,
-    Condition,
-    Cordon,
     EventType,
     Evidence,
     Incident,
-    Investigation,
     ItemRef,
     Location,
-    Provenance,
-    PublicRisk,
-    Role,
     Statement,
     Update,
     Verdict,
 )
 from services.identity import normalise_text
+from services.tracker.evidence import CASUALTY, INVESTIGATION, derive, newest, observe, with_evidence
 from services.tracker.facts import Facts
 
-CASUALTY = "casualties."
-INVESTIGATION = "investigations."
-_COUNTS = ("dead", "injured", "arrests", "charges")
 _COUNT_EVENTS = {
     "dead": EventType.casualties_updated,
     "injured": EventType.casualties_updated,
     "arrests": EventType.arrests_updated,
     "charges": EventType.charges_updated,
 }
-
-
-def rank(evidence: Provenance) -> tuple[Any, ...]:
-    """Total order of evidence: newer first by the minute, then authority, then a deterministic tie-break."""
-    minute = evidence.reported_at.replace(second=0, microsecond=0)
-    return (
-        minute,
-        evidence.authority.rank,
-        evidence.reported_at,
-        evidence.source_id,
-        evidence.guid,
-        json.dumps(evidence.value, sort_keys=True),
-    )
-
-
-def _newest(evidence: list[Provenance]) -> Provenance:
-    return max(evidence, key=rank)
-
-
-def _count(evidence: list[Provenance]) -> Provenance:
-    """The evidence behind a count: the highest since the newest official figure (which may lower it)."""
-    official = [e for e in evidence if e.authority is Authority.official]
-    floor = _newest(official) if official else None
-    since = [e for e in evidence if floor is None or rank(e) > rank(floor)]
-    return max([*since, *([floor] if floor else [])], key=lambda e: (e.value, rank(e)))
-
-
-def observe(update: Update, facts: Facts) -> dict[str, Provenance]:
-    """Field path → the evidence this update gives for it."""
-
-    def said(value: Any, snippet: str) -> Provenance:
-        return Provenance(
-            value=value,
-            source_id=update.source_id,
-            guid=update.guid,
-            url=update.url,
-            authority=update.authority,
-            reported_at=update.reported_at,
-            snippet=snippet[:300],
-        )
-
-    seen: dict[str, Provenance] = {}
-    if facts.category:
-        seen["category"] = said(facts.category.value.value, facts.category.snippet)
-    if facts.location:
-        seen["location"] = said(facts.location.value.model_dump(mode="json"), facts.location.snippet)
-    for name in _COUNTS:
-        stated = getattr(facts, name)
-        if stated is not None:
-            seen[name] = said(stated.value, stated.snippet)
-    if facts.cordon:
-        seen["cordon"] = said(facts.cordon.value.value, facts.cordon.snippet)
-    if facts.public_risk:
-        seen["public_risk"] = said(facts.public_risk.value.value, facts.public_risk.snippet)
-    for person in facts.casualties:
-        path = f"{CASUALTY}{person.label}."
-        snippet = person.condition.snippet if person.condition else ""
-        seen[path + "role"] = said(person.role.value, snippet)
-        if person.condition:
-            seen[path + "condition"] = said(person.condition.value.value, person.condition.snippet)
-        if person.life_changing:
-            seen[path + "life_changing"] = said(person.life_changing.value, person.life_changing.snippet)
-    for found in facts.investigations:
-        seen[INVESTIGATION + found.body.value] = said(
-            {"kind": found.kind.value, "status": found.status.value}, found.snippet
-        )
-    return seen
-
-
-def derive(incident: Incident) -> Incident:
-    """The incident with every field recomputed from its provenance."""
-    evidence = incident.provenance
-
-    def newest(path: str) -> Any:
-        return _newest(evidence[path]).value if evidence.get(path) else None
-
-    categories = [e for e in evidence.get("category", []) if e.value != Category.other.value]
-    casualty_labels = sorted(
-        {path[len(CASUALTY) :].rsplit(".", 1)[0] for path in evidence if path.startswith(CASUALTY)},
-        key=lambda label: min(e.reported_at for p, es in evidence.items() if p.startswith(f"{CASUALTY}{label}.")
-                              for e in es),
-    )
-    casualties = [
-        Casualty(
-            label=label,
-            role=Role(newest(f"{CASUALTY}{label}.role") or Role.unknown),
-            condition=Condition(newest(f"{CASUALTY}{label}.condition") or Condition.unknown),
-            life_changing=newest(f"{CASUALTY}{label}.life_changing"),
-        )
-        for label in casualty_labels
-    ]
-    investigations = [
-        Investigation(body=path[len(INVESTIGATION) :], **newest(path))
-        for path in sorted(evidence, key=lambda p: min(e.reported_at for e in evidence[p]))
-        if path.startswith(INVESTIGATION)
-    ]
-    location = newest("location")
-    return incident.model_copy(
-        update={
-            "category": Category(_newest(categories).value) if categories else Category.other,
-            "location": Location(**location) if location else None,
-            "casualties": casualties,
-            "investigations": investigations,
-            "cordon": Cordon(newest("cordon")) if newest("cordon") else None,
-            "public_risk": PublicRisk(newest("public_risk")) if newest("public_risk") else None,
-            **{name: _count(evidence[name]).value if evidence.get(name) else None for name in _COUNTS},
-        }
-    )
-
-
-def _with_evidence(provenance: dict[str, list[Provenance]], seen: dict[str, Provenance]) -> dict[str, list[Provenance]]:
-    merged = {path: list(items) for path, items in provenance.items()}
-    for path, item in seen.items():
-        known = merged.setdefault(path, [])
-        if item not in known:
-            known.append(item)
-            known.sort(key=rank)
-    return merged
 
 
 def _add_unique(items: list[Any], new: Iterable[Any]) -> list[Any]:
@@ -263,7 +129,7 @@ def _absorb(incident: Incident, update: Update, facts: Facts) -> Incident:
     return derive(
         recorded.model_copy(
             update={
-                "provenance": _with_evidence(incident.provenance, observe(update, facts)),
+                "provenance": with_evidence(incident.provenance, observe(update, facts)),
                 "places": _add_unique(incident.places, sorted(facts.places)),
                 "statements": incident.statements + _new_statements(incident, update, facts),
                 "opened_at": min(incident.opened_at, update.reported_at),
@@ -277,7 +143,7 @@ Change = tuple[EventType, str | None, str | None, Any, Any, str, str]
 
 
 def _snippet(incident: Incident, path: str) -> str:
-    return _newest(incident.provenance[path]).snippet if incident.provenance.get(path) else ""
+    return newest(incident.provenance[path]).snippet if incident.provenance.get(path) else ""
 
 
 def _diff(before: Incident, after: Incident) -> Iterable[Change]:
@@ -408,4 +274,4 @@ def _event(
     )
 
 
-__all__ = ["derive", "event_id", "merge", "observe", "open_incident", "public_state", "rank"]
+__all__ = ["event_id", "merge", "open_incident", "public_state"]

@@ -1,0 +1,153 @@
+"""An incident's facts as a function of its evidence: the merge rules of design.md §3.
+
+Every field's value is derived from all the evidence ever seen for it (the incident's `provenance`), never from the
+order the evidence arrived in. That one choice gives the rules their guarantees:
+- the newest evidence decides (official outranks news, news outranks blog, within the same minute), so a late
+  straggler is recorded as provenance and changes nothing;
+- counts are the highest reported since the newest official figure, which may correct them downwards;
+- evidence is a set, so the same update processed twice, or any order of the same updates, gives the same state.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from schemas import (
+    Authority,
+    Casualty,
+    Category,
+    Condition,
+    Cordon,
+    Incident,
+    Investigation,
+    Location,
+    Provenance,
+    PublicRisk,
+    Role,
+    Update,
+)
+from services.tracker.facts import Facts
+
+CASUALTY = "casualties."
+INVESTIGATION = "investigations."
+_COUNTS = ("dead", "injured", "arrests", "charges")
+
+
+def rank(evidence: Provenance) -> tuple[Any, ...]:
+    """Total order of evidence: newer first by the minute, then authority, then a deterministic tie-break."""
+    minute = evidence.reported_at.replace(second=0, microsecond=0)
+    return (
+        minute,
+        evidence.authority.rank,
+        evidence.reported_at,
+        evidence.source_id,
+        evidence.guid,
+        json.dumps(evidence.value, sort_keys=True),
+    )
+
+
+def newest(evidence: list[Provenance]) -> Provenance:
+    """The evidence that decides a field: the highest-ranked."""
+    return max(evidence, key=rank)
+
+
+def _count(evidence: list[Provenance]) -> Provenance:
+    """The evidence behind a count: the highest since the newest official figure (which may lower it)."""
+    official = [e for e in evidence if e.authority is Authority.official]
+    floor = newest(official) if official else None
+    since = [e for e in evidence if floor is None or rank(e) > rank(floor)]
+    return max([*since, *([floor] if floor else [])], key=lambda e: (e.value, rank(e)))
+
+
+def observe(update: Update, facts: Facts) -> dict[str, Provenance]:
+    """Field path → the evidence this update gives for it."""
+
+    def said(value: Any, snippet: str) -> Provenance:
+        return Provenance(
+            value=value,
+            source_id=update.source_id,
+            guid=update.guid,
+            url=update.url,
+            authority=update.authority,
+            reported_at=update.reported_at,
+            snippet=snippet[:300],
+        )
+
+    seen: dict[str, Provenance] = {}
+    if facts.category:
+        seen["category"] = said(facts.category.value.value, facts.category.snippet)
+    if facts.location:
+        seen["location"] = said(facts.location.value.model_dump(mode="json"), facts.location.snippet)
+    for name in _COUNTS:
+        stated = getattr(facts, name)
+        if stated is not None:
+            seen[name] = said(stated.value, stated.snippet)
+    if facts.cordon:
+        seen["cordon"] = said(facts.cordon.value.value, facts.cordon.snippet)
+    if facts.public_risk:
+        seen["public_risk"] = said(facts.public_risk.value.value, facts.public_risk.snippet)
+    for person in facts.casualties:
+        path = f"{CASUALTY}{person.label}."
+        snippet = person.condition.snippet if person.condition else ""
+        seen[path + "role"] = said(person.role.value, snippet)
+        if person.condition:
+            seen[path + "condition"] = said(person.condition.value.value, person.condition.snippet)
+        if person.life_changing:
+            seen[path + "life_changing"] = said(person.life_changing.value, person.life_changing.snippet)
+    for found in facts.investigations:
+        seen[INVESTIGATION + found.body.value] = said(
+            {"kind": found.kind.value, "status": found.status.value}, found.snippet
+        )
+    return seen
+
+
+def derive(incident: Incident) -> Incident:
+    """The incident with every field recomputed from its provenance."""
+    evidence = incident.provenance
+
+    def value_of(path: str) -> Any:
+        return newest(evidence[path]).value if evidence.get(path) else None
+
+    categories = [e for e in evidence.get("category", []) if e.value != Category.other.value]
+    casualty_labels = sorted(
+        {path[len(CASUALTY) :].rsplit(".", 1)[0] for path in evidence if path.startswith(CASUALTY)},
+        key=lambda label: min(e.reported_at for p, es in evidence.items() if p.startswith(f"{CASUALTY}{label}.")
+                              for e in es),
+    )
+    casualties = [
+        Casualty(
+            label=label,
+            role=Role(value_of(f"{CASUALTY}{label}.role") or Role.unknown),
+            condition=Condition(value_of(f"{CASUALTY}{label}.condition") or Condition.unknown),
+            life_changing=value_of(f"{CASUALTY}{label}.life_changing"),
+        )
+        for label in casualty_labels
+    ]
+    investigations = [
+        Investigation(body=path[len(INVESTIGATION) :], **value_of(path))
+        for path in sorted(evidence, key=lambda p: min(e.reported_at for e in evidence[p]))
+        if path.startswith(INVESTIGATION)
+    ]
+    location = value_of("location")
+    return incident.model_copy(
+        update={
+            "category": Category(newest(categories).value) if categories else Category.other,
+            "location": Location(**location) if location else None,
+            "casualties": casualties,
+            "investigations": investigations,
+            "cordon": Cordon(value_of("cordon")) if value_of("cordon") else None,
+            "public_risk": PublicRisk(value_of("public_risk")) if value_of("public_risk") else None,
+            **{name: _count(evidence[name]).value if evidence.get(name) else None for name in _COUNTS},
+        }
+    )
+
+
+def with_evidence(provenance: dict[str, list[Provenance]], seen: dict[str, Provenance]) -> dict[str, list[Provenance]]:
+    merged = {path: list(items) for path, items in provenance.items()}
+    for path, item in seen.items():
+        known = merged.setdefault(path, [])
+        if item not in known:
+            known.append(item)
+            known.sort(key=rank)
+    return merged
