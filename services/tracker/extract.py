@@ -3,9 +3,11 @@
 Contract: `extract(title, text)` returns the `Facts` the text states, each value with the sentence that stated it
 (at most 300 characters) as its evidence snippet. The title counts as the first sentence. A field the text says
 nothing about is None or empty. Where a text states one field several times the latest-stated value wins ("initially
-critical … now non-life-threatening" is `stable`), except counts, which are cumulative and take the highest number
-stated. A text that is not about an incident (sport, weather, recruitment, awards) gives `is_incident=False` and
-nothing but its `places`.
+critical … now non-life-threatening" is `stable`), except that a value the text marks as background ("he was initially
+in a critical condition", "a cordon was initially put in place") counts only when nothing current is stated.
+Counts are cumulative and take the highest number stated; where no number of dead is stated, the dead are the people
+stated dead one by one. A text that is not about an incident (sport, weather, recruitment, awards) gives
+`is_incident=False` and nothing but its `places`.
 
 The rules are keyword and pattern tables (`services.tracker.patterns`, `services.tracker.places`) for UK police and
 news phrasing and common US phrasing: honest about what they match and nothing more.
@@ -14,36 +16,30 @@ news phrasing and common US phrasing: honest about what they match and nothing m
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
-from schemas import Category, InvestigationBody, InvestigationKind, InvestigationStatus, Location, Role
+from schemas import Category, Condition, InvestigationBody, InvestigationKind, InvestigationStatus, Location
 from services.tracker import patterns as p
+from services.tracker.casualties import Hit, casualties, deaths, settled
 from services.tracker.facts import CasualtyFact, Facts, InvestigationFact, Stated, StatementFact
-from services.tracker.places import find_places, find_street
+from services.tracker.places import UK, US, Place, find_places, find_street
 
 V = TypeVar("V")
 
 SNIPPET_CHARS = 300
+# How many sentences (the title first) tell the story itself; later ones often give background ("20 people were shot
+# in the city last weekend").
+LEAD_SENTENCES = 4
 _SPACE = re.compile(r"\s+")
 # A sentence ends at . ! or ? (perhaps inside a closing quote) before a capital, digit or opening quote; a line break
 # always ends one, so headings and paragraphs stay apart.
 _SENTENCE_BREAK = re.compile(r"\s*\n\s*|(?:(?<=[.!?])|(?<=[.!?][\"”’']))\s+(?=[\"“‘'(]?[A-Z0-9])")
+# A US state after a place is abbreviated ("MACON, Ga. (AP) —"), and ends no sentence.
 _ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|St|Insp|Det|Supt|Sgt|Con|No|approx|Jr|Sr|Lt|Col|Capt|Gov|Sen)|"
-                           r"\b(?:[A-Z]\.){2,})\.?$")
-# Where mentions of one person give different roles, the strongest wins: a man shot by police stays the subject.
-_ROLE_RANK = {Role.subject: 5, Role.officer: 4, Role.suspect: 3, Role.bystander: 2, Role.victim: 1, Role.unknown: 0}
-
-
-@dataclass(frozen=True)
-class _Hit(Generic[V]):
-    """One rule match: where (sentence index, offsets) and what it states."""
-
-    sentence: int
-    start: int
-    end: int
-    value: V
+                           r"\b(?:[A-Z]\.){2,}|,\s(?:Ala|Ariz|Ark|Calif|Colo|Conn|Del|Fla|Ga|Ill|Ind|Kan|Kans|Ky|La|Md|"
+                           r"Mass|Mich|Minn|Miss|Mo|Mont|Neb|Nev|Okla|Ore|Pa|Tenn|Vt|Va|Wash|Wis|Wisc|Wyo))\.?$")
 
 
 def split_sentences(title: str, text: str) -> list[str]:
@@ -64,30 +60,44 @@ def _snip(sentence: str) -> str:
     return sentence if len(sentence) <= SNIPPET_CHARS else sentence[: SNIPPET_CHARS - 1].rstrip() + "…"
 
 
-def _negated(sentence: str, start: int) -> bool:
-    """Whether one of the four words before `start` negates what follows ("not being treated as terror-related")."""
-    words = re.findall(r"[\w']+", sentence[:start])[-4:]
-    return p.NEGATION.search(" ".join(words)) is not None
+def _negated(sentence: str, start: int, *, conditional: bool = False) -> bool:
+    """Whether one of the four words before `start` negates what follows ("not being treated as terror-related");
+    `conditional` counts "if" and "whether" too ("not able to say if the man had died")."""
+    words = " ".join(re.findall(r"[\w']+", sentence[:start])[-4:])
+    return p.NEGATION.search(words) is not None or (conditional and p.CONDITIONAL.search(words) is not None)
 
 
-def _hits(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> list[_Hit[V]]:
+def _historical(sentence: str, start: int, end: int) -> bool:
+    """Whether the clause of a match marks it as background ("he was initially in a critical condition", "had been
+    in a critical condition", "was taken to hospital in a critical condition when …")."""
+    breaks = [b for b in p.CLAUSE_BREAK.finditer(sentence, 0, end) if b.end() <= end]
+    clause_start = breaks[-1].end() if breaks else 0
+    after = p.CLAUSE_BREAK.search(sentence, end)
+    clause = sentence[clause_start : after.start() if after else len(sentence)]
+    return p.HISTORICAL.search(clause) is not None or p.HISTORICAL_LEAD.search(sentence[clause_start:start]) is not None
+
+
+def _hits(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> list[Hit[V]]:
     """Every match of `rules`, in text order; an earlier rule's match shadows later rules' overlapping matches."""
-    hits: list[_Hit[V]] = []
+    hits: list[Hit[V]] = []
     for i, sentence in enumerate(sentences):
         taken: list[tuple[int, int]] = []
         for rule in rules:
             for m in rule.pattern.finditer(sentence):
                 if any(m.start() < end and start < m.end() for start, end in taken):
                     continue
-                if rule.negatable and _negated(sentence, m.start()):
+                if rule.negatable and _negated(sentence, m.start(), conditional=isinstance(rule.value, Condition)):
                     continue
                 taken.append(m.span())
-                hits.append(_Hit(i, m.start(), m.end(), rule.value))
+                # A death is final: never background to a later condition.
+                historical = rule.value is not Condition.deceased and _historical(sentence, m.start(), m.end())
+                hits.append(Hit(i, m.start(), m.end(), rule.value, historical))
     return sorted(hits, key=lambda h: (h.sentence, h.end))
 
 
 def _latest(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> Stated[V] | None:
-    hits = _hits(rules, sentences)
+    """The latest value stated, background values only where there is nothing else."""
+    hits = settled(_hits(rules, sentences))
     return Stated(hits[-1].value, _snip(sentences[hits[-1].sentence])) if hits else None
 
 
@@ -107,9 +117,12 @@ def _off_topic(sentences: Sequence[str]) -> bool:
 
 
 def _category(sentences: Sequence[str]) -> Stated[Category] | None:
-    """The first category named; a generic assault gives way to any more specific kind named in the same text."""
+    """The first category named; a generic assault, and a fire service at work, give way to any more specific kind
+    named in the same text ("firefighter shot" is a shooting)."""
     hits = sorted(_hits(p.CATEGORY_RULES, sentences), key=lambda h: (h.sentence, h.start))
-    specific = [h for h in hits if h.value is not Category.assault]
+    specific = [h for h in hits if h.value is not Category.assault
+                and not p.FIRE_SERVICE.match(sentences[h.sentence][h.start : h.end])]
+    specific = specific or [h for h in hits if h.value is not Category.assault]
     chosen = specific[0] if specific else hits[0] if hits else None
     return Stated(chosen.value, _snip(sentences[chosen.sentence])) if chosen else None
 
@@ -117,138 +130,32 @@ def _category(sentences: Sequence[str]) -> Stated[Category] | None:
 # --- where -----------------------------------------------------------------------------------------------------------
 
 
-def _location(sentences: Sequence[str]) -> tuple[Stated[Location] | None, frozenset[str]]:
-    """The most specific place named (first named among equals), its street if given, and every place named."""
-    names: set[str] = set()
-    best: tuple[int, str, str | None, str] | None = None
+def _location(sentences: Sequence[str], headline: bool) -> tuple[Stated[Location] | None, frozenset[str]]:
+    """The most specific place named (first named among equals), its street if given, and every place named. In a
+    text that names more US places than UK ones, UK names are homonyms ("Aberdeen, South Dakota") or noise."""
+    found = [(place, sentence) for i, sentence in enumerate(sentences)
+             for _, place in find_places(sentence, headline=i == 0 and headline)]
+    countries = Counter(place.country for place, _ in found)
+    if countries[US] > countries[UK]:
+        found = [(place, sentence) for place, sentence in found if place.country != UK]
+    names = {place.name.lower() for place, _ in found}
+    best: tuple[Place, str] | None = None
+    for place, sentence in found:
+        if best is None or place.rank > best[0].rank:
+            best = (place, sentence)
     street: str | None = None
     for sentence in sentences:
-        for _, place in find_places(sentence):
-            names.add(place.name.lower())
-            if best is None or place.rank > best[0]:
-                best = (place.rank, place.name, place.region, sentence)
         found_street = find_street(sentence)
         if found_street:
             names.add(found_street.lower())
             street = street or found_street
     if best is not None:
-        _, name, region, sentence = best
-        return Stated(Location(name=name, region=region, street=street), _snip(sentence)), frozenset(names)
+        place, sentence = best
+        return Stated(Location(name=place.name, region=place.region, street=street), _snip(sentence)), frozenset(names)
     if street is not None:
         snippet = next(s for s in sentences if street in s)
         return Stated(Location(name=street), _snip(snippet)), frozenset(names)
     return None, frozenset(names)
-
-
-# --- who -------------------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Mention:
-    sentence: int
-    start: int
-    end: int
-    label: str
-    role: Role
-
-
-def _label(m: re.Match[str]) -> str:
-    noun = p.PERSON_NOUNS[m.group("noun").lower()]
-    age = m.group("age") or m.group("aged")
-    if age:
-        years = p.NUMBER_WORDS.get(age.lower()) or int(age)
-        noun = f"{years}-year-old {noun}"
-    ordinal = m.group("ord")
-    return f"{ordinal.lower()} {noun}" if ordinal else noun
-
-
-def _role(before: str, after: str, police_shooting: bool) -> Role:
-    """The role the words nearest a mention give: the first cue after it, else the last cue before it."""
-    after_cue = p.ROLE_CUE.search(after)
-    before_cues = list(p.ROLE_CUE.finditer(before))
-    cue = after_cue or (before_cues[-1] if before_cues else None)
-    if cue is None or cue.lastgroup is None:
-        return Role.unknown
-    if cue.lastgroup == "suspect":
-        return Role.suspect
-    if cue.lastgroup == "bystander":
-        return Role.bystander
-    return Role.subject if police_shooting else Role.victim
-
-
-def _mentions(sentences: Sequence[str], police_shooting: bool) -> list[_Mention]:
-    """Every person mentioned, with the role the words around the mention give them."""
-    mentions: list[_Mention] = []
-    for i, sentence in enumerate(sentences):
-        found = list(p.PERSON.finditer(sentence))
-        for k, m in enumerate(found):
-            label = _label(m)
-            if label.split()[-1] in p.OFFICER_LABELS:
-                # An officer is a casualty only when hurt; an officer who acted is not one.
-                if p.OFFICER_HURT.search(sentence):
-                    mentions.append(_Mention(i, m.start(), m.end(), label, Role.officer))
-                continue
-            before = sentence[found[k - 1].end() if k else 0 : m.start()]
-            after = sentence[m.end() : found[k + 1].start() if k + 1 < len(found) else len(sentence)]
-            mentions.append(_Mention(i, m.start(), m.end(), label, _role(before, after, police_shooting)))
-    return _resolve_ages(mentions)
-
-
-def _resolve_ages(mentions: list[_Mention]) -> list[_Mention]:
-    """"The man" after "a 34-year-old man" is the same person: bare nouns take the one aged label of that noun."""
-    aged: dict[str, set[str]] = {}
-    for m in mentions:
-        if "-year-old " in m.label and m.label.split()[0] not in p.ORDINALS:
-            aged.setdefault(m.label.rsplit(" ", 1)[-1], set()).add(m.label)
-    resolved = []
-    for m in mentions:
-        candidates = aged.get(m.label, set())
-        label = next(iter(candidates)) if len(candidates) == 1 else m.label
-        resolved.append(_Mention(m.sentence, m.start, m.end, label, m.role))
-    return resolved
-
-
-def _owner(hit: _Hit[V], mentions: Sequence[_Mention], sentence: str) -> str | None:
-    """Whom a stated condition is about: the nearest person before it in its sentence, else the first after it;
-    else, unless the sentence is about several people, the last person of an earlier sentence ("He remains in
-    hospital"), else an unnamed person."""
-    same = [m for m in mentions if m.sentence == hit.sentence]
-    before = [m for m in same if m.start <= hit.start]
-    if before:
-        return before[-1].label
-    if same:
-        return same[0].label
-    if p.PLURAL_PEOPLE.search(sentence):
-        return None
-    earlier = [m for m in mentions if m.sentence < hit.sentence]
-    return earlier[-1].label if earlier else "person"
-
-
-def _by_owner(hits: list[_Hit[V]], mentions: Sequence[_Mention], sentences: Sequence[str]) -> dict[str, Stated[V]]:
-    stated: dict[str, Stated[V]] = {}
-    for hit in hits:  # in text order, so a later statement replaces an earlier one
-        owner = _owner(hit, mentions, sentences[hit.sentence])
-        if owner is not None:
-            stated[owner] = Stated(hit.value, _snip(sentences[hit.sentence]))
-    return stated
-
-
-def _casualties(sentences: Sequence[str]) -> list[CasualtyFact]:
-    police_shooting = any(p.POLICE_SHOOTING.search(s) for s in sentences)
-    mentions = _mentions(sentences, police_shooting)
-    conditions = _by_owner(_hits(p.CONDITION_RULES, sentences), mentions, sentences)
-    life_changing = _by_owner(_hits(p.LIFE_CHANGING_RULES, sentences), mentions, sentences)
-    roles: dict[str, Role] = {}
-    for m in mentions:  # the strongest role any mention gives
-        current = roles.get(m.label)
-        if current is None or _ROLE_RANK[m.role] > _ROLE_RANK[current]:
-            roles[m.label] = m.role
-    labels = list(dict.fromkeys([*roles, *conditions, *life_changing]))
-    return [
-        CasualtyFact(label, roles.get(label, Role.unknown), conditions.get(label), life_changing.get(label))
-        for label in labels
-        if roles.get(label, Role.unknown) is not Role.unknown or label in conditions or label in life_changing
-    ]
 
 
 # --- how many --------------------------------------------------------------------------------------------------------
@@ -279,42 +186,99 @@ def _count(patterns: Iterable[re.Pattern[str]], sentences: Sequence[str]) -> Sta
     return best
 
 
+def _higher(a: Stated[int] | None, b: Stated[int] | None) -> Stated[int] | None:
+    return b if a is None or (b is not None and b.value > a.value) else a
+
+
+def _dead(sentences: Sequence[str], people: Sequence[CasualtyFact]) -> Stated[int] | None:
+    """The highest number of dead stated; where the text states no number, the people it states dead one by one ("a
+    man was shot dead")."""
+    counted = _count(p.DEAD_PATTERNS, sentences)
+    if counted is not None:
+        return counted
+    return deaths(people)
+
+
+def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequence[CasualtyFact]) -> Stated[int] | None:
+    """The highest number of injured stated. The people an ordinal counts on include the dead: "a man was shot dead …
+    a second man was injured" is one injured. Where no number of injured is stated, the people the title or lead
+    says were shot or stabbed, less the dead: "seven shot, one dead" is six injured."""
+    best: Stated[int] | None = None
+    dead_labels = {c.label for c in people if c.condition and c.condition.value is Condition.deceased}
+    for sentence in sentences:
+        for pattern in p.INJURED_PATTERNS:
+            for m in pattern.finditer(sentence):
+                if _negated(sentence, m.start()):
+                    continue
+                value = _number(m)
+                if m.groupdict().get("ord"):
+                    value -= len({label for label in dead_labels if not label.startswith(m.group("ord").lower())})
+                best = _higher(best, Stated(value, _snip(sentence)))
+    if best is not None:
+        return best
+    died = dead.value if dead else 0
+    for sentence in sentences[:LEAD_SENTENCES]:
+        for pattern in p.HIT_PATTERNS:
+            for m in pattern.finditer(sentence):
+                if not _negated(sentence, m.start()) and _number(m) - died > 0:
+                    best = _higher(best, Stated(_number(m) - died, _snip(sentence)))
+    return best
+
 
 # --- investigations --------------------------------------------------------------------------------------------------
 
 
-def _investigations_in(sentence: str) -> Iterable[tuple[InvestigationBody, InvestigationKind | None, bool]]:
-    """(body, kind or None when unsaid, closed) for each investigation the sentence reports as opened or closed."""
-    closed = p.CLOSED.search(sentence) is not None
+def _stated(pattern: re.Pattern[str], sentence: str) -> re.Match[str] | None:
+    """The first match of `pattern` in `sentence` that no negation turns around."""
+    return next((m for m in pattern.finditer(sentence) if not _negated(sentence, m.start())), None)
+
+
+def _investigations_in(sentence: str) -> Iterable[tuple[InvestigationBody, InvestigationKind | None, bool | None]]:
+    """(body, kind or None when unsaid, closed) for each investigation the sentence reports as opened or closed;
+    closed is None where the sentence rules the investigation out ("it is not a criminal investigation", "no inquest
+    will be held", "not being treated as suspicious")."""
+    closed = _stated(p.CLOSED, sentence) is not None
+    ongoing = not closed and p.CLOSED.search(sentence) is not None  # "has not concluded its investigation"
     if p.HEDGED.search(sentence) and not closed:
         return
     if p.IOPC.search(sentence) and p.INVESTIGATION.search(sentence):
         opened = p.OPENED.search(sentence)
-        if closed or (opened and not _negated(sentence, opened.start())):
-            kind = (InvestigationKind.criminal if p.CRIMINAL.search(sentence)
+        if closed or ongoing or (opened and not _negated(sentence, opened.start())):
+            kind = (InvestigationKind.criminal if _stated(p.CRIMINAL, sentence)
                     else InvestigationKind.misconduct if p.MISCONDUCT.search(sentence) else None)
             yield InvestigationBody.IOPC, kind, closed
-    elif p.MURDER.search(sentence):
+    elif p.NOT_SUSPICIOUS.search(sentence):
+        yield InvestigationBody.police, None, None
+    elif _stated(p.MURDER, sentence):
         yield InvestigationBody.police, InvestigationKind.murder, closed
-    elif p.CRIMINAL.search(sentence) or p.POLICE_INVESTIGATING.search(sentence):
+    elif _stated(p.CRIMINAL, sentence) or p.POLICE_INVESTIGATING.search(sentence):
         yield InvestigationBody.police, InvestigationKind.criminal, closed
-    if p.FIRE_INVESTIGATION.search(sentence):
-        yield InvestigationBody.fire_service, InvestigationKind.fire, closed
-    if p.HSE.search(sentence) and p.INVESTIGATION.search(sentence):
-        yield InvestigationBody.HSE, InvestigationKind.other, closed
-    if p.INQUEST.search(sentence):
-        yield InvestigationBody.coroner, InvestigationKind.inquest, closed
+    elif p.MURDER.search(sentence) or p.CRIMINAL.search(sentence):
+        yield InvestigationBody.police, None, None
+    for body, kind, pattern in _OTHER_BODIES:
+        found = pattern.search(sentence)
+        if found is None or (body is InvestigationBody.HSE and not p.INVESTIGATION.search(sentence)):
+            continue
+        yield body, kind, None if _negated(sentence, found.start()) else closed
 
 
+_OTHER_BODIES = (
+    (InvestigationBody.fire_service, InvestigationKind.fire, p.FIRE_INVESTIGATION),
+    (InvestigationBody.HSE, InvestigationKind.other, p.HSE),
+    (InvestigationBody.coroner, InvestigationKind.inquest, p.INQUEST),
+)
 _DEFAULT_KIND = {InvestigationBody.IOPC: InvestigationKind.independent}
 
 
 def _investigations(sentences: Sequence[str]) -> list[InvestigationFact]:
-    """One fact per body: the latest-stated status, the most recently named kind."""
+    """One fact per body: the latest-stated status, the most recently named kind; ruled out, none."""
     found: dict[InvestigationBody, InvestigationFact] = {}
     for sentence in sentences:
         for body, kind, closed in _investigations_in(sentence):
             previous = found.get(body)
+            if closed is None:
+                found.pop(body, None)
+                continue
             kind = kind or (previous.kind if previous else _DEFAULT_KIND.get(body, InvestigationKind.other))
             status = InvestigationStatus.closed if closed else InvestigationStatus.open
             found[body] = InvestigationFact(body, kind, status, _snip(sentence))
@@ -376,20 +340,26 @@ def _statements(text: str) -> list[StatementFact]:
 def extract(title: str, text: str) -> Facts:
     """Everything `title` and `text` state about an incident (see the module docstring for the contract)."""
     sentences = split_sentences(title, text)
-    location, places = _location(sentences)
+    location, places = _location(sentences, headline=bool(title.strip()))
     event = _has_event(sentences)
     category = _category(sentences)
     # Sport and weather name shots and floods; without a casualty or police event they are not incidents.
     if (category is None or _off_topic(sentences)) and not event:
         return Facts(is_incident=False, places=places)
+    snippets = [_snip(sentence) for sentence in sentences]
+    people = casualties(
+        sentences, snippets, _hits(p.CONDITION_RULES, sentences), _hits(p.LIFE_CHANGING_RULES, sentences),
+        headline=bool(title.strip()),
+    )
+    dead = _dead(sentences, people)
     return Facts(
         is_incident=True,
         category=category,
         location=location,
         places=places,
-        casualties=_casualties(sentences),
-        dead=_count(p.DEAD_PATTERNS, sentences),
-        injured=_count(p.INJURED_PATTERNS, sentences),
+        casualties=people,
+        dead=dead,
+        injured=_injured(sentences, dead, people),
         investigations=_investigations(sentences),
         cordon=_latest(p.CORDON_RULES, sentences),
         public_risk=_latest(p.PUBLIC_RISK_RULES, sentences),

@@ -57,10 +57,22 @@ PERSON_NOUNS = {
 OFFICER_LABELS = frozenset({"officer", "firefighter", "paramedic"})
 _PERSON_NOUN = "|".join(sorted((re.escape(n) for n in PERSON_NOUNS), key=len, reverse=True))
 PERSON = re.compile(
-    rf"\b(?:(?P<ord>{ORD})\s+)?(?:(?P<age>\d{{1,3}}|{'|'.join(NUMBER_WORDS)})[- ]year[- ]old\s+)?"
-    rf"(?P<noun>{_PERSON_NOUN})\b(?:,?\s+aged\s+(?P<aged>\d{{1,3}}))?",
+    rf"\b(?:(?P<other>the\s+other|another)\s+|(?P<ord>{ORD})\s+)?"
+    rf"(?:(?P<age>\d{{1,3}}|{'|'.join(NUMBER_WORDS)})[- ]year[- ]old\s+)?"
+    rf"(?P<noun>{_PERSON_NOUN})\b"
+    rf"(?:,?\s+aged\s+(?P<aged>\d{{1,3}})|,\s+(?P<comma_age>\d{{1,3}}),|"
+    r"\s+in\s+(?P<pronoun>his|her|their)\s+(?:early\s+|mid[- ]?|late\s+)?(?P<decade>[1-9]0)[’']?s\b)?",
     _I,
 )
+# "One man is critical, the other is stable": the other of two people, unnamed by any noun.
+OTHER_PERSON = re.compile(
+    r"\b(?:the\s+other(?:\s+(?:one|victim))?|another\s+victim)\b"
+    r"(?=\s*,|\s+(?:is|was|has|had|remains|remained|suffered|sustained|received|died|survived|will)\b)",
+    _I,
+)
+# Kinds of person a generic noun covers: "teen" in a title is the "17-year-old boy" of the text.
+TEEN_AGES = range(13, 20)
+CHILD_AGES = range(0, 13)
 # Several people: a condition stated of them belongs to no one person ("two people were killed").
 PLURAL_PEOPLE = re.compile(
     r"\b(?:people|persons|men|women|children|boys|girls|teenagers|teens|youths|officers|pedestrians|passengers|"
@@ -76,8 +88,8 @@ _PEOPLE = (
 SUSPECT_CUE = re.compile(r"\b(?:arrested|suspects?|charged with|wanted|detained|in custody|gunman|attacker)\b", _I)
 BYSTANDER_CUE = re.compile(r"\b(?:passer-?by|bystanders?|caught in the crossfire)\b", _I)
 INJURY_CUE = re.compile(
-    r"\b(?:shot|stabbed|injur(?:ed|ies|y)|wounded|hurt|hospital|died|dead|killed|attacked|assaulted|hit by|struck by|"
-    r"treated|critical|life[- ]threatening|condition)\b",
+    r"\b(?:shot|stabbed|injur(?:ed|ies|y)|wounded|hurt|hospital|died|dies|dead|killed|attacked|assaulted|hit by|"
+    r"struck by|treated|critical|life[- ]threatening|condition)\b",
     _I,
 )
 # The cue nearest a mention of a person decides the role; its group name says which cue it was.
@@ -125,6 +137,8 @@ OFF_TOPIC_CUE = re.compile(
 
 # --- category --------------------------------------------------------------------------------------------------------
 
+# Fire services attend crashes and are shot at too: naming them is a fire only when nothing else is named.
+FIRE_SERVICE = re.compile(r"^(?:firefighters?|fire crews?|fire engines?|fire brigade|fire service)$", _I)
 CATEGORY_RULES: tuple[Rule[Category], ...] = (
     _rule(Category.terrorism, r"\b(?:terror(?:ism|ist)?(?:[- ]related)?|counter[- ]terror(?:ism)?)\b", negatable=True),
     _rule(Category.shooting,
@@ -159,8 +173,13 @@ CATEGORY_RULES: tuple[Rule[Category], ...] = (
 # Words that may sit between a negation and what it negates: "not thought to be life-threatening".
 _HEDGE = r"(?:\s+(?:thought|believed|considered|described|said|understood|deemed|assessed|to|be|as|in|a|being|now|" \
          r"currently|yet|any|longer))*"
+# "His condition is now described as critical", "condition was initially said to be serious".
+_CONDITION_IS = (r"\bcondition(?:\s+(?:is|was|has|had|been|being|remains?|remained|described|assessed|listed|said|"
+                 r"thought|believed|understood|reported|as|to|be|now|still|currently|initially|first|originally|"
+                 r"earlier|previously|also|last|night))+\s+")
 CONDITION_RULES: tuple[Rule[Condition], ...] = (
-    _rule(Condition.serious, r"\bserious but stable\b"),
+    _rule(Condition.serious, r"\bserious(?:ly)?(?:\s+(?:injured|hurt|wounded|condition|injuries))?,?\s+but\s+"
+                             r"(?:stable|(?:not|non)[\s-]+life[- ]threatening)\b"),
     _rule(Condition.critical, r"\bcritical but stable\b"),
     _rule(Condition.stable, rf"\b(?:non|not|no\s+longer|no){_HEDGE}[\s-]+(?:life[- ]threatening|critical)\b"),
     _rule(Condition.minor,
@@ -170,18 +189,52 @@ CONDITION_RULES: tuple[Rule[Condition], ...] = (
           r"\b(?:discharged|released|allowed home) from hospital\b|"
           r"\b(?:has|have) (?:since |now )?(?:gone|returned) home\b"),
     _rule(Condition.deceased,
-          r"\b(?:died|dies|pronounced (?:dead|deceased)|declared dead|(?:was|were|been) killed|(?:shot|stabbed) dead|"
-          r"(?:shot|stabbed|beaten) (?:and killed|to death)|fatally (?:shot|stabbed|"
-          r"injured|wounded|hurt)|dead at the scene|lost (?:his|her|their) li(?:fe|ves)|passed away|death of)\b",
+          r"\b(?:died|dies|pronounced (?:dead|deceased)|declared dead|"
+          r"(?:was|were|been|being) (?:also |later |reportedly |allegedly )?(?:killed|murdered|slain)|"
+          r"(?:shot|stabbed) dead|"
+          r"(?:shot|stabbed|beaten) (?:and killed|to death)|fatally (?:shot|stabbed|injured|wounded|hurt)|"
+          r"dead at the scene|lost (?:his|her|their) li(?:fe|ves)|passed away|death of|"
+          r"(?:found|left|lying|lay|is|was|now|confirmed) dead|dead (?:after|following|from)|"
+          r"kill(?:ed|s|ing) (?:him|her|them)sel(?:f|ves)|took (?:his|her|their) own li(?:fe|ves)|"
+          r"killed(?=\s*[,;:]|\s*$)|"
+          r"killed (?:in|after|during|at|on|by|when|while|outside|inside|near)(?! (?:self[- ]defen[cs]e|the line)))\b",
+          negatable=True),
+    _rule(Condition.deceased,
+          rf"\b(?:kill(?:s|ed|ing)|fatally (?:shoots|shooting|stabs|stabbing))(?=\s+(?:an?|the|his|her|their)\s+"
+          rf"(?:[\w-]+\s+)?(?:{_PERSON_NOUN})\b)",
           negatable=True),
     _rule(Condition.critical,
           r"\bcritical(?:ly)? (?:condition|ill|injured|hurt|wounded)\b|\bin a critical\b|"
-          r"\bcondition (?:is|was|remains|remained|described as|said to be) critical\b|\bremains? critical\b|"
+          rf"{_CONDITION_IS}critical\b|\bremains? critical\b|"
           r"\blife[- ]threatening\b|\bfighting for (?:his |her |their )?li(?:fe|ves)\b"),
     _rule(Condition.serious,
           r"\bserious(?:ly)? (?:condition|injur(?:ed|ies|y)|hurt|wounded|ill)\b|\bin a serious\b|"
-          r"\bcondition (?:is|was|remains) serious\b"),
+          rf"{_CONDITION_IS}serious\b"),
+    # US hospitals grade patients good, fair, serious or critical: good and fair are not life-threatening.
+    _rule(Condition.stable,
+          r"\b(?:listed|reported|upgraded|described)\s+(?:in|as|to)\s+(?:good|fair|satisfactory)(?:\s+condition)?\b|"
+          r"\b(?:good|fair)\s+condition\s+(?:at|in)\s+(?:an?\s+|the\s+)?(?:[\w-]+\s+){0,3}?hospital\b"),
     _rule(Condition.stable, r"\bstable\b"),
+)
+# Words that mark a stated value as background, superseded by what the text says now ("he was initially critical").
+# They count within the clause of the match: after the last clause break before it, up to the next one.
+CLAUSE_BREAK = re.compile(
+    r"[,;:()]|\s[—–-]\s|\b(?:but|though|although|however|while|whereas|where|and|since|now|later|subsequently|then|"
+    r"who|which|before|after|until|currently|still)\b",
+    _I,
+)
+HISTORICAL = re.compile(
+    r"\b(?:initially|at first|originally|previously|at the time|when|(?:was|were|had(?: been)?) first|"
+    r"earlier(?!\s+(?:today|tonight|this|that|on|in|last|yesterday)\b))\b",
+    _I,
+)
+# A clause that ends in these words right before the match states how things were then ("had been in a critical
+# condition", "was taken to hospital in a critical condition").
+HISTORICAL_LEAD = re.compile(
+    r"\b(?:had\s+been|(?:was|were)\s+(?:\w+\s+)?(?:taken|rushed|airlifted|flown|transported|brought)\s+to\s+"
+    r"(?:\w+\s+){0,3}?hospitals?)\s+(?:(?:in|with|suffering(?:\s+from)?|described\s+as|said\s+to\s+be)\s+)?"
+    r"(?:an?\s+)?$",
+    _I,
 )
 LIFE_CHANGING_RULES: tuple[Rule[bool], ...] = (
     _rule(False, rf"\bnot{_HEDGE}\s+life[- ]changing\b"),
@@ -233,6 +286,8 @@ PUBLIC_RISK_RULES: tuple[Rule[PublicRisk], ...] = (
 
 # Words that turn the phrase right after them around: "no shots were fired", "not being treated as terror-related".
 NEGATION = re.compile(r"\b(?:not|no|never|nobody|without|ruled out)\b|n't\b", _I)
+# Words that make what follows a question, not a statement: "not able to say if the man had died".
+CONDITIONAL = re.compile(r"\b(?:if|whether|unclear|unknown)\b", _I)
 
 # --- counts ----------------------------------------------------------------------------------------------------------
 
@@ -242,17 +297,28 @@ INJURED_PATTERNS = (
     re.compile(r"\bno(?: one| other people|body)? (?:else )?(?:was|were|has been|have been) (?:injured|hurt)\b", _I),
     re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more|further)\s+)?(?:{_PEOPLE}\s+)?{_BE}"
                r"(?:(?:seriously|critically|slightly)\s+)?"
-               r"(?:injured|hurt|wounded|hospitalised|taken to hospital|treated for)\b", _I),
+               r"(?:injured|hurt|wounded|hospitali[sz]ed|taken to (?:a |the )?(?:local |area )?hospitals?|"
+               r"transported to (?:a |the )?(?:local |area )?hospitals?|treated for)\b", _I),
     re.compile(rf"\binjur(?:ed|ing)\s+(?P<n>{NUM})\b(?!\s*(?:hours?|days?|minutes?|years?))", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:injured|hurt|wounded|stabbed|shot|"
                r"taken to hospital)\b", _I),
 )
 DEAD_PATTERNS = (
     re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}(?:killed|died|dead|confirmed dead|"
-               r"pronounced dead|lost their lives)\b", _I),
+               r"pronounced dead|lost their lives|(?:shot|stabbed|beaten) (?:dead|to death|and killed)|"
+               r"fatally (?:shot|stabbed|injured|wounded))\b", _I),
+    # "Three people were shot, one fatally", "two of them died".
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:of\s+(?:them|whom|those|the\s+\w+)\s+)?{_BE}(?:later\s+)?"
+               r"(?:fatally|died|killed|dead)\b", _I),
     re.compile(rf"\bkill(?:ed|ing)\s+(?P<n>{NUM})\b(?!\s*(?:hours?|days?|minutes?|years?))", _I),
     re.compile(rf"\bdeath toll\s+(?:has\s+)?(?:risen|rose|rises|stands|stood|is)\s+(?:to|at)\s+(?P<n>{NUM})\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:died|killed)\b", _I),
+)
+# People shot or stabbed, the dead among them included: "seven shot, one dead" leaves six injured. Two or more only:
+# one person shot is no count ("a man was shot"), and "one shot" may be a gunshot.
+HIT_PATTERNS = (
+    re.compile(rf"(?<!\ba )(?<!\bthe )\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}"
+               r"(?:shot|stabbed|gunned down)\b(?!\s+(?:dead|to death|and killed|glass))", _I),
 )
 ARREST_PATTERNS = (
     re.compile(r"\b(?:no arrests?|no one|nobody|no-one)\s+(?:has|have|had)?\s*(?:yet\s+)?(?:been\s+)?"
@@ -292,6 +358,13 @@ CLOSED = re.compile(
     _I,
 )
 CRIMINAL = re.compile(r"\bcriminal investigation\b", _I)
+# A death police say is not suspicious is no crime: no criminal or murder investigation, whatever "police are
+# investigating" said before.
+NOT_SUSPICIOUS = re.compile(
+    r"\bnot\s+(?:being\s+|been\s+)?(?:treated|considered|regarded|thought|believed)\s+(?:as\s+|to\s+be\s+)?"
+    r"suspicious\b|\bno\s+suspicious\s+circumstances\b|\bnot\s+suspicious\b|\bno\s+(?:foul\s+play|third[- ]party)\b",
+    _I,
+)
 MISCONDUCT = re.compile(r"\bmisconduct\b", _I)
 MURDER = re.compile(r"\bmurder (?:investigation|inquiry)\b", _I)
 POLICE_INVESTIGATING = re.compile(

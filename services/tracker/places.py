@@ -1,9 +1,10 @@
 """A small gazetteer and place-name finder for fact extraction: pure functions, no I/O.
 
-`find_places(sentence)` returns every place named in one sentence, each with the wider region it belongs to and a
-rank (higher is more specific). It knows London's areas and boroughs, the major UK cities and the US states; other
-places are caught by pattern ("in Smalltown", "in Springfield, Illinois"). Streets ("on Hoe Street") are found by
-`find_street`.
+`find_places(sentence)` returns every place named in one sentence, each with the wider region it belongs to, a
+rank (higher is more specific) and its country where known. It knows London's areas and boroughs, the major UK
+cities, the US states and the largest US cities; other places are caught by pattern ("in Smalltown", "in Springfield,
+Illinois", a dateline "MACON, Ga. —", "Macon man shot"), as guesses ranked below any known city. Streets ("on Hoe
+Street") are found by `find_street`.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ def _words(block: str) -> list[str]:
     return block.split()
 
 
-# Ranks: a neighbourhood beats a part of a city, which beats a city, which beats a nation or state.
-AREA, PART, CITY, NATION = 3, 2, 1, 0
+# Ranks: a neighbourhood beats a part of a city, which beats a city, which beats a guess from a pattern alone ("in
+# Smalltown" may be a shop or a street), which beats a nation or state.
+AREA, PART, CITY, GUESS, NATION = 4, 3, 2, 1, 0
+UK, US = "UK", "US"
 
 _LONDON_AREAS = """
 Acton Balham Barking Barnet Battersea Bayswater Beckton Bermondsey Bethnal Green Bexleyheath Brixton Brockley
@@ -62,6 +65,43 @@ _US_STATE_CODES = frozenset(
         "OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC"
     )
 )
+# The abbreviations of US states in news datelines (AP style), then postal codes: "MACON, Ga. —", "DALLAS, TX —".
+_AP_STATES = {
+    "Ala.": "Alabama", "Ariz.": "Arizona", "Ark.": "Arkansas", "Calif.": "California", "Cal.": "California",
+    "Colo.": "Colorado", "Conn.": "Connecticut", "Del.": "Delaware", "D.C.": "District of Columbia",
+    "Fla.": "Florida", "Ga.": "Georgia", "Ill.": "Illinois", "Ind.": "Indiana", "Kan.": "Kansas", "Kans.": "Kansas",
+    "Ky.": "Kentucky", "La.": "Louisiana", "Md.": "Maryland", "Mass.": "Massachusetts", "Mich.": "Michigan",
+    "Minn.": "Minnesota", "Miss.": "Mississippi", "Mo.": "Missouri", "Mont.": "Montana", "Neb.": "Nebraska",
+    "Nev.": "Nevada", "N.H.": "New Hampshire", "N.J.": "New Jersey", "N.M.": "New Mexico", "N.Y.": "New York",
+    "N.C.": "North Carolina", "N.D.": "North Dakota", "Okla.": "Oklahoma", "Ore.": "Oregon", "Pa.": "Pennsylvania",
+    "R.I.": "Rhode Island", "S.C.": "South Carolina", "S.D.": "South Dakota", "Tenn.": "Tennessee", "Vt.": "Vermont",
+    "Va.": "Virginia", "Wash.": "Washington", "W.Va.": "West Virginia", "Wis.": "Wisconsin", "Wisc.": "Wisconsin",
+    "Wyo.": "Wyoming",
+}
+# The largest US cities, and the state each is in. Left out: names that are also common first names or surnames
+# ("Austin", "Jackson", "Charlotte"), ordinary words ("Mobile") and UK places ("Birmingham", "Richmond").
+_US_CITIES = {
+    "Albuquerque": "New Mexico", "Anaheim": "California", "Anchorage": "Alaska", "Arlington": "Texas",
+    "Atlanta": "Georgia", "Bakersfield": "California", "Baltimore": "Maryland", "Baton Rouge": "Louisiana",
+    "Boise": "Idaho", "Boston": "Massachusetts", "Bridgeport": "Connecticut", "Chattanooga": "Tennessee",
+    "Chicago": "Illinois", "Cincinnati": "Ohio", "Cleveland": "Ohio", "Colorado Springs": "Colorado",
+    "Columbus": "Ohio", "Corpus Christi": "Texas", "Dallas": "Texas", "Dayton": "Ohio", "Denver": "Colorado",
+    "Des Moines": "Iowa", "Detroit": "Michigan", "El Paso": "Texas", "Fort Lauderdale": "Florida",
+    "Fort Wayne": "Indiana", "Fort Worth": "Texas", "Fresno": "California", "Grand Rapids": "Michigan",
+    "Greensboro": "North Carolina", "Honolulu": "Hawaii", "Houston": "Texas", "Indianapolis": "Indiana",
+    "Jacksonville": "Florida", "Jersey City": "New Jersey", "Kansas City": "Missouri", "Knoxville": "Tennessee",
+    "Las Vegas": "Nevada", "Little Rock": "Arkansas", "Long Beach": "California", "Los Angeles": "California",
+    "Louisville": "Kentucky", "Memphis": "Tennessee", "Mesa": "Arizona", "Miami": "Florida",
+    "Milwaukee": "Wisconsin", "Minneapolis": "Minnesota", "Nashville": "Tennessee", "New Orleans": "Louisiana",
+    "New York City": "New York", "Newark": "New Jersey", "Oakland": "California", "Oklahoma City": "Oklahoma",
+    "Omaha": "Nebraska", "Orlando": "Florida", "Philadelphia": "Pennsylvania", "Phoenix": "Arizona",
+    "Pittsburgh": "Pennsylvania", "Portland": "Oregon", "Providence": "Rhode Island", "Raleigh": "North Carolina",
+    "Sacramento": "California", "Salt Lake City": "Utah", "San Antonio": "Texas", "San Diego": "California",
+    "San Francisco": "California", "San Jose": "California", "Savannah": "Georgia", "Seattle": "Washington",
+    "Shreveport": "Louisiana", "Spokane": "Washington", "St. Louis": "Missouri", "St. Paul": "Minnesota",
+    "Stockton": "California", "Tacoma": "Washington", "Tallahassee": "Florida", "Tampa": "Florida",
+    "Toledo": "Ohio", "Tucson": "Arizona", "Tulsa": "Oklahoma", "Wichita": "Kansas",
+}
 # Names of two or more words in the lists above; everything else in them is one word.
 _MULTI_WORD = re.compile(
     r"Barking and Dagenham|Tower Hamlets|Waltham Forest|Bethnal Green|Camden Town|Canary Wharf|Canning Town|East Ham|"
@@ -76,27 +116,42 @@ def _names(block: str) -> list[str]:
     return multi + _MULTI_WORD.sub(" ", block).split()
 
 
+# Postal codes are in the order of the states' names.
+_STATE_OF_CODE = dict(
+    zip(
+        _words("AL AK AZ AR CA CO CT DE FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
+               "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY DC"),
+        [*sorted(_names(_US_STATES)), "District of Columbia"],
+        strict=True,
+    )
+)
+
+
 @dataclass(frozen=True)
 class Place:
-    """A place as reports name it, the wider region it lies in, and how specific it is (`AREA` … `NATION`)."""
+    """A place as reports name it, the wider region it lies in, how specific it is (`AREA` … `NATION`), and the
+    country it is in where the gazetteer knows (`UK`, `US`)."""
 
     name: str
     region: str | None
     rank: int
+    country: str | None = None
 
 
 def _gazetteer() -> dict[str, Place]:
     places: dict[str, Place] = {}
     for name in _names(_US_STATES):
-        places[name] = Place(name, "United States", NATION)
+        places[name] = Place(name, "United States", NATION, US)
     for name in _NATIONS:
-        places[name] = Place(name, None, NATION)
+        places[name] = Place(name, None, NATION, UK)
+    for name, region in _US_CITIES.items():
+        places[name] = Place(name, region, CITY, US)
     for name, region in _CITIES.items():
-        places[name] = Place(name, region, CITY)
+        places[name] = Place(name, region, CITY, UK)
     for name in _names(_LONDON_BOROUGHS):
-        places[name] = Place(name, "London", PART)
+        places[name] = Place(name, "London", PART, UK)
     for name in _names(_LONDON_AREAS):
-        places[name] = Place(name, "London", AREA)
+        places[name] = Place(name, "London", AREA, UK)
     return places
 
 
@@ -109,26 +164,58 @@ _KNOWN = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in sorted(GAZETTEER, 
 _PART_OF_LONDON = re.compile(
     r"\b(?:north|south|east|west|central|north[- ]east|north[- ]west|south[- ]east|south[- ]west)\s+London\b", re.I
 )
-_CAPITALISED = r"[A-Z][a-z'’]+(?:[- ][A-Z][a-z'’]+){0,2}"
+# Up to three capitalised words; "St." may start one ("St. Louis").
+_CAPITALISED = r"(?:St\.\s)?[A-Z][a-z'’]+(?:[- ][A-Z][a-z'’]+){0,2}"
 # "in Springfield, Illinois" / "in Hove, East Sussex": a place and the region it is in.
 _PLACE_AND_REGION = re.compile(
-    rf"\b(?:in|at|near)\s+(?P<place>{_CAPITALISED}),\s+(?P<region>{_CAPITALISED}|[A-Z]{{2}})\b"
+    rf"\b(?:in|at|near)\s+(?P<place>{_CAPITALISED}),\s+(?P<region>{_CAPITALISED}|[A-Z]{{2}}\b|[A-Z][a-z]*\.(?:[A-Z]\.)?)"
 )
 # "in Smalltown": a capitalised word after a preposition of place, when nothing better is known.
 _PREPOSITION_PLACE = re.compile(rf"\b(?:in|at|near)\s+(?P<place>{_CAPITALISED})\b")
-# Capitalised words after "in"/"at" that are not places: dates, institutions, people's titles.
+# "Macon man shot in face", "Twin Falls police investigate": a place before a lowercase noun starting a headline.
+_PLACE_BEFORE_NOUN = re.compile(
+    rf"^(?:[\w ]{{1,20}}:\s+)?(?P<place>{_CAPITALISED})\s+(?:man|woman|men|women|teen|teens|teenager|boy|girl|"
+    r"toddler|child|couple|mother|father|police|officers?|deputies|deputy|detectives|resident|residents|student)\b"
+)
+# A dateline: "MACON, Ga. (AP) —", "CHICAGO (CBS) —", "BEXAR COUNTY, Texas -". The place is in capitals and is not
+# itself the end of a capitalised run (a shouted transcript is no dateline).
+_DATELINE = re.compile(
+    r"(?:^|(?<=[^A-Z\s.,'’-])\s|(?<=[.!?)\]>]\s))(?:(?:AM|PM|EDT|EST|CDT|CST|MDT|MST|PDT|PST|ET|UPDATED)\s+)?"
+    r"(?P<place>[A-Z][A-Z'’.-]+(?:\s[A-Z][A-Z'’.-]+){0,3})"
+    r"(?:,\s+(?P<region>[A-Z][A-Za-z.]{1,14}(?:\s[A-Z][a-z]+)?))?\s*(?P<station>\([^)]{1,40}\))?\s*(?:—|–|--|-)\s"
+)
+_DATELINE_ABBREVIATION = {"FT": "Fort", "FT.": "Fort", "ST": "St.", "ST.": "St.", "MT.": "Mount", "MT": "Mount"}
+_NOT_A_DATELINE_WORD = frozenset(_words("THE A AN AND OR OF TO IN ON AT IS ARE WAS WERE HE SHE IT WE YOU I THIS THAT "
+                                        "BY FOR WITH UPDATE UPDATED BREAKING VIDEO WATCH PHOTOS NEWS"))
+# Capitalised words after "in"/"at" that are not places: dates, institutions, people's titles, buildings, streets.
 _NOT_A_PLACE_WORD = frozenset(
     _words(
         """
         January February March April May June July August September October November December
         Monday Tuesday Wednesday Thursday Friday Saturday Sunday
         The A An This That These Those Our His Her Their Its It He She They We I
-        Court Crown Hospital Station School College University Church Mosque Centre Police Service Office Brigade
+        Court Crown Hospital Station School College University Church Mosque Centre Center Police Service Office Brigade
         Ambulance Parliament Government Council Christmas Easter Street Road Avenue Lane Met Metropolitan
         Mr Mrs Ms Dr Detective Chief Superintendent Inspector Sergeant Commander Commissioner Constable Officer PC IOPC
+        Drive Place Boulevard Blvd Highway Interstate Parkway Circle Trail Court Department Sheriff Deputy Medical
+        Academy Prep Army Navy Reserve National Federal State District Jail Prison Justice Superior Circuit Municipal
+        Hall Specialist Uniformed Several Many Some Other Nearby Neighbouring Neighboring Witnesses Emergency
+        Why What When Where How Who If After Before During Update Updated Breaking Video Photos Watch Related Read
+        English Spanish Facebook Twitter Instagram YouTube Google Copyright
+        North South East West Northeast Northwest Southeast Southwest Central Downtown Uptown Midtown
+        Young Old Local Former Armed Unarmed Elderly Teen Teenage Another One Two Three Four Five Six Seven Eight Nine
+        Ten Both Each Every Off-duty Retired Suspected Alleged Accused Wounded Injured Missing Dead Unidentified
         """
     )
 )
+# Words that close a name but are not part of the place: "at New Haven Party", "in Lansing House Party".
+_TRAILING_NOT_PLACE = frozenset(
+    _words("Party House Home Gang Shooting Shootings Bar Club Nightclub Lounge Restaurant Apartment Apartments Complex "
+           "Store Market Mall Parking Lot Hotel Motel Gas Shop Killing Murder Homicide Fight Area Neighborhood")
+)
+# Directions that may precede a known place without being a name ("East Ham" is one name, "North Chicago" a part).
+_LEADING_OK = frozenset(_words("North South East West Central Greater Downtown Inner Outer Upper Lower Old New Little "
+                               "The A An In At On Near From Of And Outside Inside Across Into To Around By Police"))
 _STREET = re.compile(
     r"\b(?:in|on|at|near|along|off)\s+(?:the\s+)?(?P<street>(?:[A-Z][a-z'’]+\s+){1,3}"
     r"(?:Street|Road|Avenue|Lane|Close|Drive|Way|Grove|Gardens|Crescent|Terrace|Square|Parade|Walk|Rise|Mews|Row|"
@@ -137,9 +224,14 @@ _STREET = re.compile(
 
 
 def _region_of(region: str) -> str | None:
-    """The region a "Place, Region" pattern names, if it is one we know."""
-    if region in _US_STATE_CODES or region in _US_STATE_NAMES or region in GAZETTEER:
-        return region
+    """The region a "Place, Region" pattern names, if it is one we know; US state codes and abbreviations as the
+    state's name."""
+    if region in _STATE_OF_CODE:
+        return _STATE_OF_CODE[region]
+    if region in _AP_STATES:
+        return _AP_STATES[region]
+    if region.rstrip(".") in _US_STATE_NAMES or region in GAZETTEER:
+        return region.rstrip(".")
     return None
 
 
@@ -147,29 +239,85 @@ def _is_place_like(name: str) -> bool:
     return not any(word in _NOT_A_PLACE_WORD for word in re.split(r"[- ]", name))
 
 
-def find_places(sentence: str) -> list[tuple[int, Place]]:
-    """Every place named in `sentence`, with its offset, in order of appearance."""
+def _trim(name: str) -> str:
+    """The place in a capitalised run, without the words that close it ("New Haven Party" → "New Haven"), and no
+    possessive ("Wes Craven's" is no place): "" when nothing is left."""
+    words = name.split(" ")
+    while words and words[-1] in _TRAILING_NOT_PLACE:
+        words.pop()
+    if words and re.search(r"['’]s?$", words[-1]):
+        return ""
+    return " ".join(words)
+
+
+def _title_cased(sentence: str) -> bool:
+    words = re.findall(r"[A-Za-z][\w'’-]*", sentence)
+    return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+
+
+def _part_of_a_name(sentence: str, start: int) -> bool:
+    """Whether a known place's name at `start` follows a capitalised word that is not a direction or a small word:
+    "Deputy Chief Kerr Putney" names a man, not Putney (headlines in title case aside)."""
+    before = re.search(r"([A-Z][\w'’-]*)\s+$", sentence[:start])
+    return before is not None and before.group(1) not in _LEADING_OK and not _title_cased(sentence)
+
+
+def _dateline(sentence: str) -> tuple[int, Place] | None:
+    """The place of a dateline in `sentence`, if it has one that looks like a place."""
+    for m in _DATELINE.finditer(sentence):
+        words = m.group("place").split()
+        region = _region_of(m.group("region")) if m.group("region") else None
+        if (m.group("region") and region is None) or any(w.strip(".") in _NOT_A_DATELINE_WORD for w in words):
+            continue
+        at_start = m.start() == 0
+        if region is None and m.group("station") is None and not at_start:
+            continue
+        # "WILKES-BARRE" → "Wilkes-Barre", "FT LAUDERDALE" → "Fort Lauderdale".
+        words = [_DATELINE_ABBREVIATION.get(w, "-".join(part.capitalize() for part in w.split("-"))) for w in words]
+        name = " ".join(words)
+        known = GAZETTEER.get(name)
+        if known is not None and known.rank >= CITY:
+            return m.start("place"), known
+        if len(name) < 3 or len(words) > 3:
+            continue
+        country = US if region in _STATE_OF_CODE.values() else None
+        return m.start("place"), Place(name, region, CITY, country)
+    return None
+
+
+def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Place]]:
+    """Every place named in `sentence`, with its offset, in order of appearance; a `headline` may start with one
+    ("Macon man shot")."""
     found: dict[int, Place] = {}
     for m in _KNOWN.finditer(sentence):
-        found[m.start()] = GAZETTEER[m.group()]
+        if not _part_of_a_name(sentence, m.start()):
+            found[m.start()] = GAZETTEER[m.group()]
     for m in _PART_OF_LONDON.finditer(sentence):
         # "east London" is a part of London, more specific than the city; keep the reader's wording, lowercase first.
         name = m.group()[0].lower() + m.group()[1:]
-        found[m.start()] = Place(name, "London", PART)
+        found[m.start()] = Place(name, "London", PART, UK)
+    dateline = _dateline(sentence)
+    if dateline is not None:
+        found[dateline[0]] = dateline[1]
     known_spans = [range(start, start + len(p.name)) for start, p in found.items()]
     for m in _PLACE_AND_REGION.finditer(sentence):
-        name, region = m.group("place"), _region_of(m.group("region"))
+        name, region = _trim(m.group("place")), _region_of(m.group("region"))
         start = m.start("place")
-        if region and name not in GAZETTEER and _is_place_like(name):
-            found[start] = Place(name, region, AREA)
+        if region and name and name not in GAZETTEER and _is_place_like(name):
+            country = US if region in _STATE_OF_CODE.values() else None
+            found[start] = Place(name, region, AREA, country)
             known_spans.append(range(start, m.end()))
-    for m in _PREPOSITION_PLACE.finditer(sentence):
-        name, start = m.group("place"), m.start("place")
-        if any(start in span for span in known_spans) or not _is_place_like(name):
+    guesses = list(_PREPOSITION_PLACE.finditer(sentence))
+    before_noun = _PLACE_BEFORE_NOUN.match(sentence) if headline else None
+    if before_noun:
+        guesses.append(before_noun)
+    for m in guesses:
+        name, start = _trim(m.group("place")), m.start("place")
+        if not name or any(start in span for span in known_spans) or not _is_place_like(name):
             continue
         # "in London Fields": the known name inside is already found; a longer guess around it adds nothing.
         if _KNOWN.match(name) is None:
-            found[start] = Place(name, None, PART)
+            found[start] = Place(name, None, GUESS)
     return sorted(found.items(), key=lambda item: item[0])
 
 

@@ -62,6 +62,7 @@ INCIDENT_CASES = [
     ("Met recruiting", "The Met is recruiting 500 new officers. Applications close on Friday.", False),
     ("", "Walthamstow firefighters have been shortlisted for a community award at the annual ceremony.", False),
     ("", "The council has published its budget for the coming year.", False),
+    ("", "His condition is described as critical.", True),
 ]
 
 
@@ -69,7 +70,8 @@ INCIDENT_CASES = [
     ("title", "text", "expected"),
     INCIDENT_CASES,
     ids=["police-shooting", "stabbing", "no-category-but-casualty", "missing-person", "sport-with-a-shot",
-         "weather-with-flooding", "recruitment", "award-with-firefighters", "council-budget"],
+         "weather-with-flooding", "recruitment", "award-with-firefighters", "council-budget",
+         "condition-described-as"],
 )
 def test_is_incident(title: str, text: str, expected: bool) -> None:
     """A text is an incident when it names a kind of incident or a casualty or police event, not sport or weather."""
@@ -102,6 +104,8 @@ CATEGORY_CASES = [
     ("A man was stabbed. The attack is not being treated as terror-related.", Category.stabbing),
     ("No shots were fired, but a man was assaulted.", Category.assault),
     ("Police were called to a disturbance and a man was taken to hospital.", None),
+    ("A firefighter was shot while attending a call.", Category.shooting),
+    ("Firefighters were called to the flat on Friday.", Category.fire),
 ]
 
 
@@ -110,7 +114,8 @@ CATEGORY_CASES = [
     CATEGORY_CASES,
     ids=["shot", "firearm-discharged", "opened-fire-is-not-fire", "gunshots", "stabbed", "knife-attack",
          "stabbing-beats-generic-attack", "assault", "blaze", "fire-broke-out", "explosion", "hit-by-a-car", "crash",
-         "flood", "missing", "terrorism", "negated-terrorism", "negated-shots", "no-category"],
+         "flood", "missing", "terrorism", "negated-terrorism", "negated-shots", "no-category",
+         "firefighter-shot-is-a-shooting", "fire-service-alone-is-a-fire"],
 )
 def test_category(text: str, expected: Category | None) -> None:
     """The first non-negated kind of incident named is the category; a generic attack yields to a specific kind."""
@@ -138,6 +143,15 @@ LOCATION_CASES = [
     ("Police in London said a man was stabbed in Hackney.", ("Hackney", "London", None), {"london", "hackney"}),
     ("A man was stabbed in Smallbridge on Friday.", ("Smallbridge", None, None), {"smallbridge"}),
     ("A man was stabbed in October outside a shop.", None, set()),
+    ("MACON, Ga. (AP) — A man was shot on Friday.", ("Macon", "Georgia", None), {"macon"}),
+    ("CORPUS CHRISTI (KIII NEWS) - A man was shot on Friday.", ("Corpus Christi", "Texas", None), {"corpus christi"}),
+    ("Deputy Chief Kerr Putney said a man was shot in Charlotte, North Carolina.",
+     ("Charlotte", "North Carolina", None), {"charlotte", "north carolina"}),
+    ("Police in Chicago said a man was shot near Zacks.", ("Chicago", "Illinois", None), {"chicago", "zacks"}),
+    ("Five people were shot at Wes Craven's party in Smallbridge.", ("Smallbridge", None, None), {"smallbridge"}),
+    ("Two men were shot at a party in Smallbridge House Party Club.", ("Smallbridge", None, None), {"smallbridge"}),
+    ("A boy was shot in Chicago, Illinois. His family moved from Aberdeen last year.", ("Chicago", "Illinois", None),
+     {"chicago", "illinois"}),
 ]
 
 
@@ -145,7 +159,9 @@ LOCATION_CASES = [
     ("text", "expected", "places"),
     LOCATION_CASES,
     ids=["area-with-part-of-city", "part-of-city-only", "street", "us-city-state", "uk-city",
-         "most-specific-wins", "unknown-place-by-pattern", "month-is-not-a-place"],
+         "most-specific-wins", "unknown-place-by-pattern", "month-is-not-a-place", "us-dateline",
+         "us-dateline-with-station", "surname-is-not-a-place", "known-city-beats-a-guess", "possessive-is-no-place",
+         "trailing-words-are-no-place", "uk-homonym-in-a-us-text"],
 )
 def test_location(text: str, expected: tuple[str, str | None, str | None] | None, places: set[str]) -> None:
     """The location is the most specific place named, with its region and street; places lists every place."""
@@ -208,6 +224,20 @@ CONDITION_CASES = [
     ("A man was in a stable condition but later died.", Condition.deceased),
     ("A police firearm was discharged and a man was shot.", None),
     ("A man remains in hospital.", None),
+    ("A man was stabbed. His condition is now stable. He was initially in a critical condition.", Condition.stable),
+    ("A man was shot. His injuries are not life-threatening, police said, although he was initially fighting for his "
+     "life.", Condition.stable),
+    ("A man was stabbed. He is in a stable condition. He had been in a critical condition.", Condition.stable),
+    ("A man is in a stable condition. He was in a critical condition at first.", Condition.stable),
+    ("A man is in a stable condition. He was taken to hospital in a critical condition when he was found.",
+     Condition.stable),
+    ("A man was taken to hospital with life-threatening injuries.", Condition.critical),
+    ("A man was in a stable condition. He died in hospital earlier today.", Condition.deceased),
+    ("A man was stabbed. His condition is described as serious.", Condition.serious),
+    ("A man was stabbed. His condition was last night described as critical.", Condition.critical),
+    ("A man was hurt. His injuries are serious but not life-threatening.", Condition.serious),
+    ("A man was listed in fair condition at a local hospital.", Condition.stable),
+    ("Police were not able to say if the man had died.", None),
 ]
 
 
@@ -218,10 +248,14 @@ CONDITION_CASES = [
          "non-life-threatening", "not-life-threatening", "not-thought-life-threatening", "no-longer",
          "stable-condition", "minor-injuries", "not-serious-is-minor", "discharged", "died", "pronounced-dead",
          "fatally", "pronoun-refers-back", "latest-in-sentence-wins", "latest-sentence-wins", "later-death-wins",
-         "firearm-discharged-is-no-condition", "no-condition"],
+         "firearm-discharged-is-no-condition", "no-condition", "background-initially-at-the-end",
+         "background-after-although", "background-had-been", "background-at-first", "background-taken-when",
+         "background-alone-still-counts", "death-earlier-today-is-no-background", "described-as-serious",
+         "described-as-critical-last-night", "serious-but-not-life-threatening", "us-fair-condition",
+         "question-is-no-death"],
 )
 def test_condition(text: str, expected: Condition | None) -> None:
-    """The condition is the latest one the text states for the person, with negation honoured."""
+    """The condition is the latest current one the text states for the person, with negation honoured."""
     assert _condition(extract("", text)) is expected
 
 
@@ -239,6 +273,46 @@ LIFE_CHANGING_CASES = [
 def test_life_changing(text: str, expected: bool | None) -> None:
     """"Life-changing" marks the person's injuries as life-changing; a negation marks them as not."""
     assert _life_changing(extract("", text)) is expected
+
+
+PEOPLE_CASES = [
+    ("", "A man has died after being stabbed in Hackney. A 20-year-old man has been charged with murder.",
+     [("man", Role.victim, Condition.deceased), ("20-year-old man", Role.suspect, None)]),
+    ("Teen stabbed", "A 17-year-old boy was stabbed in Hackney.", [("17-year-old boy", Role.victim, None)]),
+    ("Man stabbed in Hackney", "A man in his 30s was stabbed on Friday. He is in a critical condition.",
+     [("man in his 30s", Role.victim, Condition.critical)]),
+    ("Teen stabbed", "A 17-year-old boy was stabbed. A 16-year-old boy has been arrested.",
+     [("17-year-old boy", Role.victim, None), ("16-year-old boy", Role.suspect, None)]),
+    ("Child shot", "A 7-year-old girl was shot in the leg.", [("7-year-old girl", Role.victim, None)]),
+    ("", "Two people were stabbed in Hackney. One man is in a critical condition, the other is stable.",
+     [("man", Role.victim, Condition.critical), ("other person", Role.victim, Condition.stable)]),
+    ("", "Two men were stabbed. One man is in a critical condition and the other man is stable.",
+     [("man", Role.victim, Condition.critical), ("other man", Role.victim, Condition.stable)]),
+    ("", "A boy, 3, was wounded in an accidental shooting.", [("3-year-old boy", Role.victim, None)]),
+    ("", "A man is facing charges in the shooting death of a boy.",
+     [("boy", Role.unknown, Condition.deceased)]),
+    ("Man dies after stabbing", "The man, aged 24, died in hospital. A 19-year-old man was arrested.",
+     [("24-year-old man", Role.victim, Condition.deceased), ("19-year-old man", Role.suspect, None)]),
+    ("Teenager in hospital after stabbing", "A 16-year-old boy is in a stable condition. A 15-year-old boy was also "
+     "treated for minor injuries.",
+     [("16-year-old boy", Role.victim, Condition.stable), ("15-year-old boy", Role.victim, Condition.minor)]),
+    ("", "Two men were stabbed. The other man, 28, suffered injuries that are not life-threatening.",
+     [("28-year-old man", Role.victim, Condition.stable)]),
+]
+
+
+@pytest.mark.parametrize(
+    ("title", "text", "expected"),
+    PEOPLE_CASES,
+    ids=["victim-and-charged-man-are-two", "title-teen-is-the-17-year-old", "title-man-is-the-man-in-his-30s",
+         "title-teen-is-the-victim-not-the-suspect", "title-child-is-the-7-year-old", "one-critical-the-other-stable",
+         "the-other-man", "comma-age", "death-of-an-object", "title-man-dies-is-the-victim-not-the-suspect",
+         "title-teen-is-the-first-teen-named", "the-other-man-with-an-age"],
+)
+def test_people(title: str, text: str, expected: list[tuple[str, Role, Condition | None]]) -> None:
+    """Each person once, under the most specific label the text gives; a victim is never folded into a suspect."""
+    facts = extract(title, text)
+    assert [(c.label, c.role, c.condition.value if c.condition else None) for c in facts.casualties] == expected
 
 
 # --- counts ----------------------------------------------------------------------------------------------------------
@@ -262,6 +336,20 @@ COUNT_CASES = [
     ("A man has been charged with murder after the stabbing.", "charges", 1),
     ("Two men have been charged after the stabbing.", "charges", 2),
     ("A man was stabbed after a group charged at him.", "charges", None),
+    ("A man was shot dead in Hackney. A second man was injured.", "dead", 1),
+    ("A man was shot dead in Hackney. A second man was injured.", "injured", 1),
+    ("A teenager was shot and killed on Friday.", "dead", 1),
+    ("A man was stabbed and taken to hospital, where he died.", "dead", 1),
+    ("A man was shot dead. A woman was also killed.", "dead", 2),
+    ("A man was shot dead. The 26-year-old man was named by police.", "dead", 1),
+    ("A man has died after being stabbed in Hackney. A 20-year-old man has been charged with murder.", "charges", 1),
+    ("A man was shot. He is in a critical condition.", "dead", None),
+    ("Three people were shot, one fatally.", "dead", 1),
+    ("Three people were shot, one fatally.", "injured", 2),
+    ("Two people were stabbed. One man is in a critical condition, the other is stable.", "injured", 2),
+    ("Seven shot, one dead in overnight violence.", "injured", 6),
+    ("Two men were shot dead.", "injured", None),
+    ("Two people were killed, including a 17-year-old boy who was shot dead.", "dead", 2),
 ]
 
 
@@ -271,10 +359,14 @@ COUNT_CASES = [
     ids=["injured-words", "dead-headline", "dead-and-injured-dead", "dead-and-injured-injured", "second-injured",
          "killed-n", "no-one-injured", "thousands-are-not-casualties", "one-casualty-is-not-a-count",
          "one-arrest", "arrests-n", "second-arrest", "n-arrests", "no-arrests", "negated-arrest", "one-charge",
-         "charges-n", "charged-at-is-not-a-charge"],
+         "charges-n", "charged-at-is-not-a-charge", "one-shot-dead", "second-man-injured-after-a-death",
+         "singular-shot-and-killed", "singular-died", "two-singular-deaths", "one-death-two-labels",
+         "charged-man-is-no-death", "critical-is-no-death", "n-shot-one-fatally-dead", "n-shot-one-fatally-injured",
+         "two-stabbed-injured", "seven-shot-one-dead", "all-shot-dead-none-injured", "number-beats-singular-deaths"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
-    """Counts come from numbers (digits or words) and ordinals; the highest stated wins, a negation counts nothing."""
+    """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
+    a negation counts nothing, and the dead among people shot are not injured."""
     stated = getattr(extract("", text), field)
     assert (stated.value if stated else None) == expected
 
@@ -330,6 +422,14 @@ INVESTIGATION_CASES = [
      [(InvestigationBody.coroner, InvestigationKind.inquest, _OPEN)]),
     ("A man died. The inquest concluded on Friday.", [(InvestigationBody.coroner, InvestigationKind.inquest, _CLOSED)]),
     ("Officers opened fire and a man was shot.", []),
+    ("A man was found injured. It is not a criminal investigation.", []),
+    ("A man died. No murder investigation has been launched.", []),
+    ("A man died. Police have not launched a criminal investigation.", []),
+    ("A man died. Police are investigating. The death is not being treated as suspicious.", []),
+    ("A man died. The death is not being treated as suspicious. Detectives have since launched a murder "
+     "investigation.", [(_POLICE, InvestigationKind.murder, _OPEN)]),
+    ("A man died. No inquest will be held.", []),
+    ("A man was shot. The IOPC has not concluded its investigation.", [(_IOPC, InvestigationKind.independent, _OPEN)]),
 ]
 
 
@@ -338,12 +438,15 @@ INVESTIGATION_CASES = [
     INVESTIGATION_CASES,
     ids=["iopc-launched", "iopc-long-name-started", "police-watchdog", "referral-is-not-investigation",
          "hedged", "iopc-closed", "iopc-criminal", "murder", "police", "fire", "hse", "inquest-open",
-         "inquest-closed", "opened-fire-is-no-investigation"],
+         "inquest-closed", "opened-fire-is-no-investigation", "not-a-criminal-investigation",
+         "no-murder-investigation", "not-launched", "not-suspicious-rules-out", "later-murder-investigation",
+         "no-inquest", "not-concluded-is-open"],
 )
 def test_investigations(
     text: str, expected: list[tuple[InvestigationBody, InvestigationKind, InvestigationStatus]]
 ) -> None:
-    """Investigations are reported by body, kind and status; referrals and maybes are not investigations."""
+    """Investigations are reported by body, kind and status; referrals, maybes and negations are not
+    investigations."""
     assert [(i.body, i.kind, i.status) for i in extract("", text).investigations] == expected
 
 
@@ -362,6 +465,9 @@ CORDON_CASES = [
     ("A man was stabbed. The cordon has not been lifted.", Cordon.in_place),
     ("A man was stabbed. The road will be reopened later.", None),
     ("A man was stabbed.", None),
+    ("A man was stabbed. The cordon has been lifted. A cordon was initially put in place around the shop.",
+     Cordon.lifted),
+    ("A man was stabbed. A cordon was initially put in place.", Cordon.in_place),
 ]
 
 
@@ -369,10 +475,12 @@ CORDON_CASES = [
     ("text", "expected"),
     CORDON_CASES,
     ids=["in-place", "remains", "crime-scene", "road-closures", "lifted", "road-reopened", "police-lifted",
-         "latest-in-sentence", "latest-sentence", "not-lifted", "future-is-not-lifted", "unsaid"],
+         "latest-in-sentence", "latest-sentence", "not-lifted", "future-is-not-lifted", "unsaid",
+         "background-in-place-at-the-end", "background-alone-still-counts"],
 )
 def test_cordon(text: str, expected: Cordon | None) -> None:
-    """The cordon's state is the latest the text states; a negated or future lifting is not a lifting."""
+    """The cordon's state is the latest current one the text states; a negated or future lifting is not a
+    lifting."""
     facts = extract("", text)
     assert (facts.cordon.value if facts.cordon else None) is expected
 
@@ -388,6 +496,8 @@ RISK_CASES = [
     ("A man was shot. People were asked to stay away. There is now no wider risk to the public.", PublicRisk.none),
     ("A man was shot. There was no risk at first, but residents are urged to stay indoors.", PublicRisk.ongoing),
     ("A man was shot.", None),
+    ("A man was shot. There is no wider risk to the public. Residents were initially urged to stay indoors.",
+     PublicRisk.none),
 ]
 
 
@@ -395,7 +505,7 @@ RISK_CASES = [
     ("text", "expected"),
     RISK_CASES,
     ids=["no-wider-risk", "no-ongoing-risk", "not-believed", "no-ongoing-danger", "do-not-believe", "avoid-the-area",
-         "risk-to-public", "latest-none", "latest-ongoing", "unsaid"],
+         "risk-to-public", "latest-none", "latest-ongoing", "unsaid", "background-urged-at-the-end"],
 )
 def test_public_risk(text: str, expected: PublicRisk | None) -> None:
     """The risk to the public is the latest stated; "no wider risk to the public" is none, not ongoing."""

@@ -23,8 +23,8 @@ from schemas import (
     Update,
     Verdict,
 )
-from services.tracker.facts import CasualtyFact, Facts, InvestigationFact, Stated
 from services.tracker.evidence import rank
+from services.tracker.facts import CasualtyFact, Facts, InvestigationFact, Stated
 from services.tracker.merge import merge, open_incident
 
 T0 = datetime(2025, 10, 24, 9, 0, tzinfo=UTC)

@@ -1,0 +1,271 @@
+"""Who a text is about: the people it mentions, the role and condition of each, and the deaths it states one by one.
+
+Pure functions over the sentences of one text (`services.tracker.extract` splits them) and the rule matches found in
+them. A person is a normalised label ("man", "17-year-old boy", "man in his 30s", "second man", "other person"); the
+mentions of one person are folded into one label, the most specific one the text gives, but never a victim into a
+suspect ("A man has died … A 20-year-old man has been charged" are two people).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from schemas import Condition, Role
+from services.tracker import patterns as p
+from services.tracker.facts import CasualtyFact, Stated
+
+V = TypeVar("V")
+
+# Where mentions of one person give different roles, the strongest wins: a man shot by police stays the subject.
+_ROLE_RANK = {Role.subject: 5, Role.officer: 4, Role.suspect: 3, Role.bystander: 2, Role.victim: 1, Role.unknown: 0}
+_HARMED = frozenset({Role.victim, Role.bystander})
+_OTHER_PERSON = "other person"
+_OBJECT_GAP = re.compile(r"\s*(?:(?:a|an|the|his|her|their)\s+)?", re.IGNORECASE)
+# A count of two or more people just before a stated condition: it is theirs, no one person's ("Two killed in …").
+_SEVERAL = re.compile(
+    rf"\b(?P<n>{p.NUM})\s+(?:(?:other|more)\s+)?(?:people\s+|persons\s+|men\s+|women\s+|victims\s+)?"
+    r"(?:(?:were|have|had|are|been|all|also)\s+)*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class Hit(Generic[V]):
+    """One rule match: where (sentence index, offsets), what it states, and whether it is background (a value the
+    text marks as superseded: "he was initially critical")."""
+
+    sentence: int
+    start: int
+    end: int
+    value: V
+    historical: bool = False
+
+
+def settled(hits: Sequence[Hit[V]]) -> list[Hit[V]]:
+    """The hits that state how things are: the current ones, or the background ones when there are no others."""
+    current = [h for h in hits if not h.historical]
+    return current or list(hits)
+
+
+@dataclass(frozen=True)
+class _Mention:
+    sentence: int
+    start: int
+    end: int
+    label: str
+    role: Role
+    noun: str = ""
+    age: int | None = None
+
+
+def _label(m: re.Match[str]) -> tuple[str, str, int | None]:
+    """The mention's label, its noun and the age it states (a decade counts as its first year)."""
+    noun = p.PERSON_NOUNS[m.group("noun").lower()]
+    label = noun
+    raw_age = m.group("age") or m.group("aged") or m.group("comma_age")
+    age = None
+    if raw_age:
+        age = p.NUMBER_WORDS.get(raw_age.lower()) or int(raw_age)
+        label = f"{age}-year-old {noun}"
+    elif m.group("decade"):
+        age = int(m.group("decade"))
+        label = f"{noun} in {m.group('pronoun').lower()} {age}s"
+    if m.group("ord"):
+        label = f"{m.group('ord').lower()} {label}"
+    elif m.group("other") and age is None:  # "the other man"; "the other man, 28," is the 28-year-old man
+        label = f"other {label}"
+    return label, noun, age
+
+
+def _role(before: str, after: str, police_shooting: bool) -> Role:
+    """The role the words nearest a mention give: the first cue after it, else the last cue before it."""
+    after_cue = p.ROLE_CUE.search(after)
+    before_cues = list(p.ROLE_CUE.finditer(before))
+    cue = after_cue or (before_cues[-1] if before_cues else None)
+    if cue is None or cue.lastgroup is None:
+        return Role.unknown
+    if cue.lastgroup == "suspect":
+        return Role.suspect
+    if cue.lastgroup == "bystander":
+        return Role.bystander
+    return Role.subject if police_shooting else Role.victim
+
+
+def _mentions(sentences: Sequence[str], police_shooting: bool, headline: bool) -> list[_Mention]:
+    """Every person mentioned, with the role the words around the mention give them."""
+    mentions: list[_Mention] = []
+    for i, sentence in enumerate(sentences):
+        found = [(m.start(), m.end(), *_label(m)) for m in p.PERSON.finditer(sentence)]
+        found += [(m.start(), m.end(), _OTHER_PERSON, "person", None) for m in p.OTHER_PERSON.finditer(sentence)]
+        found.sort()
+        for k, (start, end, label, noun, age) in enumerate(found):
+            if noun in p.OFFICER_LABELS:
+                # An officer is a casualty only when hurt; an officer who acted is not one.
+                if p.OFFICER_HURT.search(sentence):
+                    mentions.append(_Mention(i, start, end, label, Role.officer, noun, age))
+                continue
+            before = sentence[found[k - 1][1] if k else 0 : start]
+            after = sentence[end : found[k + 1][0] if k + 1 < len(found) else len(sentence)]
+            mentions.append(_Mention(i, start, end, label, _role(before, after, police_shooting), noun, age))
+    return _resolve(mentions, headline)
+
+
+def _specific(m: _Mention) -> bool:
+    """A label that tells one person from another of the same kind: with an age, not counted off ("second man")."""
+    return m.age is not None and not m.label.startswith(("other ", *(f"{o} " for o in p.ORDINALS)))
+
+
+def _covers(generic: str, specific: _Mention) -> bool:
+    """Whether a bare noun may name the person of a specific label: "man" the "man in his 30s", "teen" the
+    "17-year-old boy", "child" the "7-year-old girl"."""
+    if generic == specific.noun:
+        return True
+    age = specific.age if specific.age is not None else -1
+    if generic == "teenager":
+        return specific.noun in {"boy", "girl", "man", "woman"} and age in p.TEEN_AGES
+    if generic == "child":
+        return specific.noun in {"boy", "girl", "baby", "toddler"} and age in p.CHILD_AGES
+    return False
+
+
+def _compatible(a: Role, b: Role) -> bool:
+    """Whether two roles may be one person's: a victim is never the suspect."""
+    return not ((a in _HARMED and b is Role.suspect) or (b in _HARMED and a is Role.suspect))
+
+
+def _resolve(mentions: list[_Mention], headline: bool) -> list[_Mention]:
+    """"The man" after "a 34-year-old man" is the same person: a bare noun takes the one specific label of its kind
+    whose role it can share; with none, or several outside the headline, it stays as it is. A headline ("Teenager in
+    hospital") is about the first person of its kind the text names."""
+    specific_roles: dict[str, Role] = {}
+    specific: dict[str, _Mention] = {}
+    for m in mentions:
+        if _specific(m):
+            specific.setdefault(m.label, m)
+            current = specific_roles.get(m.label, Role.unknown)
+            if _ROLE_RANK[m.role] > _ROLE_RANK[current]:
+                specific_roles[m.label] = m.role
+    resolved = []
+    for m in mentions:
+        label = m.label
+        if m.age is None and m.label == m.noun:
+            candidates = [s for s in specific.values()
+                          if _covers(m.noun, s) and _compatible(m.role, specific_roles.get(s.label, Role.unknown))]
+            if len(candidates) == 1 or (candidates and m.sentence == 0 and headline):
+                label = candidates[0].label
+        resolved.append(_Mention(m.sentence, m.start, m.end, label, m.role, m.noun, m.age))
+    return resolved
+
+
+def _owner(hit: Hit[V], mentions: Sequence[_Mention], sentence: str) -> str | None:
+    """Whom a stated condition is about: a death, the person right after it ("the death of a boy", "fatally shot a
+    boy"); else the nearest person before it in its sentence; else no one where a count of people comes right before
+    it ("Two killed in …"); else the first person after it; else, unless the sentence is about several people, the
+    last person of an earlier sentence ("He remains in hospital"), else an unnamed person."""
+    same = [m for m in mentions if m.sentence == hit.sentence]
+    if hit.value is Condition.deceased:
+        objects = [m for m in same if m.start >= hit.end and _OBJECT_GAP.fullmatch(sentence[hit.end : m.start])]
+        if objects:
+            return objects[0].label
+    before = [m for m in same if m.start <= hit.start]
+    if before:
+        return before[-1].label
+    several = _SEVERAL.search(sentence[: hit.start])
+    if several and _number(several.group("n")) >= 2:
+        return None
+    if same:
+        return same[0].label
+    if p.PLURAL_PEOPLE.search(sentence):
+        return None
+    earlier = [m for m in mentions if m.sentence < hit.sentence]
+    return earlier[-1].label if earlier else "person"
+
+
+def _number(word: str) -> int:
+    return p.NUMBER_WORDS[word.lower()] if word.lower() in p.NUMBER_WORDS else int(word)
+
+
+def _by_owner(hits: Sequence[Hit[V]], mentions: Sequence[_Mention], snippets: Sequence[str],
+              sentences: Sequence[str]) -> dict[str, Stated[V]]:
+    """Per person, the latest value the text states of them, background values only where there is nothing else."""
+    owned: dict[str, list[Hit[V]]] = {}
+    for hit in hits:
+        owner = _owner(hit, mentions, sentences[hit.sentence])
+        if owner is not None:
+            owned.setdefault(owner, []).append(hit)
+    stated = {}
+    for owner, owner_hits in owned.items():
+        latest = settled(owner_hits)[-1]  # hits come in text order, so the last is the latest stated
+        stated[owner] = Stated(latest.value, snippets[latest.sentence])
+    return stated
+
+
+def casualties(sentences: Sequence[str], snippets: Sequence[str], conditions: Sequence[Hit[Condition]],
+               life_changing: Sequence[Hit[bool]], *, headline: bool) -> list[CasualtyFact]:
+    """The people the text reports hurt, dead, held or acted on, in order of first mention; `headline` says whether
+    the first sentence is a title."""
+    police_shooting = any(p.POLICE_SHOOTING.search(s) for s in sentences)
+    mentions = _mentions(sentences, police_shooting, headline)
+    condition_of = _by_owner(conditions, mentions, snippets, sentences)
+    life_changing_of = _by_owner(life_changing, mentions, snippets, sentences)
+    roles: dict[str, Role] = {}
+    for m in mentions:  # the strongest role any mention gives
+        current = roles.get(m.label)
+        if current is None or _ROLE_RANK[m.role] > _ROLE_RANK[current]:
+            roles[m.label] = m.role
+    labels = list(dict.fromkeys([*roles, *condition_of, *life_changing_of]))
+    return [
+        CasualtyFact(label, roles.get(label, Role.unknown), condition_of.get(label), life_changing_of.get(label))
+        for label in labels
+        if roles.get(label, Role.unknown) is not Role.unknown or label in condition_of or label in life_changing_of
+    ]
+
+
+_MALE, _FEMALE = frozenset({"man", "boy"}), frozenset({"woman", "girl"})
+_AGES = {"boy": (0, 17), "girl": (0, 17), "teenager": (13, 19), "child": (0, 12), "baby": (0, 1), "toddler": (1, 3),
+         "man": (18, 120), "woman": (18, 120), "pensioner": (60, 120)}
+_AGED = re.compile(r"^(?:(?P<age>\d+)-year-old )?(?P<noun>.+?)(?: in \w+ (?P<decade>\d+)s)?$")
+
+
+def _same_possible(a: str, b: str) -> bool:
+    """Whether two labels may name one person: no label counted off ("second man", "other person"), no two genders,
+    ages that overlap ("teenager" and "17-year-old boy" may; "man" and "3-year-old boy" may not)."""
+    if a == b:
+        return True
+    ranges, nouns = [], []
+    for label in (a, b):
+        m = _AGED.match(label)
+        if m is None or label.split()[0] in {"other", *p.ORDINALS}:
+            return False
+        noun = m.group("noun")
+        age = m.group("age") or m.group("decade")
+        nouns.append(noun)
+        if m.group("age"):
+            ranges.append((int(m.group("age")), int(m.group("age"))))
+        elif age:
+            ranges.append((int(age), int(age) + 9))
+        else:
+            ranges.append(_AGES.get(noun, (0, 120)))
+    if (nouns[0] in _MALE and nouns[1] in _FEMALE) or (nouns[0] in _FEMALE and nouns[1] in _MALE):
+        return False
+    return ranges[0][0] <= ranges[1][1] and ranges[1][0] <= ranges[0][1]
+
+
+def deaths(people: Sequence[CasualtyFact]) -> Stated[int] | None:
+    """How many people the text states dead one by one, counting only people it tells apart ("a man" and "a
+    26-year-old man" may be one; "a man" and "a woman" are two), with the sentence stating the first death."""
+    dead = [(c.label, c.condition) for c in people if c.condition is not None
+            and c.condition.value is Condition.deceased]
+    if not dead:
+        return None
+    groups: list[list[str]] = []
+    for label, _ in dead:
+        group = next((g for g in groups if all(_same_possible(label, other) for other in g)), None)
+        if group is None:
+            groups.append([label])
+        else:
+            group.append(label)
+    return Stated(len(groups), dead[0][1].snippet)
