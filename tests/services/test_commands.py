@@ -72,7 +72,7 @@ def test_demo_without_redis_starts_its_own_server(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "services", "demo", "--pace", "0"], cwd=ROOT, env=env_without_url,
                           capture_output=True, text=True, timeout=180, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "no LIVEDESK_REDIS_URL: embedded valkey started" in done.stderr
+    assert "no LIVEDESK_REDIS_URL: embedded valkey in use" in done.stderr
     assert "condition of man: critical → stable" in done.stdout
     assert (tmp_path / "data" / "appendonlydir").exists()
 
