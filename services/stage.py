@@ -64,8 +64,8 @@ def subscribe_stream(router: RedisRouter, ctx: StageContext, stream: str, group:
     def register(handler: Handler) -> Handler:
         # NACK_ON_ERROR: a failed entry stays pending (Redis has no nack) and the reclaimer retries it later;
         # the dead-letter middleware ends the retries. Never ACK_FIRST: that loses the entry on a crash.
-        for sub in (reader, reclaimer):
-            router.subscriber(stream=sub, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:{sub.name}")(handler)
+        for sub, role in ((reader, "read"), (reclaimer, "reclaim")):
+            router.subscriber(stream=sub, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:{role}")(handler)
         return handler
 
     return register
