@@ -53,6 +53,20 @@ class Keys:
         # Messages that failed too often, each with its original payload and the last error.
         return self.stream("deadletter")
 
+    @property
+    def feeds(self) -> str:
+        """Hash: feed id → FeedSource JSON (the live registry)."""
+        return f"{self.prefix}:feeds"
+
+    @property
+    def feeds_due(self) -> str:
+        """Sorted set: feed id scored by when it is next due (Unix seconds)."""
+        return f"{self.prefix}:feeds:due"
+
+    def feed_lease(self, source_id: str) -> str:
+        """String with a TTL: the poller that is polling this feed now."""
+        return f"{self.prefix}:feed-lease:{source_id}"
+
     def feed_state(self, source_id: str) -> str:
         """Hash: HTTP validators (etag, last_modified) and last poll outcome of one feed."""
         return f"{self.prefix}:feed:{source_id}"

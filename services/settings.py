@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     sources: Path | None = Field(default=None, description="The feed registry: a TOML file of `[[source]]` tables.")
 
     poll_interval_s: float = Field(default=300.0, gt=0, description="How often each feed is polled.")
+    poll_max_in_flight: int = Field(default=50, ge=1, description="Polls one poller runs at once.")
+    poll_per_host: int = Field(default=2, ge=1, description="Requests in flight to one host at once.")
+    poll_host_gap_s: float = Field(default=0.5, ge=0, description="Minimum time between two requests to one host.")
     http_timeout_s: float = Field(default=20.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
     http_max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="Bodies past this are refused.")

@@ -75,6 +75,7 @@ def settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path / "data",
         consumer=f"test-{uuid.uuid4().hex[:8]}",
         reclaim_idle_ms=1000,
+        poll_host_gap_s=0.0,
         max_deliveries=3,
         log_format="json",
     )

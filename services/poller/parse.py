@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from html import unescape
 from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import feedparser
 
@@ -55,12 +55,19 @@ class ParsedFeed:
         entries: Normalised entries in document order, at most `MAX_ENTRIES`.
         ttl_s: The RSS `<ttl>` hint converted to seconds, None when absent or unusable.
         warnings: One-line notes on what was wrong but tolerated (ill-formed XML, bad dates, truncation).
+        update_period_s: The Syndication module's hint (`sy:updatePeriod` divided by `sy:updateFrequency`) in seconds,
+            None when absent or unusable.
+        hub_url: The WebSub hub the feed advertises (`<link rel="hub">`, Atom or `atom:link` in RSS), absolute.
+        self_url: The feed's own URL as it states it (`<link rel="self">`), absolute; the WebSub topic.
     """
 
     title: str
     entries: list[FeedEntry]
     ttl_s: int | None
     warnings: list[str]
+    update_period_s: int | None = None
+    hub_url: str | None = None
+    self_url: str | None = None
 
 
 class _Warnings:
@@ -228,6 +235,50 @@ def _ttl_seconds(value: Any, warnings: _Warnings) -> int | None:
     return minutes * 60
 
 
+# The Syndication module's periods (http://purl.org/rss/1.0/modules/syndication/); a month and a year are nominal.
+_SY_PERIOD_S = {"hourly": 3_600, "daily": 86_400, "weekly": 604_800, "monthly": 2_592_000, "yearly": 31_536_000}
+
+
+def _update_period_seconds(meta: dict[str, Any], warnings: _Warnings) -> int | None:
+    """`sy:updatePeriod` / `sy:updateFrequency` in seconds; the spec's defaults are daily and 1 when one is missing."""
+    period = dict.get(meta, "sy_updateperiod")
+    frequency = dict.get(meta, "sy_updatefrequency")
+    if period is None and frequency is None:
+        return None
+    period_text = str(period if period is not None else "daily").strip().lower()
+    period_s = _SY_PERIOD_S.get(period_text)
+    if period_s is None:
+        warnings.add(f"unusable sy:updatePeriod {_one_line(str(period), 40)!r}")
+        return None
+    try:
+        times = int(str(frequency if frequency is not None else "1").strip())
+    except ValueError:
+        times = 0
+    if times <= 0:
+        warnings.add(f"unusable sy:updateFrequency {_one_line(str(frequency), 40)!r}")
+        return None
+    # Sub-second intervals mean nothing to a poller; a frequency above the period's seconds still says "often".
+    return max(1, period_s // times)
+
+
+def _feed_link(meta: dict[str, Any], rel: str, base_url: str | None, warnings: _Warnings) -> str | None:
+    """The first feed-level link with this rel, absolute; only http(s) is kept, since it is a URL we may request."""
+    links = dict.get(meta, "links")
+    for link in links if isinstance(links, list) else []:
+        if not isinstance(link, dict):
+            continue
+        link_rel = link.get("rel")
+        if not (isinstance(link_rel, str) and link_rel.strip().lower() == rel):
+            continue
+        url = _ref(link.get("href"), base_url)
+        if url is None:
+            continue
+        if urlsplit(url).scheme.lower() in ("http", "https"):
+            return url
+        warnings.add(f"ignored rel={rel} link {_one_line(url, 80)!r}: not an absolute http(s) URL")
+    return None
+
+
 def _describe(exc: Any) -> str:
     """One line for a feedparser `bozo_exception`."""
     if isinstance(exc, xml.sax.SAXParseException):
@@ -293,9 +344,10 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
             against it. GUIDs are not: a GUID names the entry, and must not change when the feed moves.
 
     Returns:
-        The feed's title, at most `MAX_ENTRIES` entries (the newest, in document order), the `<ttl>` hint in seconds,
-        and warnings for whatever was wrong but tolerated: a document that is ill-formed but still yields entries is
-        used, with the reason as a warning; a garbage date becomes None plus a warning.
+        The feed's title, at most `MAX_ENTRIES` entries (the newest, in document order), the `<ttl>` and
+        `sy:updatePeriod` hints in seconds, the WebSub hub and self URLs (resolved against `base_url`), and warnings
+        for whatever was wrong but tolerated: a document that is ill-formed but still yields entries is used, with the
+        reason as a warning; a garbage date or hint becomes None plus a warning.
 
     Raises:
         FeedError: The body is not a usable feed (empty, HTML, JSON, text, broken XML with no entries, ...), with a
@@ -321,6 +373,9 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
         warnings.add(_describe(exc))
     title, _ = _detail_text(dict.get(meta, "title"), dict.get(meta, "title_detail"), MAX_TITLE_CHARS)
     ttl_s = _ttl_seconds(dict.get(meta, "ttl"), warnings)
+    update_period_s = _update_period_seconds(meta, warnings)
+    hub_url = _feed_link(meta, "hub", base_url, warnings)
+    self_url = _feed_link(meta, "self", base_url, warnings)
     kept = _keep_newest(raw_entries, warnings)
     normalised = [_entry(raw, f"entry {i + 1}", base_url, warnings) for i, raw in enumerate(kept)]
     # An entry with no field at all says nothing and cannot be told apart from another; it is noise, not news.
@@ -330,4 +385,12 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
         raise FeedError(feed, _not_a_feed(body, exc))
     if len(entries) < len(normalised):
         warnings.add(f"{len(normalised) - len(entries)} empty entries dropped")
-    return ParsedFeed(title=title, entries=entries, ttl_s=ttl_s, warnings=warnings.result())
+    return ParsedFeed(
+        title=title,
+        entries=entries,
+        ttl_s=ttl_s,
+        warnings=warnings.result(),
+        update_period_s=update_period_s,
+        hub_url=hub_url,
+        self_url=self_url,
+    )

@@ -1,14 +1,18 @@
-"""The poller stage: polls every feed of the registry on its own schedule and publishes what changed on `raw`.
+"""The poller stage: polls every due feed of the registry and publishes what changed on `raw`.
 
-One task per feed, so a slow or broken feed never holds up the others; every failure is logged with the feed named
-and the feed is tried again at its next turn.
+One task per poll, so a slow or broken feed never holds up the others; every failure is logged with the feed named
+and recorded on it, and the feed is tried again at its next turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from datetime import UTC, datetime
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -16,6 +20,7 @@ import structlog
 from schemas import FeedSource
 from services.errors import LivedeskError
 from services.poller.diff import publish_changed, raw_updates
+from services.poller.feeds import FeedRegistry
 from services.poller.fetch import fetch_feed
 from services.poller.parse import parse_feed
 from services.stage import StageContext
@@ -23,13 +28,21 @@ from services.stage import StageContext
 log = structlog.get_logger(__name__)
 
 
+_TICK_S = 0.2
+
+
 class Poller:
-    """Polls a fixed set of feeds until cancelled."""
+    """Polls the registry's due feeds until cancelled; `sources` are added to the registry when it starts."""
 
     def __init__(self, ctx: StageContext, sources: list[FeedSource], client: httpx.AsyncClient) -> None:
         self._ctx = ctx
         self._sources = sources
         self._client = client
+        self._registry = FeedRegistry(ctx.redis, ctx.keys)
+        self._holder = f"{ctx.settings.consumer}-{uuid.uuid4().hex[:6]}"
+        # Longer than any one poll can take (connect + read timeouts, the parse), so a live holder never loses it.
+        self._lease_ms = int((2 * ctx.settings.http_timeout_s + 30) * 1000)
+        self._hosts = HostLimits(ctx.settings.poll_per_host, ctx.settings.poll_host_gap_s)
 
     async def poll(self, source: FeedSource) -> int:
         """Fetch, parse and diff one feed once; returns how many entries were published."""
@@ -66,27 +79,81 @@ class Poller:
         log.info("feed polled", source_id=source.id, status=result.status, published=published)
         return published
 
-    async def _follow(self, source: FeedSource) -> None:
-        interval_s = self._ctx.settings.poll_interval_s
-        # Spread the first polls so that many feeds do not all start in the same second.
-        await asyncio.sleep(random.uniform(0, min(interval_s, 5.0)))
-        while True:
-            try:
-                await self.poll(source)
-            except LivedeskError as error:
-                log.warning("feed poll failed", source_id=source.id, feed_url=source.url, error=str(error))
-                await self._ctx.redis.hset(self._ctx.keys.feed_state(source.id), "last_error", str(error))
-            except Exception:
-                # A bug must not take the other feeds down with it: log it loudly and keep this feed scheduled.
-                log.exception("feed poll crashed", source_id=source.id, feed_url=source.url)
-            await asyncio.sleep(interval_s * random.uniform(0.9, 1.1))
-
     async def run(self) -> None:
-        """Poll every feed forever."""
-        log.info("poller started", feeds=len(self._sources))
-        async with asyncio.TaskGroup() as group:
-            for source in self._sources:
-                group.create_task(self._follow(source), name=f"poll:{source.id}")
+        """Load the configured feeds into the registry, then poll whatever is due, forever.
+
+        A feed is polled only under its lease, so any number of pollers can share the registry; one whose poller
+        died is due again once the lease expires.
+        """
+        registry, settings = self._registry, self._ctx.settings
+        await registry.upsert(self._sources, due=datetime.now(UTC))
+        log.info("poller started", configured_feeds=len(self._sources), holder=self._holder)
+        running: dict[str, asyncio.Task[None]] = {}
+        try:
+            while True:
+                capacity = settings.poll_max_in_flight - len(running)
+                for feed_id in await registry.due(datetime.now(UTC), capacity) if capacity > 0 else []:
+                    if feed_id not in running and await registry.acquire(feed_id, self._holder, self._lease_ms):
+                        running[feed_id] = asyncio.create_task(self._turn(feed_id), name=f"poll:{feed_id}")
+                await asyncio.sleep(_TICK_S)
+                for feed_id in [f for f, task in running.items() if task.done()]:
+                    running.pop(feed_id)
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+
+    async def _turn(self, feed_id: str) -> None:
+        """One poll of one feed under its lease, then its next due time."""
+        registry, interval_s = self._registry, self._ctx.settings.poll_interval_s
+        try:
+            source = await registry.get(feed_id)
+            if source is None:
+                return  # removed meanwhile
+            async with self._hosts.slot(source.url):
+                try:
+                    await self.poll(source)
+                except LivedeskError as error:
+                    log.warning("feed poll failed", source_id=source.id, feed_url=source.url, error=str(error))
+                    await self._record_error(source, error)
+                except Exception as error:
+                    # A bug must not take the other feeds down with it: log it loudly, keep this feed scheduled.
+                    log.exception("feed poll crashed", source_id=source.id, feed_url=source.url)
+                    await self._record_error(source, error)
+            next_due = datetime.now(UTC) + timedelta(seconds=interval_s * random.uniform(0.9, 1.1))
+            await registry.schedule(feed_id, next_due)
+            await self._ctx.redis.hset(self._ctx.keys.feed_state(feed_id), "next_due", next_due.isoformat())
+        finally:
+            await registry.release(feed_id, self._holder)
+
+    async def _record_error(self, source: FeedSource, error: Exception) -> None:
+        key = self._ctx.keys.feed_state(source.id)
+        async with self._ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, "last_error", f"{type(error).__name__}: {error}" if not isinstance(error, LivedeskError)
+                      else str(error))
+            pipe.hincrby(key, "error_count", 1)
+            await pipe.execute()
+
+
+class HostLimits:
+    """At most `per_host` requests in flight per host, and at least `gap_s` between two starts on one host."""
+
+    def __init__(self, per_host: int, gap_s: float) -> None:
+        self._per_host = per_host
+        self._gap_s = gap_s
+        self._slots: dict[str, asyncio.Semaphore] = {}
+        self._next_start: dict[str, float] = {}
+
+    @contextlib.asynccontextmanager
+    async def slot(self, url: str) -> AsyncIterator[None]:
+        host = urlsplit(url).hostname or ""
+        semaphore = self._slots.setdefault(host, asyncio.Semaphore(self._per_host))
+        async with semaphore:
+            loop = asyncio.get_running_loop()
+            start = max(loop.time(), self._next_start.get(host, 0.0))
+            self._next_start[host] = start + self._gap_s
+            await asyncio.sleep(start - loop.time())
+            yield
 
 
 def _text(value: bytes | str | None) -> str | None:

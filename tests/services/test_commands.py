@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def _start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "services", *args], cwd=ROOT, env={**os.environ, **env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
@@ -48,12 +56,15 @@ def test_run_polls_feeds_and_tail_prints_the_changes(tmp_path: Path, redis_url: 
         tail = _start("tail", "--json", env=env)
         run = _start("run", "--sources", str(registry), env=env)
         try:
-            time.sleep(3)
+            _wait_for(lambda: any(path == "/echo.xml" for path, _ in server.requests))
+            time.sleep(1.5)  # the first version goes through the pipeline before the edit is served
             server.routes["/echo.xml"] = rss(
                 ("e1", "Man shot by police in Walthamstow", "A man was shot by police in Walthamstow, east London. "
                  "His condition is now stable. A cordon remains in place."),
             )
-            time.sleep(4)
+            polls = len(server.requests)
+            _wait_for(lambda: len(server.requests) > polls + 1)  # the edit has been fetched
+            time.sleep(2)
         finally:
             _, run_err = _stop(run)
             tail_out, _ = _stop(tail)

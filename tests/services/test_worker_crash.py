@@ -74,7 +74,7 @@ def incident_updates(count: int) -> list[Update]:
 async def _kill_mid_stream(stage: str, redis: Redis, redis_url: str, key_prefix: str, output: str, total: int) -> None:
     victim = worker(stage, redis_url, key_prefix, "victim", reclaim_idle_ms=600_000)
     try:
-        for _ in range(1000):
+        for _ in range(3000):  # start-up can take seconds on a loaded machine
             if await redis.xlen(output) > 0:
                 break
             await asyncio.sleep(0.01)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -16,16 +17,40 @@ def rss(*items: tuple[str, str, str]) -> bytes:
 
 
 class FeedServer:
-    """Serves `routes` (path → body) with an ETag, answering 304 to a matching If-None-Match; counts requests."""
+    """Serves `routes` (path → body) with an ETag, answering 304 to a matching If-None-Match.
 
-    def __init__(self) -> None:
+    Records every request, when it started, and the most requests in flight at once per path and overall; `delay_s`
+    makes each answer slow, so that overlapping requests would show.
+    """
+
+    def __init__(self, delay_s: float = 0.0) -> None:
         self.routes: dict[str, bytes] = {}
         self.requests: list[tuple[str, str | None]] = []
+        self.started: list[tuple[str, float]] = []
+        self.most_in_flight: dict[str, int] = {}
+        self.most_in_flight_overall = 0
+        self._in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
-                server.requests.append((self.path, self.headers.get("If-None-Match")))
+                with server._lock:
+                    server.requests.append((self.path, self.headers.get("If-None-Match")))
+                    server.started.append((self.path, time.monotonic()))
+                    server._in_flight[self.path] = server._in_flight.get(self.path, 0) + 1
+                    server.most_in_flight[self.path] = max(server.most_in_flight.get(self.path, 0),
+                                                           server._in_flight[self.path])
+                    server.most_in_flight_overall = max(server.most_in_flight_overall,
+                                                        sum(server._in_flight.values()))
+                try:
+                    time.sleep(delay_s)
+                    self._answer()
+                finally:
+                    with server._lock:
+                        server._in_flight[self.path] -= 1
+
+            def _answer(self) -> None:
                 body = server.routes.get(self.path)
                 if body is None:
                     self.send_response(404)

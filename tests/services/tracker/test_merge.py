@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import (
@@ -184,7 +184,7 @@ def _facts_of(incident: Incident) -> dict:  # type: ignore[type-arg]
     return state
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_STEP, min_size=1, max_size=8), st.randoms(use_true_random=False), st.data())
 def test_any_order_and_duplication_gives_the_same_state(draws: list[tuple], rng, data) -> None:  # type: ignore[no-untyped-def]
     """Shuffling and repeating the same updates (revisions and copies among them) never changes the final state."""
@@ -203,7 +203,7 @@ def test_any_order_and_duplication_gives_the_same_state(draws: list[tuple], rng,
     assert _facts_of(again) == _facts_of(replayed)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_STEP, min_size=2, max_size=8))
 def test_never_a_regression_to_older_evidence(draws: list[tuple]) -> None:  # type: ignore[type-arg]
     """A condition only changes on evidence that outranks every condition evidence merged before it."""

@@ -1,0 +1,80 @@
+"""The live feed registry in Redis: which feeds exist, when each is due, and which poller holds it.
+
+The TOML registry is loaded into it at start-up; `livedesk feeds add|remove|poll` change it at run time. Any number
+of pollers share it: a feed is polled only by the holder of its lease, and a lease left by a dead poller expires,
+so its feeds are taken over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from redis.asyncio import Redis
+
+from schemas import FeedSource
+from services.names import Keys
+
+# Release a lease only if we still hold it: after an expiry another poller may hold it now.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class FeedRegistry:
+    """Feeds, their due times and their leases under one key prefix."""
+
+    def __init__(self, redis: Redis, keys: Keys) -> None:
+        self._redis = redis
+        self._keys = keys
+
+    async def upsert(self, sources: Iterable[FeedSource], due: datetime) -> None:
+        """Add or update `sources`; a new feed is due at `due`, a known one keeps its schedule."""
+        sources = list(sources)
+        if not sources:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._keys.feeds, mapping={s.id: s.model_dump_json() for s in sources})
+            pipe.zadd(self._keys.feeds_due, {s.id: due.timestamp() for s in sources}, nx=True)
+            await pipe.execute()
+
+    async def remove(self, feed_id: str) -> bool:
+        """Forget a feed (its seen-entries record stays, so re-adding it publishes nothing old again)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._keys.feeds, feed_id)
+            pipe.zrem(self._keys.feeds_due, feed_id)
+            removed, _ = await pipe.execute()
+        return bool(removed)
+
+    async def get(self, feed_id: str) -> FeedSource | None:
+        found = await self._redis.hget(self._keys.feeds, feed_id)
+        return FeedSource.model_validate_json(found) if found else None
+
+    async def all(self) -> list[FeedSource]:
+        found = await self._redis.hgetall(self._keys.feeds)
+        return sorted((FeedSource.model_validate_json(v) for v in found.values()), key=lambda s: s.id)
+
+    async def due(self, now: datetime, limit: int) -> list[str]:
+        """Ids of up to `limit` feeds due at `now`, most overdue first."""
+        found = await self._redis.zrangebyscore(self._keys.feeds_due, "-inf", now.timestamp(), start=0, num=limit)
+        return [_text(f) for f in found]
+
+    async def next_due(self, feed_id: str) -> datetime | None:
+        score = await self._redis.zscore(self._keys.feeds_due, feed_id)
+        return datetime.fromtimestamp(score).astimezone() if score is not None else None
+
+    async def schedule(self, feed_id: str, at: datetime) -> None:
+        """Make the feed due at `at` (only if it is still registered)."""
+        await self._redis.zadd(self._keys.feeds_due, {feed_id: at.timestamp()}, xx=True)
+
+    async def acquire(self, feed_id: str, holder: str, lease_ms: int) -> bool:
+        """Take the feed's lease for `lease_ms`; False when another poller holds it."""
+        return bool(await self._redis.set(self._keys.feed_lease(feed_id), holder, nx=True, px=lease_ms))
+
+    async def release(self, feed_id: str, holder: str) -> None:
+        await self._redis.eval(_RELEASE, 1, self._keys.feed_lease(feed_id), holder)

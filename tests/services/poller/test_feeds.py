@@ -1,0 +1,104 @@
+"""The live feed registry: schedules and leases shared by several pollers, per-host politeness."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from schemas import FeedSource
+from services.poller.feeds import FeedRegistry
+from services.poller.fetch import build_client
+from services.poller.stage import Poller
+from services.settings import Settings
+from services.stage import StageContext
+from tests.support.feed_server import FeedServer, rss
+
+pytestmark = pytest.mark.redis
+
+NOW = datetime(2025, 10, 24, 9, tzinfo=UTC)
+
+
+def feed(n: int, base: str = "https://a.example.org") -> FeedSource:
+    return FeedSource(id=f"f{n}", name=f"feed {n}", url=f"{base}/f{n}.xml")
+
+
+async def test_registry_keeps_schedules_and_forgets_removed_feeds(redis: Redis, settings: Settings) -> None:
+    """Upserting a known feed keeps its due time; due lists the overdue first; removed feeds are never due."""
+    registry = FeedRegistry(redis, settings.keys)
+    await registry.upsert([feed(1), feed(2)], due=NOW)
+    await registry.schedule("f1", NOW + timedelta(hours=1))
+    await registry.upsert([feed(1), feed(3)], due=NOW - timedelta(minutes=1))
+    assert await registry.due(NOW, limit=10) == ["f3", "f2"]
+    assert await registry.remove("f2")
+    assert not await registry.remove("f2")
+    assert await registry.due(NOW + timedelta(hours=2), limit=10) == ["f3", "f1"]
+    assert [s.id for s in await registry.all()] == ["f1", "f3"]
+
+
+async def test_lease_is_exclusive_and_expires(redis: Redis, settings: Settings) -> None:
+    """One holder at a time; only the holder releases; an expired lease can be taken."""
+    registry = FeedRegistry(redis, settings.keys)
+    assert await registry.acquire("f1", "a", lease_ms=300)
+    assert not await registry.acquire("f1", "b", lease_ms=300)
+    await registry.release("f1", "b")
+    assert not await registry.acquire("f1", "b", lease_ms=300), "a non-holder cannot release"
+    await asyncio.sleep(0.4)
+    assert await registry.acquire("f1", "b", lease_ms=300)
+
+
+async def _run_pollers(pollers: list[Poller], seconds: float) -> None:
+    tasks = [asyncio.create_task(p.run()) for p in pollers]
+    await asyncio.sleep(seconds)
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_two_pollers_never_poll_one_feed_at_once(redis: Redis, settings: Settings) -> None:
+    """Two pollers on one registry poll every feed, and never the same feed at the same time."""
+    fast = settings.model_copy(update={"poll_interval_s": 0.1, "poll_per_host": 10})
+    with FeedServer(delay_s=0.15) as server:
+        sources = [feed(n, server.url) for n in range(6)]
+        for source in sources:
+            server.routes[f"/{source.id}.xml"] = rss(("g1", "t", "x"))
+        async with build_client(fast) as one, build_client(fast) as two:
+            pollers = [Poller(StageContext(fast, redis), sources, one), Poller(StageContext(fast, redis), [], two)]
+            await _run_pollers(pollers, 2.0)
+    assert set(server.most_in_flight) == {f"/{s.id}.xml" for s in sources}
+    assert max(server.most_in_flight.values()) == 1
+    assert len(server.requests) >= 2 * len(sources), "every feed is polled again when due"
+
+
+async def test_a_dead_poller_s_feed_is_taken_over_after_its_lease(redis: Redis, settings: Settings) -> None:
+    """A feed leased by a poller that died is polled by another one once the lease expires, not before."""
+    with FeedServer() as server:
+        source = feed(1, server.url)
+        server.routes["/f1.xml"] = rss(("g1", "t", "x"))
+        registry = FeedRegistry(redis, settings.keys)
+        await registry.upsert([source], due=datetime.now(UTC))
+        assert await registry.acquire("f1", "dead-poller", lease_ms=800)
+        expires = time.monotonic() + 0.8
+        async with build_client(settings) as client:
+            await _run_pollers([Poller(StageContext(settings, redis), [], client)], 2.0)
+    assert server.started, "the feed was never taken over"
+    assert server.started[0][1] >= expires - 0.05
+
+
+async def test_per_host_limit_and_gap(redis: Redis, settings: Settings) -> None:
+    """With one request per host and a gap, polls of one host's feeds never overlap and are spaced out."""
+    polite = settings.model_copy(update={"poll_per_host": 1, "poll_host_gap_s": 0.2, "poll_interval_s": 60})
+    with FeedServer(delay_s=0.05) as server:
+        sources = [feed(n, server.url) for n in range(4)]
+        for source in sources:
+            server.routes[f"/{source.id}.xml"] = rss(("g1", "t", "x"))
+        async with build_client(polite) as client:
+            await _run_pollers([Poller(StageContext(polite, redis), sources, client)], 1.5)
+    assert server.most_in_flight_overall == 1
+    starts = sorted(at for _, at in server.started)
+    assert len(starts) == 4
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.18
