@@ -17,6 +17,7 @@ class FeedSource(WireModel):
     name: str = Field(description="Human name of the outlet or body.")
     url: str = Field(description="The feed's URL (http, https or file).")
     authority: Authority = Field(default=Authority.news, description="How much the source is trusted.")
+    tags: list[str] = Field(default_factory=list, description="Free labels for filtering, e.g. `london`, `police`.")
 
 
 class FeedEntry(WireModel):

@@ -6,16 +6,19 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from schemas import ChangeEvent
+from schemas import Authority, ChangeEvent, FeedSource
 from services.errors import ConfigurationError
 from services.settings import Settings
 
 if TYPE_CHECKING:
+    from services.poller.feeds import FeedRegistry
     from services.replay import ReplayResult
 
 DEMO_ARCHIVE = Path(__file__).parent / "demo" / "walthamstow"
@@ -23,6 +26,8 @@ DEMO_ARCHIVE = Path(__file__).parent / "demo" / "walthamstow"
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="Follow developing incidents across news feeds.")
 feed_cli = typer.Typer(no_args_is_help=True, help="Look at feeds the way livedesk sees them.")
 cli.add_typer(feed_cli, name="feed")
+feeds_cli = typer.Typer(no_args_is_help=True, help="The live feed registry the pollers share.")
+cli.add_typer(feeds_cli, name="feeds")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -177,6 +182,110 @@ def health() -> None:
     except (OSError, RedisError) as error:
         typer.echo(json.dumps({"redis": f"unreachable: {error}"}))
         raise typer.Exit(code=1) from error
+
+
+def _with_registry(work: Callable[[FeedRegistry, Settings], Awaitable[int]]) -> None:
+    """Run `work` against the registry of the configured Redis; its return value is the exit code."""
+    from redis.asyncio import Redis
+
+    from services.poller.feeds import FeedRegistry
+    from services.redis_server import redis_url
+
+    settings = _settings(log_level=os.environ.get("LIVEDESK_LOG_LEVEL", "warning"))
+
+    async def run(url: str) -> int:
+        redis = Redis.from_url(url)
+        try:
+            return await work(FeedRegistry(redis, settings.keys), settings)
+        finally:
+            await redis.aclose()
+
+    try:
+        with redis_url(settings) as url:
+            code = asyncio.run(run(url))
+    except ConfigurationError as error:
+        raise _fail(error) from error
+    raise typer.Exit(code=code)
+
+
+@feeds_cli.command("add")
+def feeds_add(
+    url: Annotated[str, typer.Argument(help="The feed's URL.")],
+    authority: Annotated[Authority, typer.Option(help="official, news, blog or social.")] = Authority.news,
+    name: Annotated[str | None, typer.Option(help="Human name; default the feed's title.")] = None,
+    feed_id: Annotated[str | None, typer.Option("--id", help="Short id; default from the URL.")] = None,
+    tags: Annotated[list[str] | None, typer.Option("--tags", help="A label; repeat for several.")] = None,
+) -> None:
+    """Check that URL is a feed, then add it; a URL that is not a feed is refused and nothing is added."""
+    from services.errors import LivedeskError
+    from services.poller.feeds import feed_id_for, probe
+    from services.poller.fetch import build_client
+
+    async def add(registry: FeedRegistry, settings: Settings) -> int:
+        source = FeedSource(id=feed_id or feed_id_for(url), name=name or url, url=url, authority=authority,
+                            tags=tags or [])
+        try:
+            async with build_client(settings) as client:
+                parsed = await probe(client, source, settings.http_max_body_bytes)
+        except LivedeskError as error:
+            typer.echo(f"not added: {error}", err=True)
+            return 2
+        source = source.model_copy(update={"name": name or parsed.title or url})
+        await registry.upsert([source], due=datetime.now(UTC))
+        typer.echo(f"added {source.id}: {source.name} ({len(parsed.entries)} entries)")
+        return 0
+
+    _with_registry(add)
+
+
+@feeds_cli.command("list")
+def feeds_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per feed.")] = False) -> None:
+    """Every feed with its status: last fetch, last status code, next due, errors."""
+
+    async def show(registry: FeedRegistry, settings: Settings) -> int:
+        for source in await registry.all():
+            state = await registry.status(source.id)
+            row = {"id": source.id, "authority": source.authority.value, "url": source.url, **state}
+            if as_json:
+                typer.echo(json.dumps(row))
+            else:
+                typer.echo(
+                    f"{source.id:<24} {source.authority.value:<8} last {state.get('last_polled_at', '-')[:19]:<19} "
+                    f"status {state.get('last_status', '-'):<4} next {state.get('next_due', '-')[:19]:<19} "
+                    f"errors {state.get('error_count', '0'):<3} {state.get('last_error', '')}"
+                )
+        return 0
+
+    _with_registry(show)
+
+
+@feeds_cli.command("remove")
+def feeds_remove(feed_id: Annotated[str, typer.Argument(help="The feed's id.")]) -> None:
+    """Stop polling a feed."""
+
+    async def remove(registry: FeedRegistry, settings: Settings) -> int:
+        if await registry.remove(feed_id):
+            typer.echo(f"removed {feed_id}")
+            return 0
+        typer.echo(f"no feed {feed_id}", err=True)
+        return 2
+
+    _with_registry(remove)
+
+
+@feeds_cli.command("poll")
+def feeds_poll(feed_id: Annotated[str, typer.Argument(help="The feed's id.")]) -> None:
+    """Make a feed due now: the next free poller polls it."""
+
+    async def poll_now(registry: FeedRegistry, settings: Settings) -> int:
+        if await registry.get(feed_id) is None:
+            typer.echo(f"no feed {feed_id}", err=True)
+            return 2
+        await registry.schedule(feed_id, datetime.now(UTC))
+        typer.echo(f"{feed_id} is due now")
+        return 0
+
+    _with_registry(poll_now)
 
 
 @feed_cli.command("check")

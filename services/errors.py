@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 
 class LivedeskError(Exception):
     """Base of every error livedesk raises on purpose."""
@@ -29,12 +31,15 @@ class PermanentError(LivedeskError):
 
 
 class FetchError(TransientError):
-    """A feed could not be fetched this time."""
+    """A feed could not be fetched this time; `status` and `headers` when a server answered (429, 5xx)."""
 
-    def __init__(self, feed: str, reason: str) -> None:
+    def __init__(self, feed: str, reason: str, *, status: int | None = None,
+                 headers: Mapping[str, str] | None = None) -> None:
         super().__init__(f"feed {feed}: {reason}")
         self.feed = feed
         self.reason = reason
+        self.status = status
+        self.headers: Mapping[str, str] = headers or {}
 
 
 class FeedError(PermanentError):

@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     sources: Path | None = Field(default=None, description="The feed registry: a TOML file of `[[source]]` tables.")
 
     poll_interval_s: float = Field(default=300.0, gt=0, description="How often each feed is polled.")
+    poll_min_interval_s: float = Field(default=60.0, gt=0, description="No feed is polled more often.")
+    poll_max_interval_s: float = Field(default=3600.0, gt=0, description="Every feed is polled at least this often.")
+    poll_hot_interval_s: float = Field(default=60.0, gt=0, description="Interval of a feed on a changing incident.")
+    poll_hot_quiet_s: float = Field(default=3600.0, gt=0, description="A feed stays hot until quiet this long.")
+    poll_backoff_base_s: float = Field(default=60.0, gt=0, description="First retry delay after an error.")
     poll_max_in_flight: int = Field(default=50, ge=1, description="Polls one poller runs at once.")
     poll_per_host: int = Field(default=2, ge=1, description="Requests in flight to one host at once.")
     poll_host_gap_s: float = Field(default=0.5, ge=0, description="Minimum time between two requests to one host.")

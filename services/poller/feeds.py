@@ -7,13 +7,19 @@ so its feeds are taken over.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from datetime import datetime
+from urllib.parse import urlsplit
 
+import httpx
 from redis.asyncio import Redis
 
 from schemas import FeedSource
+from services.errors import FeedError
 from services.names import Keys
+from services.poller.fetch import fetch_feed
+from services.poller.parse import ParsedFeed, parse_feed
 
 # Release a lease only if we still hold it: after an expiry another poller may hold it now.
 _RELEASE = """
@@ -72,9 +78,32 @@ class FeedRegistry:
         """Make the feed due at `at` (only if it is still registered)."""
         await self._redis.zadd(self._keys.feeds_due, {feed_id: at.timestamp()}, xx=True)
 
+    async def status(self, feed_id: str) -> dict[str, str]:
+        """What the pollers recorded about the feed: last poll, status, errors, next due."""
+        state = await self._redis.hgetall(self._keys.feed_state(feed_id))
+        return {_text(k): _text(v) for k, v in state.items() if k not in (b"etag", b"last_modified")}
+
     async def acquire(self, feed_id: str, holder: str, lease_ms: int) -> bool:
         """Take the feed's lease for `lease_ms`; False when another poller holds it."""
         return bool(await self._redis.set(self._keys.feed_lease(feed_id), holder, nx=True, px=lease_ms))
 
     async def release(self, feed_id: str, holder: str) -> None:
         await self._redis.eval(_RELEASE, 1, self._keys.feed_lease(feed_id), holder)
+
+
+def feed_id_for(url: str) -> str:
+    """A readable id for a feed added by URL: host and path, lower case, `-` between words."""
+    parts = urlsplit(url)
+    words = re.findall(r"[a-z0-9]+", f"{(parts.hostname or '').removeprefix('www.')} {parts.path}".lower())
+    return "-".join(w for w in words if w not in {"xml", "rss", "atom", "feed", "feeds", "index"})[:60] or "feed"
+
+
+async def probe(client: httpx.AsyncClient, source: FeedSource, max_body_bytes: int) -> ParsedFeed:
+    """Fetch and parse `source` once, publishing nothing: raises FeedError/FetchError when it is not a usable feed."""
+    result = await fetch_feed(client, source, etag=None, last_modified=None, max_body_bytes=max_body_bytes)
+    if result.body is None:
+        raise FeedError(source.id, f"no body (HTTP {result.status})")
+    parsed = parse_feed(result.body, feed=source.id, content_type=result.content_type, base_url=result.url)
+    if not parsed.entries and not parsed.title:
+        raise FeedError(source.id, "the document has neither a title nor entries")
+    return parsed

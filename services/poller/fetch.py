@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -43,6 +44,7 @@ class FetchResult:
         content_type: The response's Content-Type, None for files.
         url: The final URL after redirects (a `file://` URL for files).
         not_modified: True when the server (or the file's mtime) said nothing changed.
+        headers: The response headers that scheduling reads (caching and Retry-After), lower-case names.
     """
 
     status: int
@@ -52,6 +54,7 @@ class FetchResult:
     content_type: str | None
     url: str
     not_modified: bool
+    headers: Mapping[str, str] = field(default_factory=dict, compare=False)
 
 
 def build_client(settings: Settings) -> httpx.AsyncClient:
@@ -89,7 +92,8 @@ def _status_error(feed: str, response: httpx.Response) -> FeedError | FetchError
     status = response.status_code
     reason = f"HTTP {status} {response.reason_phrase}".rstrip()
     if status == 429 or status >= 500:
-        return FetchError(feed, reason + _retry_after(response))
+        return FetchError(feed, reason + _retry_after(response), status=status,
+                          headers=_schedule_headers(response))
     if 300 <= status < 400:
         return FeedError(feed, f"{reason} without a usable Location")
     return FeedError(feed, reason)
@@ -148,7 +152,16 @@ async def _fetch_http(
         content_type=response.headers.get("content-type"),
         url=str(response.url),
         not_modified=body is None,
+        headers=_schedule_headers(response),
     )
+
+
+# What next_check reads: RFC 9111 freshness (Cache-Control, Expires against Date, Age) and RFC 9110 Retry-After.
+_SCHEDULE_HEADERS = ("cache-control", "expires", "date", "age", "retry-after")
+
+
+def _schedule_headers(response: httpx.Response) -> dict[str, str]:
+    return {name: response.headers[name][:256] for name in _SCHEDULE_HEADERS if name in response.headers}
 
 
 def _local_path(url: str) -> Path | None:

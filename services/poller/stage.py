@@ -11,18 +11,20 @@ import contextlib
 import random
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import httpx
 import structlog
 
-from schemas import FeedSource
+from schemas import FeedSource, RawUpdate
 from services.errors import LivedeskError
 from services.poller.diff import publish_changed, raw_updates
 from services.poller.feeds import FeedRegistry
 from services.poller.fetch import fetch_feed
-from services.poller.parse import parse_feed
+from services.poller.parse import ParsedFeed, parse_feed
+from services.poller.schedule import PollOutcome, error_kind, next_check
+from services.poller.scheduling_state import load_schedule, schedule_policy, store_schedule
 from services.stage import StageContext
 
 log = structlog.get_logger(__name__)
@@ -43,9 +45,15 @@ class Poller:
         # Longer than any one poll can take (connect + read timeouts, the parse), so a live holder never loses it.
         self._lease_ms = int((2 * ctx.settings.http_timeout_s + 30) * 1000)
         self._hosts = HostLimits(ctx.settings.poll_per_host, ctx.settings.poll_host_gap_s)
+        self._policy = schedule_policy(ctx.settings)
+        self._random = random.Random()
 
     async def poll(self, source: FeedSource) -> int:
         """Fetch, parse and diff one feed once; returns how many entries were published."""
+        return (await self._poll(source)).new_entries
+
+    async def _poll(self, source: FeedSource) -> PollOutcome:
+        """One poll, and what it tells the scheduler."""
         keys, redis = self._ctx.keys, self._ctx.redis
         etag, last_modified = await redis.hmget(keys.feed_state(source.id), ["etag", "last_modified"])
         fetched_at = datetime.now(UTC)
@@ -56,7 +64,8 @@ class Poller:
             last_modified=_text(last_modified),
             max_body_bytes=self._ctx.settings.http_max_body_bytes,
         )
-        published = 0
+        published: list[RawUpdate] = []
+        parsed: ParsedFeed | None = None
         if not result.not_modified and result.body is not None:
             # Parsing a large feed takes seconds of CPU: off the event loop, so the other feeds keep moving.
             parsed = await asyncio.to_thread(
@@ -65,7 +74,7 @@ class Poller:
             for warning in parsed.warnings:
                 log.warning("feed is not well-formed but usable", source_id=source.id, warning=warning)
             updates = raw_updates(source, parsed.entries, fetched_at)
-            published = len(await publish_changed(redis, keys, source.id, updates))
+            published = await publish_changed(redis, keys, source.id, updates)
         await redis.hset(
             keys.feed_state(source.id),
             mapping={
@@ -76,8 +85,15 @@ class Poller:
                 "last_error": "",
             },
         )
-        log.info("feed polled", source_id=source.id, status=result.status, published=published)
-        return published
+        log.info("feed polled", source_id=source.id, status=result.status, published=len(published))
+        return PollOutcome(
+            status=result.status,
+            headers=result.headers,
+            ttl_s=parsed.ttl_s if parsed else None,
+            update_period_s=parsed.update_period_s if parsed else None,
+            new_entries=len(published),
+            entry_times=tuple(u.reported_at for u in published),
+        )
 
     async def run(self) -> None:
         """Load the configured feeds into the registry, then poll whatever is due, forever.
@@ -105,24 +121,29 @@ class Poller:
 
     async def _turn(self, feed_id: str) -> None:
         """One poll of one feed under its lease, then its next due time."""
-        registry, interval_s = self._registry, self._ctx.settings.poll_interval_s
+        registry = self._registry
         try:
             source = await registry.get(feed_id)
             if source is None:
                 return  # removed meanwhile
+            state = await load_schedule(self._ctx.redis, self._ctx.keys, feed_id)
             async with self._hosts.slot(source.url):
                 try:
-                    await self.poll(source)
+                    outcome = await self._poll(source)
                 except LivedeskError as error:
                     log.warning("feed poll failed", source_id=source.id, feed_url=source.url, error=str(error))
                     await self._record_error(source, error)
+                    status = getattr(error, "status", None)
+                    outcome = PollOutcome(status=status, error=error_kind(error, status),
+                                          headers=getattr(error, "headers", {}))
                 except Exception as error:
                     # A bug must not take the other feeds down with it: log it loudly, keep this feed scheduled.
                     log.exception("feed poll crashed", source_id=source.id, feed_url=source.url)
                     await self._record_error(source, error)
-            next_due = datetime.now(UTC) + timedelta(seconds=interval_s * random.uniform(0.9, 1.1))
-            await registry.schedule(feed_id, next_due)
-            await self._ctx.redis.hset(self._ctx.keys.feed_state(feed_id), "next_due", next_due.isoformat())
+                    outcome = PollOutcome(status=None, error="transient")
+            decision = next_check(state, outcome, self._policy, datetime.now(UTC), self._random.random())
+            await registry.schedule(feed_id, decision.next_due)
+            await store_schedule(self._ctx.redis, self._ctx.keys, feed_id, decision)
         finally:
             await registry.release(feed_id, self._holder)
 

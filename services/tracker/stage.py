@@ -10,6 +10,7 @@ from faststream.redis import RedisRouter
 from schemas import ChangeEvent, Incident, Update, Verdict
 from services.errors import TransientError
 from services.names import STAGE_INPUTS
+from services.poller.scheduling_state import mark_feed_hot, schedule_policy
 from services.stage import StageContext, subscribe_stream
 from services.tracker.cluster import WINDOW, best_match, specific_places
 from services.tracker.extract import extract
@@ -44,6 +45,13 @@ async def _linked_incident(store: IncidentStore, update: Update) -> str | None:
         return None if decision == NOT_AN_INCIDENT else decision
     decision = await store.item_decision(update.identity)
     return None if decision in (None, NOT_AN_INCIDENT) else decision
+
+
+async def heat_sources(ctx: StageContext, incident: Incident, update: Update) -> None:
+    """Every feed that reports on a changing incident is polled at the hot interval until the incident is quiet."""
+    policy = schedule_policy(ctx.settings)
+    for source_id in incident.sources:
+        await mark_feed_hot(ctx.redis, ctx.keys, source_id, update.fetched_at, policy)
 
 
 async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
@@ -110,6 +118,9 @@ def build_router(ctx: StageContext) -> RedisRouter:
 
     @subscribe_stream(router, ctx, ctx.keys.stream(stream), group)
     async def track(update: Update) -> None:
-        await process(store, update)
+        events = await process(store, update)
+        if events:
+            (incident, _), = (await store.load([events[-1].incident_id])).values()
+            await heat_sources(ctx, incident, update)
 
     return router

@@ -15,6 +15,7 @@ import pytest
 
 from services.cli import DEMO_ARCHIVE
 from tests.support.feed_server import FeedServer, rss
+from tests.support.polling import FAST_POLLING_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -45,7 +46,7 @@ def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
 @pytest.mark.redis
 def test_run_polls_feeds_and_tail_prints_the_changes(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     """`livedesk run` turns served feeds into change events that `livedesk tail --json` prints; Ctrl-C exits 0."""
-    env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, "LIVEDESK_POLL_INTERVAL_S": "1"}
+    env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, **FAST_POLLING_ENV}
     with FeedServer() as server:
         server.routes["/echo.xml"] = rss(
             ("e1", "Man shot by police in Walthamstow", "A man was shot by police in Walthamstow, east London. "
@@ -118,3 +119,43 @@ def test_misconfiguration_fails_at_start_up(args: list[str], message: str, redis
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.redis
+def test_feeds_commands_manage_the_live_registry(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    """feeds add refuses a non-feed and adds a feed that a running poller then polls; list, poll and remove work."""
+    env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, "LIVEDESK_POLL_INTERVAL_S": "60"}
+
+    def livedesk(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "services", *args], cwd=ROOT, env={**os.environ, **env},
+                              capture_output=True, text=True, timeout=60, check=False)
+
+    with FeedServer() as server:
+        server.routes["/a.xml"] = rss(("a1", "Man shot in Walthamstow", "He is in a critical condition."))
+        server.routes["/b.xml"] = rss(("b1", "Fire in Leyton", "A fire broke out in Leyton."))
+        server.routes["/page.html"] = b"<html><body>hello</body></html>"
+        registry = tmp_path / "feeds.toml"
+        registry.write_text(f'[[source]]\nid = "a"\nname = "A"\nurl = "{server.url}/a.xml"\n')
+
+        refused = livedesk("feeds", "add", f"{server.url}/page.html")
+        assert refused.returncode == 2
+        assert "not a feed" in refused.stderr
+
+        run = _start("run", "--sources", str(registry), env=env)
+        try:
+            _wait_for(lambda: any(path == "/a.xml" for path, _ in server.requests))
+            added = livedesk("feeds", "add", f"{server.url}/b.xml", "--id", "b", "--authority", "official")
+            assert added.returncode == 0, added.stderr
+            _wait_for(lambda: any(path == "/b.xml" for path, _ in server.requests))
+            polls_of_a = sum(path == "/a.xml" for path, _ in server.requests)
+            assert livedesk("feeds", "poll", "a").returncode == 0
+            _wait_for(lambda: sum(path == "/a.xml" for path, _ in server.requests) > polls_of_a)
+            listed = [json.loads(line) for line in livedesk("feeds", "list", "--json").stdout.splitlines()]
+            assert [(f["id"], f["authority"], f["last_status"]) for f in listed] == [
+                ("a", "news", "304"), ("b", "official", "200")  # a was polled again: not modified
+            ]
+            assert livedesk("feeds", "remove", "b").returncode == 0
+            assert livedesk("feeds", "remove", "b").returncode == 2
+        finally:
+            _, run_err = _stop(run)
+    assert run.returncode == 0, run_err[-2000:]

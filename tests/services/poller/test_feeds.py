@@ -17,6 +17,7 @@ from services.poller.stage import Poller
 from services.settings import Settings
 from services.stage import StageContext
 from tests.support.feed_server import FeedServer, rss
+from tests.support.polling import FAST_POLLING
 
 pytestmark = pytest.mark.redis
 
@@ -61,7 +62,7 @@ async def _run_pollers(pollers: list[Poller], seconds: float) -> None:
 
 async def test_two_pollers_never_poll_one_feed_at_once(redis: Redis, settings: Settings) -> None:
     """Two pollers on one registry poll every feed, and never the same feed at the same time."""
-    fast = settings.model_copy(update={"poll_interval_s": 0.1, "poll_per_host": 10})
+    fast = settings.model_copy(update={**FAST_POLLING, "poll_per_host": 10})
     with FeedServer(delay_s=0.15) as server:
         sources = [feed(n, server.url) for n in range(6)]
         for source in sources:
@@ -102,3 +103,41 @@ async def test_per_host_limit_and_gap(redis: Redis, settings: Settings) -> None:
     starts = sorted(at for _, at in server.started)
     assert len(starts) == 4
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.18
+
+
+async def test_retry_after_and_hot_incidents_drive_the_schedule(redis: Redis, settings: Settings) -> None:
+    """A 429 with Retry-After schedules the feed no sooner than asked; an incident change makes it due soon."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    from services.poller.scheduling_state import mark_feed_hot, schedule_policy
+
+    class Busy(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(429)
+            self.send_header("Retry-After", "1200")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        source = FeedSource(id="busy", name="busy", url=f"http://127.0.0.1:{httpd.server_address[1]}/rss")
+        async with build_client(settings) as client:
+            await _run_pollers([Poller(StageContext(settings, redis), [source], client)], 1.0)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    registry = FeedRegistry(redis, settings.keys)
+    status = await registry.status("busy")
+    assert status["schedule_reason"] == "retry-after"
+    due = await redis.zscore(settings.keys.feeds_due, "busy")
+    assert due is not None
+    assert due >= time.time() + 1200 - 5
+    # The tracker saw an incident this feed reports on change: the feed is due within the hot interval.
+    now = datetime.now(UTC)
+    await mark_feed_hot(redis, settings.keys, "busy", now, schedule_policy(settings))
+    assert await redis.zscore(settings.keys.feeds_due, "busy") <= now.timestamp() + settings.poll_hot_interval_s
+    assert (await registry.status("busy"))["hot_until"] > now.isoformat()

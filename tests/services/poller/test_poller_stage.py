@@ -16,6 +16,7 @@ from services.settings import Settings
 from services.stage import StageContext
 from services.wire import DATA_FIELD
 from tests.support.feed_server import FeedServer, rss
+from tests.support.polling import FAST_POLLING
 
 pytestmark = pytest.mark.redis
 
@@ -72,7 +73,7 @@ async def test_loop_keeps_polling_past_failing_feeds(server: FeedServer, redis: 
     """The run loop records each feed's error and keeps publishing the healthy feed's new entries."""
     server.routes["/good.xml"] = rss(("g1", "Man shot", "critical"))
     server.routes["/broken.xml"] = b"this is not a feed"
-    fast = settings.model_copy(update={"poll_interval_s": 0.2})
+    fast = settings.model_copy(update=FAST_POLLING)
     feeds = [source(server, "good"), source(server, "broken")]
     async with build_client(fast) as client:
         task = asyncio.create_task(Poller(StageContext(fast, redis), feeds, client).run())
