@@ -43,12 +43,13 @@ class FetchError(TransientError):
 
 
 class FeedError(PermanentError):
-    """A feed document that cannot be used, with the feed named and the reason in one line."""
+    """A feed document that cannot be used, with the feed named and the reason in one line; `status` if HTTP."""
 
-    def __init__(self, feed: str, reason: str) -> None:
+    def __init__(self, feed: str, reason: str, *, status: int | None = None) -> None:
         super().__init__(f"feed {feed}: {reason}")
         self.feed = feed
         self.reason = reason
+        self.status = status
 
 
 class ContractError(PermanentError):

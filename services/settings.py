@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     http_timeout_s: float = Field(default=20.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
     http_max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="Bodies past this are refused.")
+    allow_private_hosts: bool = Field(
+        default=False, description="Allow feeds on loopback and private addresses (tests, an intranet feed server)."
+    )
     user_agent: str = "livedesk/0.1 (+https://github.com/livedesk/livedesk)"
 
     consumer: str = Field(default_factory=_default_consumer, description="This process's consumer name.")

@@ -76,6 +76,7 @@ def settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
         consumer=f"test-{uuid.uuid4().hex[:8]}",
         reclaim_idle_ms=1000,
         poll_host_gap_s=0.0,
+        allow_private_hosts=True,  # every feed server of the tests is on loopback
         max_deliveries=3,
         log_format="json",
     )

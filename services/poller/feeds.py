@@ -78,6 +78,13 @@ class FeedRegistry:
         """Make the feed due at `at` (only if it is still registered)."""
         await self._redis.zadd(self._keys.feeds_due, {feed_id: at.timestamp()}, xx=True)
 
+    async def mark_gone(self, feed_id: str) -> None:
+        """The server said the feed is gone (410): never due again, but still listed with that status."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self._keys.feeds_due, feed_id)
+            pipe.hset(self._keys.feed_state(feed_id), mapping={"gone": "1", "next_due": ""})
+            await pipe.execute()
+
     async def status(self, feed_id: str) -> dict[str, str]:
         """What the pollers recorded about the feed: last poll, status, errors, next due."""
         state = await self._redis.hgetall(self._keys.feed_state(feed_id))

@@ -19,6 +19,7 @@ import httpx
 
 from schemas import FeedSource
 from services.errors import FeedError, FetchError
+from services.poller.guard import PrivateAddressError, as_feed_error, refuse_private
 from services.settings import Settings
 
 MAX_REDIRECTS = 5
@@ -45,6 +46,7 @@ class FetchResult:
         url: The final URL after redirects (a `file://` URL for files).
         not_modified: True when the server (or the file's mtime) said nothing changed.
         headers: The response headers that scheduling reads (caching and Retry-After), lower-case names.
+        moved_to: The new URL when the feed moved permanently (301/308 on every hop).
     """
 
     status: int
@@ -55,6 +57,7 @@ class FetchResult:
     url: str
     not_modified: bool
     headers: Mapping[str, str] = field(default_factory=dict, compare=False)
+    moved_to: str | None = None
 
 
 def build_client(settings: Settings) -> httpx.AsyncClient:
@@ -73,6 +76,7 @@ def build_client(settings: Settings) -> httpx.AsyncClient:
         headers={"User-Agent": settings.user_agent, "Accept": ACCEPT},
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
+        event_hooks={"request": [] if settings.allow_private_hosts else [refuse_private]},
     )
 
 
@@ -95,8 +99,8 @@ def _status_error(feed: str, response: httpx.Response) -> FeedError | FetchError
         return FetchError(feed, reason + _retry_after(response), status=status,
                           headers=_schedule_headers(response))
     if 300 <= status < 400:
-        return FeedError(feed, f"{reason} without a usable Location")
-    return FeedError(feed, reason)
+        return FeedError(feed, f"{reason} without a usable Location", status=status)
+    return FeedError(feed, reason, status=status)
 
 
 async def _read_capped(feed: str, response: httpx.Response, max_body_bytes: int) -> bytes:
@@ -136,6 +140,8 @@ async def _fetch_http(
         raise FetchError(feed, f"no complete response within {deadline_s:g} s") from None
     except httpx.TimeoutException as exc:
         raise FetchError(feed, f"timed out ({type(exc).__name__})") from None
+    except PrivateAddressError as exc:
+        raise as_feed_error(feed, exc) from None
     except httpx.TooManyRedirects:
         raise FeedError(feed, f"more than {client.max_redirects} redirects") from None
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
@@ -153,6 +159,9 @@ async def _fetch_http(
         url=str(response.url),
         not_modified=body is None,
         headers=_schedule_headers(response),
+        # Only when every hop was permanent may the registry keep the new address (RFC 9110 §15.4.2, §15.4.9).
+        moved_to=str(response.url) if response.history and all(
+            r.status_code in (301, 308) for r in response.history) else None,
     )
 
 

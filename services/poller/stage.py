@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import random
 import uuid
 from collections.abc import AsyncIterator
@@ -55,7 +56,9 @@ class Poller:
     async def _poll(self, source: FeedSource) -> PollOutcome:
         """One poll, and what it tells the scheduler."""
         keys, redis = self._ctx.keys, self._ctx.redis
-        etag, last_modified = await redis.hmget(keys.feed_state(source.id), ["etag", "last_modified"])
+        etag, last_modified, body_hash = await redis.hmget(
+            keys.feed_state(source.id), ["etag", "last_modified", "body_hash"]
+        )
         fetched_at = datetime.now(UTC)
         result = await fetch_feed(
             self._client,
@@ -66,7 +69,12 @@ class Poller:
         )
         published: list[RawUpdate] = []
         parsed: ParsedFeed | None = None
-        if not result.not_modified and result.body is not None:
+        new_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else _text(body_hash)
+        if result.moved_to and result.moved_to != source.url:
+            log.info("feed moved permanently", source_id=source.id, old_url=source.url, new_url=result.moved_to)
+            await self._registry.upsert([source.model_copy(update={"url": result.moved_to})], due=fetched_at)
+        # A server that ignores validators and sends the same bytes again costs no parse.
+        if not result.not_modified and result.body is not None and new_hash != _text(body_hash):
             # Parsing a large feed takes seconds of CPU: off the event loop, so the other feeds keep moving.
             parsed = await asyncio.to_thread(
                 parse_feed, result.body, feed=source.id, content_type=result.content_type, base_url=result.url
@@ -80,6 +88,7 @@ class Poller:
             mapping={
                 "etag": result.etag or "",
                 "last_modified": result.last_modified or "",
+                "body_hash": new_hash or "",
                 "last_status": str(result.status),
                 "last_polled_at": fetched_at.isoformat(),
                 "last_error": "",
@@ -134,6 +143,10 @@ class Poller:
                     log.warning("feed poll failed", source_id=source.id, feed_url=source.url, error=str(error))
                     await self._record_error(source, error)
                     status = getattr(error, "status", None)
+                    if status == 410:
+                        # Gone for good (RFC 9110 §15.5.11): stop polling, keep it listed so people see why.
+                        await registry.mark_gone(feed_id)
+                        return
                     outcome = PollOutcome(status=status, error=error_kind(error, status),
                                           headers=getattr(error, "headers", {}))
                 except Exception as error:

@@ -46,7 +46,8 @@ def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
 @pytest.mark.redis
 def test_run_polls_feeds_and_tail_prints_the_changes(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     """`livedesk run` turns served feeds into change events that `livedesk tail --json` prints; Ctrl-C exits 0."""
-    env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, **FAST_POLLING_ENV}
+    env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, **FAST_POLLING_ENV,
+           "LIVEDESK_ALLOW_PRIVATE_HOSTS": "true"}
     with FeedServer() as server:
         server.routes["/echo.xml"] = rss(
             ("e1", "Man shot by police in Walthamstow", "A man was shot by police in Walthamstow, east London. "
@@ -124,7 +125,8 @@ def test_misconfiguration_fails_at_start_up(args: list[str], message: str, redis
 @pytest.mark.redis
 def test_feeds_commands_manage_the_live_registry(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     """feeds add refuses a non-feed and adds a feed that a running poller then polls; list, poll and remove work."""
-    env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, "LIVEDESK_POLL_INTERVAL_S": "60"}
+    env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, "LIVEDESK_POLL_INTERVAL_S": "60",
+           "LIVEDESK_ALLOW_PRIVATE_HOSTS": "true"}
 
     def livedesk(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "services", *args], cwd=ROOT, env={**os.environ, **env},

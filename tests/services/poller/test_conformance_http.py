@@ -152,7 +152,7 @@ def without_content_location_uris(
 
 
 async def _fetch_and_parse(http: httpx.AsyncClient, url: str, name: str) -> tuple[FetchResult, ParsedFeed | None]:
-    settings = Settings(_env_file=None)
+    settings = Settings(_env_file=None, allow_private_hosts=True)
     source = FeedSource(id=name, name=name, url=url)
     result = await fetch_feed(http, source, etag=None, last_modified=None, max_body_bytes=settings.http_max_body_bytes)
     if result.body is None:
@@ -165,7 +165,7 @@ async def test_http_cases_never_crash_and_agree_on_kept_fields(corpus_server: Co
     cases = http_cases()
     assert len(cases) >= 140, f"corpus looks incomplete: {len(cases)} http cases under {CORPUS}"
     served, tally = Served(), Agreement()
-    async with build_client(Settings(_env_file=None)) as http:
+    async with build_client(Settings(_env_file=None, allow_private_hosts=True)) as http:
         for path in cases:
             name = path.relative_to(CORPUS).as_posix()
             served.cases += 1
@@ -203,7 +203,7 @@ async def test_http_cases_never_crash_and_agree_on_kept_fields(corpus_server: Co
 async def test_http_status_cases_behave_as_runtests_expects(corpus_server: CorpusServer) -> None:
     """The http/ status cases (their Expect lines say nothing): redirects reach the target, 304s cost no parse."""
     http_dir = CORPUS / "http"
-    async with build_client(Settings(_env_file=None)) as http:
+    async with build_client(Settings(_env_file=None, allow_private_hosts=True)) as http:
         for code in ("301", "302", "303", "307"):
             result, parsed = await _fetch_and_parse(http, corpus_server.url(http_dir / f"http_status_{code}.xml"), code)
             assert result.url == corpus_server.url(http_dir / "target.xml")

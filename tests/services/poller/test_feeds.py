@@ -141,3 +141,62 @@ async def test_retry_after_and_hot_incidents_drive_the_schedule(redis: Redis, se
     await mark_feed_hot(redis, settings.keys, "busy", now, schedule_policy(settings))
     assert await redis.zscore(settings.keys.feeds_due, "busy") <= now.timestamp() + settings.poll_hot_interval_s
     assert (await registry.status("busy"))["hot_until"] > now.isoformat()
+
+
+async def test_moved_gone_and_unchanged_feeds(redis: Redis, settings: Settings,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """301 updates the stored URL; the same bytes again cost no parse; 410 stops polling but keeps the feed listed."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    body = rss(("g1", "Man shot", "critical"))
+    served: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            if self.path == "/old.xml":
+                self.send_response(301)
+                self.send_header("Location", "/new.xml")
+                self.end_headers()
+            elif self.path == "/gone.xml":
+                self.send_response(410)
+                self.end_headers()
+            else:  # ignores validators: always the same bytes
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    moved, gone = FeedSource(id="moved", name="m", url=f"{base}/old.xml"), FeedSource(id="gone", name="g",
+                                                                                      url=f"{base}/gone.xml")
+    registry = FeedRegistry(redis, settings.keys)
+    import services.poller.stage as stage
+
+    parses: list[str] = []
+    real_parse = stage.parse_feed
+    monkeypatch.setattr(stage, "parse_feed", lambda body, **kw: parses.append(kw["feed"]) or real_parse(body, **kw))
+    try:
+        async with build_client(settings) as client:
+            poller = Poller(StageContext(settings, redis), [moved, gone], client)
+            await registry.upsert([moved, gone], due=datetime.now(UTC))
+            assert await poller.poll(moved) == 1
+            stored = await registry.get("moved")
+            assert stored is not None
+            assert stored.url == f"{base}/new.xml"
+            assert await poller.poll(stored) == 0
+            assert parses == ["moved"], "the same bytes again are not parsed again"
+            assert (await registry.status("moved"))["last_status"] == "200"
+            await _run_pollers([poller], 1.0)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (await registry.status("gone"))["gone"] == "1"
+    assert "gone" not in await registry.due(datetime.now(UTC) + timedelta(days=30), limit=10)
+    assert [s.id for s in await registry.all()] == ["gone", "moved"]

@@ -87,7 +87,7 @@ def server() -> Iterator[FeedServer]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    settings = Settings(http_timeout_s=TIMEOUT_S, http_connect_timeout_s=TIMEOUT_S)
+    settings = Settings(http_timeout_s=TIMEOUT_S, http_connect_timeout_s=TIMEOUT_S, allow_private_hosts=True)
     async with build_client(settings) as http:
         yield http
 
