@@ -243,16 +243,22 @@ def feeds_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON ob
     """Every feed with its status: last fetch, last status code, next due, errors."""
 
     async def show(registry: FeedRegistry, settings: Settings) -> int:
+        now = datetime.now(UTC).isoformat()
         for source in await registry.all():
             state = await registry.status(source.id)
-            row = {"id": source.id, "authority": source.authority.value, "url": source.url, **state}
+            state.pop("schedule", None)
+            hot = state.get("hot_until", "") > now
+            row = {"id": source.id, "authority": source.authority.value, "url": source.url, "hot": hot, **state}
             if as_json:
                 typer.echo(json.dumps(row))
             else:
                 typer.echo(
                     f"{source.id:<24} {source.authority.value:<8} last {state.get('last_polled_at', '-')[:19]:<19} "
                     f"status {state.get('last_status', '-'):<4} next {state.get('next_due', '-')[:19]:<19} "
-                    f"errors {state.get('error_count', '0'):<3} {state.get('last_error', '')}"
+                    f"every {state.get('interval_s', '-'):>5}s ({state.get('schedule_reason', '-')})"
+                    f"{' HOT' if hot else ''}"
+                    f"{' GONE' if state.get('gone') else ''} errors {state.get('error_count', '0'):<3} "
+                    f"{state.get('last_error', '')}"
                 )
         return 0
 
