@@ -8,6 +8,7 @@ so its feeds are taken over.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -20,6 +21,17 @@ from services.errors import FeedError
 from services.names import Keys
 from services.poller.fetch import fetch_feed
 from services.poller.parse import ParsedFeed, parse_feed
+
+# Take the lease and move the feed's due time to the lease's end in one step: other pollers' due lists move on to
+# the next feeds instead of offering this one again, and if the holder dies the feed is due exactly when its lease
+# has expired.
+_ACQUIRE = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  redis.call('ZADD', KEYS[2], 'XX', ARGV[3], ARGV[4])
+  return 1
+end
+return 0
+"""
 
 # Release a lease only if we still hold it: after an expiry another poller may hold it now.
 _RELEASE = """
@@ -92,7 +104,11 @@ class FeedRegistry:
 
     async def acquire(self, feed_id: str, holder: str, lease_ms: int) -> bool:
         """Take the feed's lease for `lease_ms`; False when another poller holds it."""
-        return bool(await self._redis.set(self._keys.feed_lease(feed_id), holder, nx=True, px=lease_ms))
+        lease_end = time.time() + lease_ms / 1000  # the same clock as every other due time
+        taken = await self._redis.eval(
+            _ACQUIRE, 2, self._keys.feed_lease(feed_id), self._keys.feeds_due, holder, lease_ms, lease_end, feed_id
+        )
+        return bool(taken)
 
     async def release(self, feed_id: str, holder: str) -> None:
         await self._redis.eval(_RELEASE, 1, self._keys.feed_lease(feed_id), holder)
