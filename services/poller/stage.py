@@ -120,7 +120,11 @@ class Poller:
                 for feed_id in await registry.due(datetime.now(UTC), capacity) if capacity > 0 else []:
                     if feed_id not in running and await registry.acquire(feed_id, self._holder, self._lease_ms):
                         running[feed_id] = asyncio.create_task(self._turn(feed_id), name=f"poll:{feed_id}")
-                await asyncio.sleep(_TICK_S)
+                # Wake when a poll finishes (its slot is free at once) or at the next tick (new feeds may be due).
+                if running:
+                    await asyncio.wait(running.values(), timeout=_TICK_S, return_when=asyncio.FIRST_COMPLETED)
+                else:
+                    await asyncio.sleep(_TICK_S)
                 for feed_id in [f for f, task in running.items() if task.done()]:
                     running.pop(feed_id)
         finally:
