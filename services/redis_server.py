@@ -19,7 +19,8 @@ log = structlog.get_logger(__name__)
 URL_FILE = "server.url"
 
 
-def _answers(url: str) -> bool:
+def answers_ping(url: str) -> bool:
+    """Whether a Redis-protocol server at `url` answers PING within half a second."""
     parts = urlsplit(url)
     try:
         with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=0.5) as sock:
@@ -41,7 +42,7 @@ def embedded_valkey(data_dir: Path) -> Iterator[str]:
 
     data_dir.mkdir(parents=True, exist_ok=True)
     url_file = data_dir / URL_FILE
-    if url_file.exists() and _answers(running := url_file.read_text().strip()):
+    if url_file.exists() and answers_ping(running := url_file.read_text().strip()):
         yield running
         return
     # appendonly: state and streams survive a restart of the service, as they would on a real server.

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from services.redis_server import embedded_valkey
+from services.redis_server import answers_ping, embedded_valkey
 from services.replay import delete_prefix
 from services.settings import Settings
 
 DEFAULT_TEST_REDIS = "redis://127.0.0.1:6379/0"
-
-
-def _reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 6379), timeout=0.5) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +33,7 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     LIVEDESK_TEST_EMBEDDED=1 forces the embedded server.
     """
     url = os.environ.get("LIVEDESK_TEST_REDIS_URL", DEFAULT_TEST_REDIS)
-    if os.environ.get("LIVEDESK_TEST_EMBEDDED") != "1" and _reachable(url):
+    if os.environ.get("LIVEDESK_TEST_EMBEDDED") != "1" and answers_ping(url):
         yield url
         return
     with embedded_valkey(Path(tmp_path_factory.mktemp("valkey"))) as embedded:
@@ -52,9 +41,14 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-def key_prefix() -> str:
-    """A prefix no other test uses; everything under it is deleted after the test."""
-    return f"livedesk-test:{uuid.uuid4().hex[:12]}"
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A prefix no other test uses; everything under it is deleted after the test (subprocesses' keys too)."""
+    prefix = f"livedesk-test:{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = SyncRedis.from_url(redis_url)
+    for key in client.scan_iter(match=f"{prefix}:*", count=500):
+        client.unlink(key)
+    client.close()
 
 
 @pytest.fixture
