@@ -19,7 +19,7 @@ from schemas import RawUpdate, Update, Verdict
 from services.identity import normalise_text, update_id
 from services.names import STAGE_INPUTS, Keys
 from services.stage import StageContext, subscribe_stream
-from services.wire import DATA_FIELD
+from services.wire import DATA_FIELD, as_optional_text, as_text
 
 log = structlog.get_logger(__name__)
 
@@ -148,7 +148,7 @@ async def process(redis: Redis, keys: Keys, raw: RawUpdate) -> Update | None:
             pipe.hget(keys.stories, story)
             pipe.hexists(keys.known_versions, known_field)
             current, owner, known = await pipe.execute()
-        seen = Seen(Version.decode(_decode(current)), _decode(owner), bool(known))
+        seen = Seen(Version.decode(as_optional_text(current)), as_optional_text(owner), bool(known))
         update = judge(raw, seen)
         if update is None:
             return None
@@ -169,15 +169,12 @@ async def process(redis: Redis, keys: Keys, raw: RawUpdate) -> Update | None:
             f"{update.update_id}|{raw.identity}",
             known_field,
         )
-        if _decode(outcome) == "published":
+        if as_text(outcome) == "published":
             return update
-        if _decode(outcome) == "repeat":
+        if as_text(outcome) == "repeat":
             return None
     raise RuntimeError(f"dedup: {raw.identity} kept conflicting with concurrent workers")
 
-
-def _decode(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def build_router(ctx: StageContext) -> RedisRouter:

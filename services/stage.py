@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 from services.errors import PermanentError
 from services.names import Keys
 from services.settings import Settings
+from services.wire import as_text
 
 log = structlog.get_logger(__name__)
 
@@ -102,7 +103,7 @@ class DeadLetterMiddleware(BaseMiddleware):
             # A payload that does not parse or does not match its schema fails the same way every time: retrying
             # it only delays the dead letter (and a replay waiting for the pipeline to drain).
             if deliveries < self._max_deliveries and not isinstance(error, _PERMANENT):
-                log.warning("message failed", stream=stream, entry_id=_text(entry_id), deliveries=deliveries,
+                log.warning("message failed", stream=stream, entry_id=as_text(entry_id), deliveries=deliveries,
                             error=f"{type(error).__name__}: {error}")
                 raise
             group = msg.group  # type: ignore[attr-defined]
@@ -115,7 +116,7 @@ class DeadLetterMiddleware(BaseMiddleware):
         record = {
             "stream": stream,
             "group": group,
-            "entry_id": _text(entry_id),
+            "entry_id": as_text(entry_id),
             "error": f"{type(error).__name__}: {error}",
             "deliveries": deliveries,
             "payload": body.decode("utf-8", errors="replace"),
@@ -130,7 +131,3 @@ class DeadLetterMiddleware(BaseMiddleware):
 
 # Bad data: ValueError covers JSON and Unicode decoding errors and pydantic's ValidationError.
 _PERMANENT = (PermanentError, ValueError)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

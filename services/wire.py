@@ -64,9 +64,15 @@ def entry_data(rows: Any) -> list[tuple[str, str]]:
     decoded: list[tuple[str, str]] = []
     for entry_id, fields in rows or []:
         data = fields.get(DATA_FIELD.encode(), fields.get(DATA_FIELD, b"{}"))
-        decoded.append((_text(entry_id), _text(data)))
+        decoded.append((as_text(entry_id), as_text(data)))
     return decoded
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def as_text(value: object) -> str:
+    """A Redis reply value as text (redis-py returns bytes; its declared reply types are wider)."""
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def as_optional_text(value: object) -> str | None:
+    """Like `as_text`, with a missing or empty value as None."""
+    return as_text(value) if value else None

@@ -21,6 +21,7 @@ from services.errors import FeedError
 from services.names import Keys
 from services.poller.fetch import fetch_feed
 from services.poller.parse import ParsedFeed, parse_feed
+from services.wire import as_text
 
 # Take the lease and move the feed's due time to the lease's end in one step: other pollers' due lists move on to
 # the next feeds instead of offering this one again, and if the holder dies the feed is due exactly when its lease
@@ -39,9 +40,6 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class FeedRegistry:
@@ -80,7 +78,7 @@ class FeedRegistry:
     async def due(self, now: datetime, limit: int) -> list[str]:
         """Ids of up to `limit` feeds due at `now`, most overdue first."""
         found = await self._redis.zrangebyscore(self._keys.feeds_due, "-inf", now.timestamp(), start=0, num=limit)
-        return [_text(f) for f in found]
+        return [as_text(f) for f in found]
 
     async def next_due(self, feed_id: str) -> datetime | None:
         score = await self._redis.zscore(self._keys.feeds_due, feed_id)
@@ -100,7 +98,7 @@ class FeedRegistry:
     async def status(self, feed_id: str) -> dict[str, str]:
         """What the pollers recorded about the feed: last poll, status, errors, next due."""
         state = await self._redis.hgetall(self._keys.feed_state(feed_id))
-        return {_text(k): _text(v) for k, v in state.items() if k not in (b"etag", b"last_modified")}
+        return {as_text(k): as_text(v) for k, v in state.items() if k not in (b"etag", b"last_modified")}
 
     async def acquire(self, feed_id: str, holder: str, lease_ms: int) -> bool:
         """Take the feed's lease for `lease_ms`; False when another poller holds it."""

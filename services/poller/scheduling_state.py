@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from services.names import Keys
 from services.poller.schedule import FeedSchedule, ScheduleDecision, SchedulePolicy, mark_hot
 from services.settings import Settings
+from services.wire import as_optional_text
 
 
 def schedule_policy(settings: Settings) -> SchedulePolicy:
@@ -38,9 +39,8 @@ def _encode(state: FeedSchedule) -> str:
 
 def _decode(text: Any, hot_until: Any) -> FeedSchedule:
     data = json.loads(text) if text else {}
-    if isinstance(hot_until, bytes):
-        hot_until = hot_until.decode()
-    hot = datetime.fromisoformat(hot_until) if hot_until else None
+    until = as_optional_text(hot_until)
+    hot = datetime.fromisoformat(until) if until else None
     return FeedSchedule(
         consecutive_errors=int(data.get("consecutive_errors", 0)),
         entry_times=tuple(datetime.fromisoformat(t) for t in data.get("entry_times", [])),

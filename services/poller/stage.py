@@ -27,6 +27,7 @@ from services.poller.parse import ParsedFeed, parse_feed
 from services.poller.schedule import PollOutcome, error_kind, next_check
 from services.poller.scheduling_state import load_schedule, schedule_policy, store_schedule
 from services.stage import StageContext
+from services.wire import as_optional_text
 
 log = structlog.get_logger(__name__)
 
@@ -63,18 +64,18 @@ class Poller:
         result = await fetch_feed(
             self._client,
             source,
-            etag=_text(etag),
-            last_modified=_text(last_modified),
+            etag=as_optional_text(etag),
+            last_modified=as_optional_text(last_modified),
             max_body_bytes=self._ctx.settings.http_max_body_bytes,
         )
         published: list[RawUpdate] = []
         parsed: ParsedFeed | None = None
-        new_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else _text(body_hash)
+        new_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else as_optional_text(body_hash)
         if result.moved_to and result.moved_to != source.url:
             log.info("feed moved permanently", source_id=source.id, old_url=source.url, new_url=result.moved_to)
             await self._registry.upsert([source.model_copy(update={"url": result.moved_to})], due=fetched_at)
         # A server that ignores validators and sends the same bytes again costs no parse.
-        if not result.not_modified and result.body is not None and new_hash != _text(body_hash):
+        if not result.not_modified and result.body is not None and new_hash != as_optional_text(body_hash):
             # Parsing a large feed takes seconds of CPU: off the event loop, so the other feeds keep moving.
             parsed = await asyncio.to_thread(
                 parse_feed, result.body, feed=source.id, content_type=result.content_type, base_url=result.url
@@ -192,9 +193,3 @@ class HostLimits:
             self._next_start[host] = start + self._gap_s
             await asyncio.sleep(start - loop.time())
             yield
-
-
-def _text(value: bytes | str | None) -> str | None:
-    if isinstance(value, bytes):
-        value = value.decode()
-    return value or None

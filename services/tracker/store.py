@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 
 from schemas import ChangeEvent, Incident, Update
 from services.names import Keys
-from services.wire import DATA_FIELD
+from services.wire import DATA_FIELD, as_text
 
 # Value of the item index for an entry the tracker read and found not to be about an incident.
 NOT_AN_INCIDENT = "-"
@@ -46,10 +46,6 @@ return 1
 """
 
 
-def _text(value: object) -> str:
-    # redis-py's reply types are wider than what these commands return: members are bytes.
-    return value.decode() if isinstance(value, bytes) else str(value)
-
 
 class IncidentStore:
     """Reads and writes incidents under one key prefix."""
@@ -61,7 +57,7 @@ class IncidentStore:
     async def item_decision(self, name: str) -> str | None:
         """What the tracker decided for an entry identity or update id: an incident id, NOT_AN_INCIDENT, or None."""
         found = await self._redis.hget(self._keys.item_index, name)
-        return _text(found) if found else None
+        return as_text(found) if found else None
 
     async def record_not_an_incident(self, update: Update) -> None:
         """Remember that `update` opened no incident, so that its copies need not wait for it."""
@@ -74,12 +70,12 @@ class IncidentStore:
         keys = [self._keys.place(place) for place in sorted(set(places))]
         if not keys:
             return []
-        return sorted(_text(m) for m in await self._redis.sunion(keys))
+        return sorted(as_text(m) for m in await self._redis.sunion(keys))
 
     async def incidents_of_source(self, source_id: str, since: datetime) -> list[str]:
         """Ids of incidents `source_id` reported on with evidence newer than `since`."""
         members = await self._redis.zrangebyscore(self._keys.source_incidents(source_id), since.timestamp(), "+inf")
-        return sorted(_text(m) for m in members)
+        return sorted(as_text(m) for m in members)
 
     async def load(self, incident_ids: Iterable[str]) -> dict[str, tuple[Incident, int]]:
         """Each incident found, with the revision to pass to `commit`."""
@@ -96,7 +92,7 @@ class IncidentStore:
 
     async def all(self) -> list[Incident]:
         """Every incident, oldest activity first (for replay output and the console; not for the hot path)."""
-        ids = [_text(m) for m in await self._redis.zrange(self._keys.incident_index, 0, -1)]
+        ids = [as_text(m) for m in await self._redis.zrange(self._keys.incident_index, 0, -1)]
         loaded = await self.load(ids)
         return [loaded[i][0] for i in ids if i in loaded]
 
