@@ -57,7 +57,8 @@ async def _run_pollers(pollers: list[Poller], seconds: float) -> None:
     await asyncio.sleep(seconds)
     for task in tasks:
         task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    async with asyncio.timeout(10):  # a poller that does not stop on cancel is a failure, not a hung suite
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def test_two_pollers_never_poll_one_feed_at_once(redis: Redis, settings: Settings) -> None:
