@@ -24,11 +24,13 @@ from services.poller.stage import Poller
 from services.settings import Settings
 from services.stage import DeadLetterMiddleware, StageContext
 from services.tracker import stage as tracker
+from services.web import EmbeddedServer, build_web_app, http_server
+from services.websub.subscriber import Subscriber
 from services.wire import JSONMessageFormat
 
 log = structlog.get_logger(__name__)
 
-STAGES = ("poller", "dedup", "tracker")
+STAGES = ("poller", "dedup", "tracker", "push")
 # A plain stdlib logger: FastStream passes stdlib arguments (extra=, exc_info=), and the root handler that
 # services.logs installs renders it like every other line.
 _FASTSTREAM_LOG = logging.getLogger("livedesk.faststream")
@@ -53,7 +55,7 @@ def build_broker(ctx: StageContext, url: str, stages: Iterable[str]) -> RedisBro
     return broker
 
 
-def build_app(settings: Settings, url: str, stages: Iterable[str] = STAGES) -> FastStream:
+def build_app(settings: Settings, url: str, stages: Iterable[str]) -> FastStream:
     """The FastStream application of one process running `stages`."""
     chosen = list(dict.fromkeys(stages))
     if unknown := [s for s in chosen if s not in STAGES]:
@@ -61,6 +63,8 @@ def build_app(settings: Settings, url: str, stages: Iterable[str] = STAGES) -> F
     # Fail at start-up, not at the first poll, when the registry is missing or wrong.
     if "poller" in chosen and settings.sources is None:
         raise ConfigurationError("the poller needs a feed registry: set LIVEDESK_SOURCES or pass --sources")
+    if "push" in chosen and not settings.public_url:
+        raise ConfigurationError("WebSub push needs the URL hubs reach this process at: set LIVEDESK_PUBLIC_URL")
     sources = load_registry(settings.sources) if "poller" in chosen and settings.sources else []
     ctx = StageContext(settings, Redis.from_url(url))
     broker = build_broker(ctx, url, chosen)
@@ -76,6 +80,12 @@ def build_app(settings: Settings, url: str, stages: Iterable[str] = STAGES) -> F
         if sources:
             client = build_client(settings)
             background.append(asyncio.create_task(_poll(Poller(ctx, sources, client), client), name="poller"))
+        if "push" in chosen and settings.public_url:
+            client = build_client(settings)
+            server = http_server(build_web_app(ctx), settings.http_host, settings.http_port)
+            background.append(asyncio.create_task(_serve_http(server), name="http"))
+            subscriber = Subscriber(ctx, client, settings.public_url)
+            background.append(asyncio.create_task(_subscribe(subscriber, client), name="websub"))
         background.append(asyncio.create_task(_trim_forever(ctx), name="trim"))
         log.info("livedesk started", stages=chosen, key_prefix=settings.key_prefix, consumer=settings.consumer)
 
@@ -96,6 +106,21 @@ def build_app(settings: Settings, url: str, stages: Iterable[str] = STAGES) -> F
 async def _poll(poller: Poller, client: httpx.AsyncClient) -> None:
     async with client:
         await poller.run()
+
+
+async def _subscribe(subscriber: Subscriber, client: httpx.AsyncClient) -> None:
+    async with client:
+        await subscriber.run()
+
+
+async def _serve_http(server: EmbeddedServer) -> None:
+    try:
+        await server.serve()
+    finally:
+        # Cancelled with the process: let uvicorn close its sockets and connections, not just drop them.
+        server.should_exit = True
+        if server.started:
+            await server.shutdown()
 
 
 async def _trim_forever(ctx: StageContext, every_s: float = 60.0) -> None:

@@ -60,13 +60,17 @@ def _serve(settings: Settings, stages: list[str]) -> None:
 def run(
     sources: Annotated[Path | None, typer.Option(help="Feed registry (TOML); default LIVEDESK_SOURCES.")] = None,
 ) -> None:
-    """Run every stage in one process, polling the configured feeds. Ctrl-C stops it cleanly."""
-    _serve(_settings(sources=sources), ["poller", "dedup", "tracker"])
+    """Run every stage in one process, polling the configured feeds. Ctrl-C stops it cleanly.
+
+    With LIVEDESK_PUBLIC_URL set, the process also serves WebSub callbacks and subscribes to the hubs feeds name.
+    """
+    settings = _settings(sources=sources)
+    _serve(settings, ["poller", "dedup", "tracker", *(["push"] if settings.public_url else [])])
 
 
 @cli.command()
 def worker(
-    stage: Annotated[str, typer.Argument(help="poller, dedup or tracker.")],
+    stage: Annotated[str, typer.Argument(help="poller, dedup, tracker or push (WebSub callbacks).")],
     sources: Annotated[Path | None, typer.Option(help="Feed registry, for the poller.")] = None,
 ) -> None:
     """Run one stage; copies of a stage share its consumer group."""
@@ -240,29 +244,47 @@ def feeds_add(
 
 @feeds_cli.command("list")
 def feeds_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per feed.")] = False) -> None:
-    """Every feed with its status: last fetch, last status code, next due, errors."""
+    """Every feed with its status: last fetch, last status code, next due, entries per day, hot, gone, errors.
+
+    With --json, `hot` and `gone` are booleans, `error_count` an integer and `entries_per_day` the scheduler's
+    estimate (null until a document has been read); the other fields are as the pollers recorded them.
+    """
 
     async def show(registry: FeedRegistry, settings: Settings) -> int:
-        now = datetime.now(UTC).isoformat()
+        now = datetime.now(UTC)
         for source in await registry.all():
             state = await registry.status(source.id)
             state.pop("schedule", None)
-            hot = state.get("hot_until", "") > now
-            row = {"id": source.id, "authority": source.authority.value, "url": source.url, "hot": hot, **state}
+            schedule = await registry.scheduling(source.id)
+            row: dict[str, object] = {
+                "id": source.id, "authority": source.authority.value, "url": source.url,
+                "configured_url": source.configured_url, **state,
+                "hot": schedule.hot_until is not None and schedule.hot_until > now,
+                "gone": state.get("gone") == "1",
+                "error_count": int(state.get("error_count") or 0),
+                "entries_per_day": schedule.entries_per_day,
+            }
             if as_json:
                 typer.echo(json.dumps(row))
             else:
                 typer.echo(
                     f"{source.id:<24} {source.authority.value:<8} last {state.get('last_polled_at', '-')[:19]:<19} "
                     f"status {state.get('last_status', '-'):<4} next {state.get('next_due', '-')[:19]:<19} "
+                    f"{_per_day(schedule.entries_per_day):>5}/day "
                     f"every {state.get('interval_s', '-'):>5}s ({state.get('schedule_reason', '-')})"
-                    f"{' HOT' if hot else ''}"
-                    f"{' GONE' if state.get('gone') else ''} errors {state.get('error_count', '0'):<3} "
+                    f"{' HOT' if row['hot'] else ''}{' GONE' if row['gone'] else ''} errors {row['error_count']:<3} "
                     f"{state.get('last_error', '')}"
                 )
         return 0
 
     _with_registry(show)
+
+
+def _per_day(rate: float | None) -> str:
+    """An entries-per-day estimate for a column: two significant digits below ten, whole numbers above."""
+    if rate is None:
+        return "-"
+    return f"{rate:.2g}" if rate < 10 else f"{rate:.0f}"
 
 
 @feeds_cli.command("remove")

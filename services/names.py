@@ -71,6 +71,15 @@ class Keys:
         """Hash: HTTP validators (etag, last_modified) and last poll outcome of one feed."""
         return f"{self.prefix}:feed:{source_id}"
 
+    def websub(self, source_id: str) -> str:
+        """Hash: the WebSub subscription of one feed (hub, topic, secret, state, lease end)."""
+        return f"{self.prefix}:websub:{source_id}"
+
+    @property
+    def websub_due(self) -> str:
+        """Sorted set: feed id scored by when its WebSub subscription is next to be requested or renewed."""
+        return f"{self.prefix}:websub:due"
+
     def feed_seen(self, source_id: str) -> str:
         """Hash: entry identity → content fingerprint last published by the poller for one feed."""
         return f"{self.prefix}:seen:{source_id}"

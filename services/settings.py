@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     )
     user_agent: str = "livedesk/0.1 (+https://github.com/livedesk/livedesk)"
 
+    http_host: str = Field(default="127.0.0.1", description="Address the HTTP process (WebSub callbacks) listens on.")
+    http_port: int = Field(default=8400, ge=0, le=65535, description="Port the HTTP process listens on.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL at which hubs reach the HTTP process, e.g. `https://livedesk.example.org`; "
+        "unset turns WebSub push off (feeds are polled only).",
+    )
+    websub_lease_s: int = Field(default=10 * 86_400, ge=60, description="Subscription lease asked of WebSub hubs.")
+
     consumer: str = Field(default_factory=_default_consumer, description="This process's consumer name.")
     batch_size: int = Field(default=50, ge=1, le=1000, description="Entries read from a stream at once.")
     reclaim_idle_ms: int = Field(

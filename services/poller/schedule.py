@@ -7,11 +7,13 @@ reproducible in a table test. Precedence, politeness first:
    past `max_interval_s`, up to `hard_cap_s` (a server asking for a week gets the cap: a feed is never given up).
 2. An error backs off: `backoff_base_s * 2**(n-1)` for the n-th error in a row, capped at `max_interval_s`; after
    `dead_after_errors` the feed stays at the maximum and the reason says "dead", for reporting.
-3. A hot feed (now < `hot_until`) is polled at `hot_interval_s`, overriding the cache hints below: they describe a
+3. A feed with a verified WebSub subscription (now < `push_until`) is polled at `max_interval_s`, as a fallback: its
+   hub pushes every change as it happens, faster than any poll.
+4. A hot feed (now < `hot_until`) is polled at `hot_interval_s`, overriding the cache hints below: they describe a
    document's usual freshness, not a breaking story, and one GET a minute is still polite.
-4. Cache hints (`Cache-Control: max-age` or `Expires`, RFC 9111 §4.2.1; RSS `<ttl>`; `sy:updatePeriod`) are a floor
+5. Cache hints (`Cache-Control: max-age` or `Expires`, RFC 9111 §4.2.1; RSS `<ttl>`; `sy:updatePeriod`) are a floor
    under the adaptive interval, never above `max_interval_s`.
-5. Adaptive: half the feed's mean gap between entries (`1 day / entries_per_day / 2`); `default_interval_s` while the
+6. Adaptive: half the feed's mean gap between entries (`1 day / entries_per_day / 2`); `default_interval_s` while the
    rate is unknown.
 
 Everything except Retry-After is clamped to [`min_interval_s`, `max_interval_s`] and spread by ±`jitter_fraction`
@@ -75,6 +77,7 @@ class FeedSchedule:
         entry_times: Publish times of recent entries (sorted, aware, at most `max_tracked_entries`).
         entries_per_day: The publishing rate estimated from `entry_times`; None until a document has been read.
         hot_until: Set by the incident tracker (see `mark_hot`); the feed is hot while now < hot_until.
+        push_until: End of the lease of a verified WebSub subscription (set by the callback); None when not pushed.
         last_interval_s: The interval chosen last time, None before the first decision.
     """
 
@@ -83,6 +86,7 @@ class FeedSchedule:
     entries_per_day: float | None = None
     hot_until: datetime | None = None
     last_interval_s: float | None = None
+    push_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,8 @@ def _track_rate(
 def _success_interval(
     state: FeedSchedule, outcome: PollOutcome, policy: SchedulePolicy, now: datetime
 ) -> tuple[float, str]:
+    if state.push_until is not None and now < state.push_until:
+        return policy.max_interval_s, "push"
     if state.hot_until is not None and now < state.hot_until:
         return policy.hot_interval_s, "hot"
     rate = state.entries_per_day
@@ -249,9 +255,9 @@ def next_check(
 
     Returns:
         A decision with now < next_due, interval_s in [min_interval_s, hard_cap_s] (above max_interval_s only for a
-        Retry-After), a short reason ("retry-after", "backoff", "dead", "hot", "cache-control", "expires", "ttl",
-        "update-period", "adaptive", "default", "max") and the state to store: errors reset on success and counted
-        on failure, the entry rate updated from the document.
+        Retry-After), a short reason ("retry-after", "backoff", "dead", "push", "hot", "cache-control", "expires",
+        "ttl", "update-period", "adaptive", "default", "max") and the state to store: errors reset on success and
+        counted on failure, the entry rate updated from the document.
 
     Raises:
         ValueError: `now` is naive or `jitter` is outside [0, 1).

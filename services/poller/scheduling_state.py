@@ -37,23 +37,28 @@ def _encode(state: FeedSchedule) -> str:
     )
 
 
-def _decode(text: Any, hot_until: Any) -> FeedSchedule:
+def _time(value: Any) -> datetime | None:
+    text = as_optional_text(value)
+    return datetime.fromisoformat(text) if text else None
+
+
+def _decode(text: Any, hot_until: Any, push_until: Any) -> FeedSchedule:
     data = json.loads(text) if text else {}
-    until = as_optional_text(hot_until)
-    hot = datetime.fromisoformat(until) if until else None
     return FeedSchedule(
         consecutive_errors=int(data.get("consecutive_errors", 0)),
         entry_times=tuple(datetime.fromisoformat(t) for t in data.get("entry_times", [])),
         entries_per_day=data.get("entries_per_day"),
-        hot_until=hot,
+        hot_until=_time(hot_until),
+        push_until=_time(push_until),
         last_interval_s=data.get("last_interval_s"),
     )
 
 
 async def load_schedule(redis: Redis, keys: Keys, feed_id: str) -> FeedSchedule:
-    """The feed's scheduling state; `hot_until` is written by the tracker (`mark_feed_hot`)."""
-    text, hot_until = await redis.hmget(keys.feed_state(feed_id), ["schedule", "hot_until"])
-    return _decode(text, hot_until)
+    """The feed's scheduling state; `hot_until` is written by the tracker (`mark_feed_hot`), `push_until` by the
+    WebSub callback."""
+    text, hot_until, push_until = await redis.hmget(keys.feed_state(feed_id), ["schedule", "hot_until", "push_until"])
+    return _decode(text, hot_until, push_until)
 
 
 async def store_schedule(redis: Redis, keys: Keys, feed_id: str, decision: ScheduleDecision) -> None:

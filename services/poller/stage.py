@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
@@ -20,13 +21,14 @@ import structlog
 
 from schemas import FeedSource, RawUpdate
 from services.errors import LivedeskError
-from services.poller.diff import publish_changed, raw_updates
 from services.poller.feeds import FeedRegistry
 from services.poller.fetch import fetch_feed
-from services.poller.parse import ParsedFeed, parse_feed
-from services.poller.schedule import PollOutcome, error_kind, next_check
+from services.poller.ingest import ingest_document
+from services.poller.parse import ParsedFeed
+from services.poller.schedule import PollOutcome, error_kind, next_check, parse_retry_after
 from services.poller.scheduling_state import load_schedule, schedule_policy, store_schedule
 from services.stage import StageContext
+from services.websub.subscriptions import offer_hub
 from services.wire import as_optional_text
 
 log = structlog.get_logger(__name__)
@@ -76,14 +78,13 @@ class Poller:
             await self._registry.upsert([source.model_copy(update={"url": result.moved_to})], due=fetched_at)
         # A server that ignores validators and sends the same bytes again costs no parse.
         if not result.not_modified and result.body is not None and new_hash != as_optional_text(body_hash):
-            # Parsing a large feed takes seconds of CPU: off the event loop, so the other feeds keep moving.
-            parsed = await asyncio.to_thread(
-                parse_feed, result.body, feed=source.id, content_type=result.content_type, base_url=result.url
+            ingested = await ingest_document(
+                redis, keys, source, result.body,
+                fetched_at=fetched_at, content_type=result.content_type, base_url=result.url,
             )
-            for warning in parsed.warnings:
-                log.warning("feed is not well-formed but usable", source_id=source.id, warning=warning)
-            updates = raw_updates(source, parsed.entries, fetched_at)
-            published = await publish_changed(redis, keys, source.id, updates)
+            parsed, published = ingested.parsed, ingested.published
+            if parsed.hub_url:
+                await offer_hub(redis, keys, source.id, hub_url=parsed.hub_url, topic=parsed.self_url or result.url)
         await redis.hset(
             keys.feed_state(source.id),
             mapping={
@@ -141,6 +142,9 @@ class Poller:
             if source is None:
                 return  # removed meanwhile
             state = await load_schedule(self._ctx.redis, self._ctx.keys, feed_id)
+            if (paused_s := self._hosts.paused_for(source.url)) > 0:
+                await registry.schedule(feed_id, datetime.now(UTC) + timedelta(seconds=paused_s))
+                return
             async with self._hosts.slot(source.url):
                 try:
                     outcome = await self._poll(source)
@@ -152,8 +156,15 @@ class Poller:
                         # Gone for good (RFC 9110 §15.5.11): stop polling, keep it listed so people see why.
                         await registry.mark_gone(feed_id)
                         return
-                    outcome = PollOutcome(status=status, error=error_kind(error, status),
-                                          headers=getattr(error, "headers", {}))
+                    headers = getattr(error, "headers", {})
+                    outcome = PollOutcome(status=status, error=error_kind(error, status), headers=headers)
+                    retry_after = parse_retry_after(headers.get("retry-after", ""), datetime.now(UTC))
+                    if status == 503 and retry_after:
+                        # 503 + Retry-After: the whole server is unavailable, so every feed on the host waits. A
+                        # 429 (this client, this resource) slows only its own feed, through next_check.
+                        self._hosts.pause(source.url, retry_after)
+                        log.warning("host paused", host=urlsplit(source.url).hostname, seconds=retry_after,
+                                    source_id=source.id)
                 except Exception as error:
                     # A bug must not take the other feeds down with it: log it loudly, keep this feed scheduled.
                     log.exception("feed poll crashed", source_id=source.id, feed_url=source.url)
@@ -175,13 +186,29 @@ class Poller:
 
 
 class HostLimits:
-    """At most `per_host` requests in flight per host, and at least `gap_s` between two starts on one host."""
+    """At most `per_host` requests in flight per host, at least `gap_s` between two starts on one host, and no
+    request at all to a host while it is paused."""
 
     def __init__(self, per_host: int, gap_s: float) -> None:
         self._per_host = per_host
         self._gap_s = gap_s
         self._slots: dict[str, asyncio.Semaphore] = {}
         self._next_start: dict[str, float] = {}
+        self._paused_until: dict[str, float] = {}
+
+    def pause(self, url: str, seconds: float) -> None:
+        """No request to `url`'s host for `seconds` (never shortens a longer pause)."""
+        host = urlsplit(url).hostname or ""
+        until = time.monotonic() + seconds
+        self._paused_until[host] = max(until, self._paused_until.get(host, 0.0))
+
+    def paused_for(self, url: str) -> float:
+        """Seconds left of the pause of `url`'s host; 0 when it is not paused."""
+        host = urlsplit(url).hostname or ""
+        left = self._paused_until.get(host, 0.0) - time.monotonic()
+        if left <= 0:
+            self._paused_until.pop(host, None)
+        return max(0.0, left)
 
     @contextlib.asynccontextmanager
     async def slot(self, url: str) -> AsyncIterator[None]:

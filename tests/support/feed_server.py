@@ -25,6 +25,8 @@ class FeedServer:
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.routes: dict[str, bytes] = {}
+        # path → (status, headers): answered instead of the route, e.g. (503, {"Retry-After": "120"}).
+        self.failures: dict[str, tuple[int, dict[str, str]]] = {}
         self.requests: list[tuple[str, str | None]] = []
         self.started: list[tuple[str, float]] = []
         self.most_in_flight: dict[str, int] = {}
@@ -51,6 +53,14 @@ class FeedServer:
                         server._in_flight[self.path] -= 1
 
             def _answer(self) -> None:
+                if self.path in server.failures:
+                    status, headers = server.failures[self.path]
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = server.routes.get(self.path)
                 if body is None:
                     self.send_response(404)

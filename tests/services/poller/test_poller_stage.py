@@ -17,6 +17,7 @@ from services.stage import StageContext
 from services.wire import DATA_FIELD
 from tests.support.feed_server import FeedServer, rss
 from tests.support.polling import FAST_POLLING
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -111,3 +112,44 @@ async def test_two_pollers_publish_each_change_once(redis: Redis, settings: Sett
     results = await asyncio.gather(*(publish_changed(redis, settings.keys, "a", updates) for _ in range(4)))
     assert sum(len(r) for r in results) == 20
     assert len(await published(redis, settings)) == 20
+
+
+@pytest.mark.parametrize(
+    ("status", "host_paused"), [(503, True), (429, False)], ids=["503-pauses-host", "429-feed-only"]
+)
+async def test_retry_after_slows_the_host_only_when_the_whole_server_is_unavailable(
+    server: FeedServer, redis: Redis, settings: Settings, status: int, host_paused: bool
+) -> None:
+    """503 + Retry-After (the server is down) holds back every feed on that host; 429 (this client asks too often
+    for this resource) slows only the feed that got it. Both feeds get Retry-After as their floor."""
+    from datetime import UTC, datetime, timedelta
+
+    from services.poller.feeds import FeedRegistry
+
+    server.failures["/busy.xml"] = (status, {"Retry-After": "120"})
+    server.routes["/other.xml"] = rss(("g1", "Man shot", "critical"))
+    busy, other = source(server, "busy"), source(server, "other")
+    registry = FeedRegistry(redis, settings.keys)
+    await registry.upsert([busy, other], due=datetime.now(UTC))
+    await registry.schedule("other", datetime.now(UTC) + timedelta(seconds=0.5))  # due just after the failure
+    async with build_client(settings) as client:
+        task = asyncio.create_task(Poller(StageContext(settings, redis), [], client).run())
+        try:
+            async def other_rescheduled() -> bool:
+                # Past the lease a poll takes (70 s): "other" was rescheduled after its turn, polled or held back.
+                due = await registry.next_due("other")
+                return due is not None and due > datetime.now(UTC) + timedelta(seconds=100)
+
+            await eventually(other_rescheduled)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    paths = [path for path, _ in server.requests]
+    assert paths.count("/busy.xml") == 1
+    assert paths.count("/other.xml") == (0 if host_paused else 1)
+    busy_due, other_due = await registry.next_due("busy"), await registry.next_due("other")
+    assert busy_due is not None
+    assert busy_due > datetime.now(UTC) + timedelta(seconds=110)
+    assert other_due is not None
+    if host_paused:  # held back to the end of the pause (polled, it would be due at its own interval)
+        assert other_due > datetime.now(UTC) + timedelta(seconds=110)

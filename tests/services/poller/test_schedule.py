@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +29,7 @@ NO_JITTER = 0.5  # the middle of [0, 1) spreads by nothing
 UP = 1.05  # a Retry-After is only spread upwards: +5% at NO_JITTER
 BUSY = tuple(NOW - timedelta(seconds=36 * i) for i in range(100))  # one entry every 36 s
 HOT = FeedSchedule(hot_until=NOW + timedelta(minutes=30))
+PUSHED = FeedSchedule(push_until=NOW + timedelta(days=5))
 OK = PollOutcome(status=304)  # a 304 before any document: the rate is still unknown
 TIMEOUT = PollOutcome(status=None, error="transient")
 
@@ -121,6 +123,10 @@ def test_cache_lifetime(headers: dict[str, str], expected: float | None) -> None
         (FeedSchedule(), unchanged(ttl_s=600, headers={"Cache-Control": "max-age=900"}), 900.0, "cache-control"),
         (HOT, unchanged(ttl_s=3600, headers={"Cache-Control": "max-age=3600"}), 60.0, "hot"),
         (FeedSchedule(hot_until=NOW), OK, 300.0, "default"),
+        (PUSHED, PollOutcome(entry_times=BUSY), 3600.0, "push"),
+        (dataclasses.replace(PUSHED, hot_until=NOW + timedelta(minutes=30)), OK, 3600.0, "push"),
+        (FeedSchedule(push_until=NOW), OK, 300.0, "default"),
+        (PUSHED, unchanged(headers={"Retry-After": "7200"}), 7200 * UP, "retry-after"),
         (FeedSchedule(), unchanged(headers={"Retry-After": "7200"}), 7200 * UP, "retry-after"),
         (HOT, unchanged(headers={"Retry-After": "600"}), 600 * UP, "retry-after"),
         (FeedSchedule(), unchanged(headers={"Retry-After": "10"}), 300.0, "default"),
@@ -142,6 +148,10 @@ def test_cache_lifetime(headers: dict[str, str], expected: float | None) -> None
         "largest-hint-wins",
         "hot-overrides-hints",
         "hot-expired",
+        "pushed-busy-feed-polled-at-max",
+        "push-overrides-hot",
+        "push-lease-ended",
+        "retry-after-beyond-max-when-pushed",
         "retry-after-beyond-max",
         "retry-after-beats-hot",
         "short-retry-after-no-effect",
@@ -149,7 +159,8 @@ def test_cache_lifetime(headers: dict[str, str], expected: float | None) -> None
     ],
 )
 def test_success(state: FeedSchedule, outcome: PollOutcome, interval: float, reason: str) -> None:
-    """After a good poll the interval follows precedence: Retry-After, hot, cache hints as a floor, adaptive rate."""
+    """After a good poll the interval follows precedence: Retry-After, push, hot, cache hints as a floor, adaptive
+    rate."""
     decision = next_check(state, outcome, POLICY, NOW, NO_JITTER)
     assert decision.reason == reason
     assert decision.interval_s == pytest.approx(interval)

@@ -1,0 +1,40 @@
+"""The HTTP process: one Starlette app, served by uvicorn inside a livedesk process's event loop."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from services.stage import StageContext
+from services.websub.callback import websub_routes
+
+
+def build_web_app(ctx: StageContext) -> Starlette:
+    """Every route the HTTP process serves."""
+
+    async def health(_: Request) -> Response:
+        await ctx.redis.ping()
+        return PlainTextResponse("ok")
+
+    # debug stays off: a failure answers a bare 500, never a traceback.
+    return Starlette(routes=[Route("/healthz", health), *websub_routes(ctx)])
+
+
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the livedesk process owns Ctrl-C and SIGTERM and stops it itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def http_server(app: Starlette, host: str, port: int) -> EmbeddedServer:
+    """A server for `app`; run it with `await server.serve()`, stop it with `server.should_exit = True`."""
+    # log_config=None: uvicorn's lines go through the root handler livedesk configured, like every other line.
+    return EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off"))

@@ -1,0 +1,104 @@
+"""The WebSub callback, `/websub/{feed_id}`: hubs verify our intent with GET and push content with POST.
+
+A push is taken through the poller's own path (`ingest_document`), so an entry is published once whether it came by
+push or by poll, and a pushed edit is a revision like a polled one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from services.errors import FeedError
+from services.poller.feeds import FeedRegistry
+from services.poller.ingest import ingest_document
+from services.stage import StageContext
+from services.websub.signature import signature_valid
+from services.websub.subscriptions import SubscriptionState, SubscriptionStore
+
+log = structlog.get_logger(__name__)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+def websub_routes(ctx: StageContext) -> list[Route]:
+    """The callback routes of one process, bound to its context."""
+    store = SubscriptionStore(ctx.redis, ctx.keys)
+    registry = FeedRegistry(ctx.redis, ctx.keys)
+    settings = ctx.settings
+
+    async def verify(request: Request) -> Response:
+        feed_id = request.path_params["feed_id"]
+        query = request.query_params
+        mode, topic = query.get("hub.mode", ""), query.get("hub.topic", "")
+        if mode == "denied":
+            retry_at = datetime.now(UTC) + timedelta(seconds=settings.poll_max_interval_s)
+            reason = query.get("hub.reason", "no reason given")
+            if await store.denied(feed_id, topic, reason, retry_at):
+                log.warning("websub subscription denied by the hub", source_id=feed_id, topic=topic, reason=reason)
+            return PlainTextResponse("ok")
+        challenge = query.get("hub.challenge")
+        if mode not in ("subscribe", "unsubscribe") or not topic or not challenge:
+            return PlainTextResponse("hub.mode, hub.topic and hub.challenge are required", status_code=400)
+        lease_text = query.get("hub.lease_seconds", "")
+        lease_s = int(lease_text) if lease_text.isdigit() else None
+        if mode == "subscribe" and lease_s is None:
+            return PlainTextResponse("hub.lease_seconds is required to subscribe", status_code=400)
+        if not await store.confirm(feed_id, mode, topic, lease_s, datetime.now(UTC)):
+            # Not something we asked for (WebSub §5.3.1): refusing makes the hub drop it.
+            log.warning("websub verification refused", source_id=feed_id, mode=mode, topic=topic)
+            return PlainTextResponse("no such subscription request", status_code=404)
+        log.info("websub verified", source_id=feed_id, mode=mode, topic=topic, lease_s=lease_s)
+        return PlainTextResponse(challenge)
+
+    async def receive(request: Request) -> Response:
+        feed_id = request.path_params["feed_id"]
+        subscription = await store.get(feed_id)
+        source = await registry.get(feed_id)
+        if subscription is None or source is None or subscription.state is SubscriptionState.unsubscribing:
+            # WebSub §7: 410 tells the hub this subscription is over.
+            return PlainTextResponse("no such subscription", status_code=410)
+        try:
+            body = await _read_capped(request, settings.http_max_body_bytes)
+        except _TooLarge:
+            log.warning("websub push refused: too large", source_id=feed_id, limit=settings.http_max_body_bytes)
+            return PlainTextResponse("body too large", status_code=413)
+        if not signature_valid(subscription.secret, body, request.headers.get("x-hub-signature")):
+            # WebSub §8: acknowledge, but ignore: a forger learns nothing, and the content is not used.
+            log.warning("websub push ignored: missing or wrong signature", source_id=feed_id)
+            return Response(status_code=202)
+        received_at = datetime.now(UTC)
+        try:
+            ingested = await ingest_document(
+                ctx.redis, ctx.keys, source, body,
+                fetched_at=received_at, content_type=request.headers.get("content-type"), base_url=subscription.topic,
+            )
+        except FeedError as error:
+            log.warning("websub push is not a usable feed", source_id=feed_id, error=str(error))
+            return PlainTextResponse(str(error), status_code=400)
+        async with ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(ctx.keys.feed_state(feed_id), "last_push_at", received_at.isoformat())
+            pipe.hincrby(ctx.keys.feed_state(feed_id), "pushes", 1)
+            await pipe.execute()
+        log.info("websub push", source_id=feed_id, published=len(ingested.published))
+        return Response(status_code=202)
+
+    return [
+        Route("/websub/{feed_id}", verify, methods=["GET"]),
+        Route("/websub/{feed_id}", receive, methods=["POST"]),
+    ]

@@ -1,0 +1,274 @@
+"""WebSub push end to end: a feed that names a hub, a hub on loopback, the callback served by uvicorn on loopback,
+the poller and the subscriber on a real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from schemas import Authority, FeedSource, RawUpdate
+from services.poller.feeds import FeedRegistry
+from services.poller.fetch import build_client
+from services.poller.stage import Poller
+from services.settings import Settings
+from services.stage import StageContext
+from services.web import build_web_app, http_server
+from services.websub.subscriber import Subscriber, callback_url
+from services.websub.subscriptions import SubscriptionState, SubscriptionStore
+from services.wire import DATA_FIELD, as_optional_text
+from tests.support.feed_server import FeedServer
+from tests.support.waiting import eventually
+from tests.support.websub_hub import WebSubHub
+
+pytestmark = pytest.mark.redis
+
+
+def atom(hub: str, self_url: str, *entries: tuple[str, str, str]) -> bytes:
+    items = "".join(
+        f"<entry><id>{guid}</id><title>{title}</title><updated>2025-10-24T09:{n:02d}:00Z</updated>"
+        f"<summary>{text}</summary></entry>"
+        for n, (guid, title, text) in enumerate(entries)
+    )
+    return (
+        f'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:feed</id>'
+        f'<updated>2025-10-24T09:00:00Z</updated><link rel="hub" href="{hub}"/><link rel="self" href="{self_url}"/>'
+        f"{items}</feed>"
+    ).encode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Push:
+    """A running push side (callback server + subscriber) and a poller, with the feed they share."""
+
+    settings: Settings
+    redis: Redis
+    source: FeedSource
+    topic: str
+    server: FeedServer
+
+    @property
+    def callback(self) -> str:
+        assert self.settings.public_url
+        return callback_url(self.settings.public_url, self.source.id)
+
+    async def raw(self) -> list[RawUpdate]:
+        rows = await self.redis.xrange(self.settings.keys.raw)
+        return [RawUpdate.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in rows]
+
+    async def subscription_state(self) -> SubscriptionState | None:
+        found = await SubscriptionStore(self.redis, self.settings.keys).get(self.source.id)
+        return found.state if found else None
+
+
+@pytest.fixture
+async def push(redis: Redis, settings: Settings) -> AsyncIterator[tuple[Push, WebSubHub]]:
+    """Poller, callback server and subscriber running on one hub-advertising feed; the poll interval is long."""
+    port = free_port()
+    settings = settings.model_copy(
+        update={"public_url": f"http://127.0.0.1:{port}", "http_port": port, "poll_interval_s": 3000.0,
+                "poll_min_interval_s": 3000.0, "poll_max_interval_s": 7200.0, "poll_hot_interval_s": 3000.0}
+    )
+    ctx = StageContext(settings, redis)
+    with FeedServer() as feeds, WebSubHub() as hub:
+        topic = f"{feeds.url}/a.xml"
+        feeds.routes["/a.xml"] = atom(hub.url, topic, ("e1", "Man shot in Walthamstow", "critical condition"))
+        source = FeedSource(id="a", name="A", url=topic, authority=Authority.news)
+        server = http_server(build_web_app(ctx), "127.0.0.1", port)
+        async with build_client(settings) as client:
+            tasks = [
+                asyncio.create_task(server.serve()),
+                asyncio.create_task(Poller(ctx, [source], client).run()),
+                asyncio.create_task(Subscriber(ctx, client, settings.public_url or "").run()),
+            ]
+            try:
+                yield Push(settings, redis, source, topic, feeds), hub
+            finally:
+                server.should_exit = True
+                for task in tasks[1:]:
+                    task.cancel()
+                async with asyncio.timeout(10):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_a_feed_naming_a_hub_is_subscribed_and_pushes_arrive_on_raw(push: tuple[Push, WebSubHub]) -> None:
+    """The first poll finds the hub; the hub verifies us; a push is on `raw` at once, long before the next poll."""
+    side, hub = push
+    await eventually(lambda: any(v == ("subscribe", side.topic, True) for v in hub.verifications))
+    request = hub.requests[0]
+    assert request["hub.callback"] == side.callback
+    assert request["hub.topic"] == side.topic
+    assert len(request["hub.secret"]) >= 32
+    assert request["hub.lease_seconds"] == str(side.settings.websub_lease_s)
+    assert await side.subscription_state() is SubscriptionState.active
+    assert [u.entry.guid for u in await side.raw()] == ["e1"]
+
+    pushed = atom(hub.url, side.topic, ("e2", "Second stabbing in Walthamstow", "a man was arrested"),
+                  ("e1", "Man shot in Walthamstow", "now in a stable condition"))
+    assert await asyncio.to_thread(hub.publish, side.topic, pushed) == [202]
+    raw = await side.raw()
+    assert [(u.entry.guid, u.entry.text) for u in raw] == [
+        ("e1", "critical condition"),
+        ("e2", "a man was arrested"),
+        ("e1", "now in a stable condition"),  # an edit pushed is a revision like a polled one
+    ]
+    # Pushed and polled entries share one record of what was seen: the same document again publishes nothing.
+    assert await asyncio.to_thread(hub.publish, side.topic, pushed) == [202]
+    assert len(await side.raw()) == 3
+    state = await side.redis.hgetall(side.settings.keys.feed_state("a"))
+    assert state[b"pushes"] == b"2"
+    assert len(side.server.requests) == 1, "pushes cost no poll"
+
+
+async def test_an_active_subscription_makes_polling_a_fallback_at_the_maximum_interval(
+    push: tuple[Push, WebSubHub],
+) -> None:
+    side, hub = push
+
+    async def reason() -> str | None:
+        return as_optional_text(await side.redis.hget(side.settings.keys.feed_state("a"), "schedule_reason"))
+
+    await eventually(lambda: any(confirmed for _, _, confirmed in hub.verifications))
+    assert await reason() != "push", "the first poll, before the subscription, is scheduled as usual"
+    registry = FeedRegistry(side.redis, side.settings.keys)
+    # The next poll after the subscription is at the maximum interval, reason "push".
+    await registry.schedule("a", datetime.now(UTC))
+    await eventually(lambda: len(side.server.requests) >= 2)
+
+    async def pushed() -> bool:
+        return await reason() == "push"
+
+    await eventually(pushed)
+    due = await registry.next_due("a")
+    assert due is not None
+    assert due > datetime.now(UTC) + timedelta(seconds=0.8 * side.settings.poll_max_interval_s)
+
+
+async def test_a_push_with_a_wrong_signature_is_acknowledged_and_ignored(push: tuple[Push, WebSubHub]) -> None:
+    side, hub = push
+    await eventually(lambda: any(confirmed for _, _, confirmed in hub.verifications))
+    forged = atom(hub.url, side.topic, ("e9", "Forged", "not from the hub"))
+    assert await asyncio.to_thread(hub.publish, side.topic, forged, secret="guessed") == [202]
+    async with httpx.AsyncClient() as client:  # no signature at all
+        assert (await client.post(side.callback, content=forged)).status_code == 202
+    assert [u.entry.guid for u in await side.raw()] == ["e1"]
+
+
+async def test_a_push_that_is_not_a_feed_is_refused_naming_the_feed(push: tuple[Push, WebSubHub]) -> None:
+    side, hub = push
+    await eventually(lambda: any(confirmed for _, _, confirmed in hub.verifications))
+    statuses = await asyncio.to_thread(hub.publish, side.topic, b"<html><body>Sorry</body></html>",
+                                       content_type="text/html")
+    assert statuses == [400]
+    assert [u.entry.guid for u in await side.raw()] == ["e1"]
+
+
+async def test_verifications_we_did_not_ask_for_are_refused(push: tuple[Push, WebSubHub]) -> None:
+    """Intent is checked (WebSub §5.3): another topic, an unsubscribe we did not ask for, an unknown feed → 404."""
+    side, hub = push
+    await eventually(lambda: any(confirmed for _, _, confirmed in hub.verifications))
+    base = side.settings.public_url
+    async with httpx.AsyncClient() as client:
+        elsewhere = {"hub.mode": "subscribe", "hub.topic": "http://elsewhere/feed", "hub.lease_seconds": 60}
+        other_topic = await client.get(side.callback, params={"hub.challenge": "c", **elsewhere})
+        unsubscribe = await client.get(side.callback, params={
+            "hub.mode": "unsubscribe", "hub.topic": side.topic, "hub.challenge": "c"})
+        unknown = await client.get(f"{base}/websub/nope", params={
+            "hub.mode": "subscribe", "hub.topic": side.topic, "hub.challenge": "c", "hub.lease_seconds": 60})
+        no_challenge = await client.get(side.callback, params={"hub.mode": "subscribe", "hub.topic": side.topic})
+        push_to_unknown = await client.post(f"{base}/websub/nope", content=b"<feed/>")
+    assert [r.status_code for r in (other_topic, unsubscribe, unknown)] == [404, 404, 404]
+    assert no_challenge.status_code == 400
+    assert push_to_unknown.status_code == 410
+    assert await side.subscription_state() is SubscriptionState.active
+
+
+async def test_a_short_lease_is_renewed_before_it_ends(redis: Redis, settings: Settings) -> None:
+    """A hub granting 2 s leases is asked again before each lease ends, and the subscription stays active."""
+    port = free_port()
+    settings = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}", "poll_interval_s": 3000.0,
+                                           "poll_min_interval_s": 3000.0, "poll_max_interval_s": 7200.0,
+                                           "poll_hot_interval_s": 3000.0})
+    ctx = StageContext(settings, redis)
+    with FeedServer() as feeds, WebSubHub(lease_s=2) as hub:
+        topic = f"{feeds.url}/a.xml"
+        feeds.routes["/a.xml"] = atom(hub.url, topic, ("e1", "t", "x"))
+        source = FeedSource(id="a", name="A", url=topic)
+        server = http_server(build_web_app(ctx), "127.0.0.1", port)
+        async with build_client(settings) as client:
+            poller, subscriber = Poller(ctx, [source], client), Subscriber(ctx, client, settings.public_url or "")
+            tasks = [asyncio.create_task(c) for c in (server.serve(), poller.run(), subscriber.run())]
+            try:
+                await eventually(lambda: sum(confirmed for _, _, confirmed in hub.verifications) >= 3, timeout_s=15)
+                subscription = await SubscriptionStore(redis, settings.keys).get("a")
+            finally:
+                server.should_exit = True
+                for task in tasks[1:]:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+    assert [r["hub.mode"] for r in hub.requests][:3] == ["subscribe"] * 3
+    assert subscription is not None
+    assert subscription.state is SubscriptionState.active
+    assert subscription.lease_until is not None
+    assert subscription.lease_until > datetime.now(UTC) - timedelta(seconds=2)
+    assert len({r["hub.secret"] for r in hub.requests}) == 1, "renewals keep the subscription's secret"
+
+
+async def test_a_denied_subscription_falls_back_to_polling(push: tuple[Push, WebSubHub]) -> None:
+    side, hub = push
+    await eventually(lambda: any(confirmed for _, _, confirmed in hub.verifications))
+    assert await side.redis.hexists(side.settings.keys.feed_state("a"), "push_until")
+    assert await asyncio.to_thread(hub.deny, side.topic, side.callback, "topic closed") == 200
+    assert await side.subscription_state() is SubscriptionState.denied
+    assert not await side.redis.hexists(side.settings.keys.feed_state("a"), "push_until")
+    subscription = await SubscriptionStore(side.redis, side.settings.keys).get("a")
+    assert subscription is not None
+    assert "topic closed" in subscription.last_error
+
+
+async def test_a_removed_feed_is_unsubscribed(push: tuple[Push, WebSubHub]) -> None:
+    side, hub = push
+    await eventually(lambda: any(confirmed for _, _, confirmed in hub.verifications))
+    await FeedRegistry(side.redis, side.settings.keys).remove("a")
+    # Due now (as at its renewal time): the subscriber finds the feed gone and unsubscribes.
+    await side.redis.zadd(side.settings.keys.websub_due, {"a": 0})
+    await eventually(lambda: ("unsubscribe", side.topic, True) in hub.verifications)
+    await eventually(lambda: not hub.subscriptions.get(side.topic))
+    assert await side.subscription_state() is None
+    assert not await side.redis.hexists(side.settings.keys.feed_state("a"), "push_until")
+
+
+async def test_a_hub_that_refuses_is_asked_again_later(redis: Redis, settings: Settings) -> None:
+    """A hub answering 500 is recorded on the subscription and asked again after a backoff; polling goes on."""
+    settings = settings.model_copy(update={"public_url": "http://127.0.0.1:9", "poll_backoff_base_s": 120.0})
+    ctx = StageContext(settings, redis)
+    with FeedServer() as feeds, WebSubHub(refuse_with=500) as hub:
+        topic = f"{feeds.url}/a.xml"
+        feeds.routes["/a.xml"] = atom(hub.url, topic, ("e1", "t", "x"))
+        source = FeedSource(id="a", name="A", url=topic)
+        async with build_client(settings) as client:
+            await Poller(ctx, [source], client).poll(source)
+            await FeedRegistry(redis, settings.keys).upsert([source], due=datetime.now(UTC))
+            subscriber = Subscriber(ctx, client, settings.public_url or "")
+            started = datetime.now(UTC)
+            await subscriber.request("a")
+    subscription = await SubscriptionStore(redis, settings.keys).get("a")
+    assert subscription is not None
+    assert subscription.state is SubscriptionState.new
+    assert "hub answered 500" in subscription.last_error
+    retry_at = await redis.zscore(settings.keys.websub_due, "a")
+    assert retry_at is not None
+    assert retry_at > (started + timedelta(seconds=100)).timestamp()
+    assert len(hub.requests) == 1
