@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, computed_field
 
 from schemas.base import WireModel
 from schemas.vocabulary import Authority
@@ -18,6 +18,11 @@ class FeedSource(WireModel):
     url: str = Field(description="The feed's URL (http, https or file).")
     authority: Authority = Field(default=Authority.news, description="How much the source is trusted.")
     tags: list[str] = Field(default_factory=list, description="Free labels for filtering, e.g. `london`, `police`.")
+    configured_url: str | None = Field(
+        default=None,
+        description="The URL as the operator configured it (TOML or `feeds add`); `url` differs once a permanent "
+        "redirect has moved the feed. Set by the registry on every feed it stores; None on a source not read from it.",
+    )
 
 
 class FeedEntry(WireModel):
@@ -27,6 +32,12 @@ class FeedEntry(WireModel):
     link: str | None = Field(default=None, description="The entry's link as served.")
     title: str = Field(default="", description="Plain-text title.")
     text: str = Field(default="", description="Plain-text body (content, else summary), markup removed.")
+    html: str | None = Field(
+        default=None,
+        description="The body `text` was taken from, as HTML after the parser's sanitising, relative links made "
+        "absolute against the feed's URL; None when the body is plain text, absent, or too long to keep. "
+        "Not part of the content version: an edit to markup alone is not a revision.",
+    )
     published: AwareDatetime | None = Field(default=None, description="When the entry says it was published.")
     updated: AwareDatetime | None = Field(default=None, description="When the entry says it was last updated.")
 
@@ -42,9 +53,19 @@ class RawUpdate(WireModel):
     fingerprint: str = Field(description="Content version: hash of the normalised title and text (design §2.2).")
     fetched_at: AwareDatetime = Field(description="When the document holding the entry was fetched.")
 
+    # Derived, so it can never disagree with the entry; on the wire for consumers that do not compute it, and
+    # recomputed (the sent value ignored) on read, which also marks entries written before it existed.
+    @computed_field(  # type: ignore[prop-decorator]  # mypy does not model decorators stacked on a property
+        description="True when the entry gives neither a published nor an updated time: its reported time is then "
+        "the fetch time (`fetched_at`), which says when livedesk saw it, not when it was published."
+    )
+    @property
+    def undated(self) -> bool:
+        return self.entry.published is None and self.entry.updated is None
+
     @property
     def reported_at(self) -> datetime:
-        """When the evidence was published: the entry's own time, else the fetch time.
+        """When the evidence was published: the entry's own time, else the fetch time (and `undated` is True).
 
         Never later than the fetch: an entry dated in the future (a wrong time zone, a typo) would otherwise outrank
         every report for hours.

@@ -246,8 +246,9 @@ def feeds_add(
 def feeds_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per feed.")] = False) -> None:
     """Every feed with its status: last fetch, last status code, next due, entries per day, hot, gone, errors.
 
-    With --json, `hot` and `gone` are booleans, `error_count` an integer and `entries_per_day` the scheduler's
-    estimate (null until a document has been read); the other fields are as the pollers recorded them.
+    With --json, `hot` and `gone` are booleans, `error_count` an integer, `next_due` the feed's time in the due list
+    (null when it is not in it: gone) and `entries_per_day` the scheduler's estimate (null until a document has been
+    read); the other fields are as the pollers recorded them.
     """
 
     async def show(registry: FeedRegistry, settings: Settings) -> int:
@@ -256,9 +257,12 @@ def feeds_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON ob
             state = await registry.status(source.id)
             state.pop("schedule", None)
             schedule = await registry.scheduling(source.id)
+            # The due list, not the time the last poll chose: `feeds poll`, a hot incident or a lease move it.
+            due = await registry.next_due(source.id)
+            next_due = due.astimezone(UTC).isoformat() if due else None
             row: dict[str, object] = {
                 "id": source.id, "authority": source.authority.value, "url": source.url,
-                "configured_url": source.configured_url, **state,
+                "configured_url": source.configured_url, **state, "next_due": next_due,
                 "hot": schedule.hot_until is not None and schedule.hot_until > now,
                 "gone": state.get("gone") == "1",
                 "error_count": int(state.get("error_count") or 0),
@@ -269,7 +273,7 @@ def feeds_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON ob
             else:
                 typer.echo(
                     f"{source.id:<24} {source.authority.value:<8} last {state.get('last_polled_at', '-')[:19]:<19} "
-                    f"status {state.get('last_status', '-'):<4} next {state.get('next_due', '-')[:19]:<19} "
+                    f"status {state.get('last_status', '-'):<4} next {(next_due or '-')[:19]:<19} "
                     f"{_per_day(schedule.entries_per_day):>5}/day "
                     f"every {state.get('interval_s', '-'):>5}s ({state.get('schedule_reason', '-')})"
                     f"{' HOT' if row['hot'] else ''}{' GONE' if row['gone'] else ''} errors {row['error_count']:<3} "

@@ -15,13 +15,17 @@ from urllib.parse import urlsplit
 
 import httpx
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
 
 from schemas import FeedSource
 from services.errors import FeedError
 from services.names import Keys
 from services.poller.fetch import fetch_feed
 from services.poller.parse import ParsedFeed, parse_feed
-from services.wire import as_text
+from services.poller.schedule import FeedSchedule
+from services.poller.scheduling_state import load_schedule
+from services.wire import as_optional_text, as_text
 
 # Take the lease and move the feed's due time to the lease's end in one step: other pollers' due lists move on to
 # the next feeds instead of offering this one again, and if the holder dies the feed is due exactly when its lease
@@ -50,14 +54,70 @@ class FeedRegistry:
         self._keys = keys
 
     async def upsert(self, sources: Iterable[FeedSource], due: datetime) -> None:
-        """Add or update `sources`; a new feed is due at `due`, a known one keeps its schedule."""
-        sources = list(sources)
-        if not sources:
+        """Add or update `sources`, keeping what the pollers learned about the feeds already known.
+
+        A source as the operator gives it (`configured_url` None: from the TOML registry or `feeds add`) is
+        compared with the URL its feed was configured with. The same URL keeps the feed's current URL (a permanent
+        redirect may have moved it), its gone mark and its due time, and takes the rest (name, authority, tags) from
+        the source. Another URL is the operator's correction: it replaces the current one, clears the gone mark and
+        makes the feed due at `due` unless it is due sooner. A new feed is due at `due`.
+
+        A source read from the registry (`get`, `all`: `configured_url` set) updates its feed as it is, URL included:
+        that is how a poller records a move. Its due time and gone mark stay; it is dropped when the feed has since
+        been removed or configured with another URL, so a poll that started before the change cannot undo it.
+        """
+        by_id = {s.id: s for s in sources}
+        if not by_id:
             return
+        ids = list(by_id)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._keys.feeds, mapping={s.id: s.model_dump_json() for s in sources})
-            pipe.zadd(self._keys.feeds_due, {s.id: due.timestamp() for s in sources}, nx=True)
-            await pipe.execute()
+            while True:
+                try:
+                    await pipe.watch(self._keys.feeds)
+                    found = await pipe.hmget(self._keys.feeds, ids)
+                    # Not watched: a feed marked gone meanwhile and made due again here answers 410 again.
+                    gone = await self._gone(ids)
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    for source, stored_json, was_gone in zip(by_id.values(), found, gone, strict=True):
+                        stored = self._stored(stored_json) if stored_json else None
+                        self._queue_upsert(pipe, source, stored, was_gone, due)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue  # the registry changed meanwhile (another poller starting, a move): decide again
+
+    def _queue_upsert(self, pipe: Pipeline, source: FeedSource, stored: FeedSource | None, gone: bool,
+                      due: datetime) -> None:
+        """Queue on `pipe` what `upsert` does for one source (see there)."""
+        feed_id, state_key = source.id, self._keys.feed_state(source.id)
+        if source.configured_url is not None:
+            if stored is not None and stored.configured_url == source.configured_url:
+                pipe.hset(self._keys.feeds, feed_id, source.model_dump_json())
+            return
+        if stored is not None and stored.configured_url == source.url:
+            kept = source.model_copy(update={"url": stored.url, "configured_url": source.url})
+            pipe.hset(self._keys.feeds, feed_id, kept.model_dump_json())
+            if not gone:
+                pipe.zadd(self._keys.feeds_due, {feed_id: due.timestamp()}, nx=True)
+            return
+        configured = source.model_copy(update={"configured_url": source.url})
+        pipe.hset(self._keys.feeds, feed_id, configured.model_dump_json())
+        # A new URL is a new start: whatever the old one said (410, or a stale mark of a feed removed and added again).
+        pipe.hdel(state_key, "gone")
+        pipe.zadd(self._keys.feeds_due, {feed_id: due.timestamp()}, lt=True)
+
+    async def _gone(self, feed_ids: list[str]) -> list[bool]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for feed_id in feed_ids:
+                pipe.hget(self._keys.feed_state(feed_id), "gone")
+            marks = await pipe.execute()
+        return [as_optional_text(mark) == "1" for mark in marks]
+
+    @staticmethod
+    def _stored(value: str | bytes) -> FeedSource:
+        """A feed as stored; one stored before `configured_url` existed was configured with its current URL."""
+        source = FeedSource.model_validate_json(value)
+        return source if source.configured_url else source.model_copy(update={"configured_url": source.url})
 
     async def remove(self, feed_id: str) -> bool:
         """Forget a feed (its seen-entries record stays, so re-adding it publishes nothing old again)."""
@@ -68,12 +128,14 @@ class FeedRegistry:
         return bool(removed)
 
     async def get(self, feed_id: str) -> FeedSource | None:
+        """The feed as stored, `configured_url` set."""
         found = await self._redis.hget(self._keys.feeds, feed_id)
-        return FeedSource.model_validate_json(found) if found else None
+        return self._stored(found) if found else None
 
     async def all(self) -> list[FeedSource]:
+        """Every feed as stored, by id."""
         found = await self._redis.hgetall(self._keys.feeds)
-        return sorted((FeedSource.model_validate_json(v) for v in found.values()), key=lambda s: s.id)
+        return sorted((self._stored(v) for v in found.values()), key=lambda s: s.id)
 
     async def due(self, now: datetime, limit: int) -> list[str]:
         """Ids of up to `limit` feeds due at `now`, most overdue first."""
@@ -96,9 +158,13 @@ class FeedRegistry:
             await pipe.execute()
 
     async def status(self, feed_id: str) -> dict[str, str]:
-        """What the pollers recorded about the feed: last poll, status, errors, next due."""
+        """What the pollers recorded about the feed, as stored: last poll, status, errors, next due, `gone`."""
         state = await self._redis.hgetall(self._keys.feed_state(feed_id))
         return {as_text(k): as_text(v) for k, v in state.items() if k not in (b"etag", b"last_modified")}
+
+    async def scheduling(self, feed_id: str) -> FeedSchedule:
+        """What the scheduler keeps about the feed: its estimated entries per day, hot period, errors in a row."""
+        return await load_schedule(self._redis, self._keys, feed_id)
 
     async def acquire(self, feed_id: str, holder: str, lease_ms: int) -> bool:
         """Take the feed's lease for `lease_ms`; False when another poller holds it."""

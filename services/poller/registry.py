@@ -24,6 +24,10 @@ def load_registry(path: Path) -> list[FeedSource]:
         raise ConfigurationError(f"feed registry {path}: no [[source]] tables")
     sources: list[FeedSource] = []
     for position, table in enumerate(tables, start=1):
+        if isinstance(table, dict) and "configured_url" in table:
+            # The registry records it, from `url`: a TOML that set it would pose as the registry's own record.
+            raise ConfigurationError(f"feed registry {path}: source #{position}: configured_url is not configurable,"
+                                     " set url")
         try:
             sources.append(FeedSource.model_validate(table))
         except ValidationError as error:

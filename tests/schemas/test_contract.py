@@ -77,3 +77,18 @@ def test_raw_update_reported_at_falls_back_to_fetch_time() -> None:
     assert raw.model_copy(update={"entry": FeedEntry(guid="g", published=published)}).reported_at == published
     future = datetime(2025, 10, 24, 18, tzinfo=UTC)
     assert raw.model_copy(update={"entry": FeedEntry(guid="g", published=future)}).reported_at == fetched
+
+
+def test_undated_follows_the_entry_whatever_the_message_says() -> None:
+    """`undated` is derived from the entry: a message from before the field existed, or one that contradicts its
+    entry, reads as the entry says; it is in the JSON every consumer gets."""
+    fetched = datetime(2025, 10, 24, 12, tzinfo=UTC)
+    raw = RawUpdate(source_id="s", authority=Authority.news, feed_url="u", entry=FeedEntry(guid="g", title="t"),
+                    identity="s|g", fingerprint="f", fetched_at=fetched)
+    data = json.loads(raw.model_dump_json())
+    assert data["undated"] is True
+    older = {k: v for k, v in data.items() if k != "undated"}
+    assert RawUpdate.model_validate(older).undated
+    assert RawUpdate.model_validate({**data, "undated": False}).undated
+    dated = {**data, "entry": {**data["entry"], "updated": "2025-10-24T09:00:00Z"}}
+    assert not RawUpdate.model_validate({**dated, "undated": True}).undated

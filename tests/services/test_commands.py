@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -9,13 +10,25 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from redis.asyncio import Redis
 
+from schemas import FeedSource
 from services.cli import DEMO_ARCHIVE
+from services.poller.feeds import FeedRegistry
+from services.poller.fetch import build_client
+from services.poller.schedule import FeedSchedule
+from services.poller.scheduling_state import mark_feed_hot, schedule_policy
+from services.poller.stage import Poller
+from services.settings import Settings
+from services.stage import StageContext
 from tests.support.feed_server import FeedServer, rss
 from tests.support.polling import FAST_POLLING_ENV
+from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -161,3 +174,81 @@ def test_feeds_commands_manage_the_live_registry(tmp_path: Path, redis_url: str,
         finally:
             _, run_err = _stop(run)
     assert run.returncode == 0, run_err[-2000:]
+
+
+@pytest.mark.redis
+def test_feeds_list_shows_entries_per_day_hot_gone_and_errors(settings: Settings) -> None:
+    """feeds list, as a table and as JSON, shows each feed's entries per day as the scheduler estimated them, beside
+    last fetch, status, next due, error count, hot and gone."""
+    now = datetime.now(UTC)
+    # Five entries an hour apart up to now: 4 gaps over 4 hours, 24 entries a day.
+    items = "".join(
+        f"<item><guid>e{n}</guid><title>Entry {n}</title><description>words</description>"
+        f"<pubDate>{format_datetime(now - timedelta(hours=n), usegmt=True)}</pubDate></item>"
+        for n in range(5)
+    )
+    env = {"LIVEDESK_REDIS_URL": settings.redis_url or "", "LIVEDESK_KEY_PREFIX": settings.key_prefix}
+
+    async def poll_once(server: FeedServer) -> dict[str, FeedSchedule]:
+        redis = Redis.from_url(env["LIVEDESK_REDIS_URL"])
+        registry = FeedRegistry(redis, settings.keys)
+
+        async def polled() -> bool:
+            busy = await registry.scheduling("busy")
+            broken, gone = await registry.status("broken"), await registry.status("gone")
+            return busy.entries_per_day is not None and "error_count" in broken and gone.get("gone") == "1"
+
+        try:
+            sources = [FeedSource(id=n, name=n, url=f"{server.url}/{n}.xml") for n in ("busy", "broken", "gone")]
+            async with build_client(settings) as client:
+                poller = asyncio.create_task(Poller(StageContext(settings, redis), sources, client).run())
+                try:
+                    await eventually(polled, timeout_s=20, what="each feed polled once")
+                finally:
+                    poller.cancel()
+                    async with asyncio.timeout(10):  # a poller that ignores cancellation fails, not hangs
+                        await asyncio.gather(poller, return_exceptions=True)
+            await mark_feed_hot(redis, settings.keys, "busy", datetime.now(UTC), schedule_policy(settings))
+            return {s.id: await registry.scheduling(s.id) for s in sources}
+        finally:
+            await redis.aclose()
+
+    with FeedServer() as server:
+        server.routes["/busy.xml"] = (
+            f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{items}</channel></rss>'.encode()
+        )
+        server.failures["/broken.xml"] = (500, {})
+        server.failures["/gone.xml"] = (410, {})
+        schedules = asyncio.run(poll_once(server))
+    rate = schedules["busy"].entries_per_day
+    assert rate is not None
+    assert 23 < rate < 25
+
+    def livedesk(*args: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "services", "feeds", "list", *args], cwd=ROOT,
+                              env={**os.environ, **env}, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.splitlines()
+
+    rows = {row["id"]: row for row in map(json.loads, livedesk("--json"))}
+    assert sorted(rows) == ["broken", "busy", "gone"]
+    busy, broken, gone = rows["busy"], rows["broken"], rows["gone"]
+    assert (busy["entries_per_day"], busy["hot"], busy["gone"], busy["error_count"]) == (rate, True, False, 0)
+    assert busy["last_status"] == "200"
+    assert busy["last_polled_at"] > now.isoformat()
+    hot_due = datetime.now(UTC) + timedelta(seconds=settings.poll_hot_interval_s)
+    assert busy["last_polled_at"] < busy["next_due"] < hot_due.isoformat(), "hot: due within the hot interval"
+    assert (broken["entries_per_day"], broken["hot"], broken["gone"], broken["error_count"]) == (None, False, False, 1)
+    assert (gone["entries_per_day"], gone["hot"], gone["gone"], gone["error_count"]) == (None, False, True, 1)
+    assert gone["next_due"] is None
+
+    table = {line.split()[0]: line for line in livedesk()}
+    assert f" {round(rate)}/day " in table["busy"]
+    assert " HOT " in table["busy"]
+    assert "GONE" not in table["busy"]
+    assert f"last {busy['last_polled_at'][:19]}" in table["busy"]
+    assert f"next {busy['next_due'][:19]}" in table["busy"]
+    assert " -/day " in table["broken"]
+    assert "errors 1 " in table["broken"]
+    assert " GONE " in table["gone"]
+    assert "next -  " in table["gone"]

@@ -57,6 +57,7 @@ async def test_folder_reports_entries_errors_and_summary(folder: Path) -> None:
         "link": "/news/1",
         "title": "Man shot & injured",
         "text": "critical",
+        "html": "<p>critical</p>",
         "published": "2025-10-24T09:20:00Z",
         "updated": None,
     }

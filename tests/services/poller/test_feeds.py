@@ -178,11 +178,11 @@ async def test_moved_gone_and_unchanged_feeds(redis: Redis, settings: Settings,
     moved, gone = FeedSource(id="moved", name="m", url=f"{base}/old.xml"), FeedSource(id="gone", name="g",
                                                                                       url=f"{base}/gone.xml")
     registry = FeedRegistry(redis, settings.keys)
-    import services.poller.stage as stage
+    import services.poller.ingest as ingest
 
     parses: list[str] = []
-    real_parse = stage.parse_feed
-    monkeypatch.setattr(stage, "parse_feed", lambda body, **kw: parses.append(kw["feed"]) or real_parse(body, **kw))
+    real_parse = ingest.parse_feed
+    monkeypatch.setattr(ingest, "parse_feed", lambda body, **kw: parses.append(kw["feed"]) or real_parse(body, **kw))
     try:
         async with build_client(settings) as client:
             poller = Poller(StageContext(settings, redis), [moved, gone], client)
@@ -201,3 +201,107 @@ async def test_moved_gone_and_unchanged_feeds(redis: Redis, settings: Settings,
     assert (await registry.status("gone"))["gone"] == "1"
     assert "gone" not in await registry.due(datetime.now(UTC) + timedelta(days=30), limit=10)
     assert [s.id for s in await registry.all()] == ["gone", "moved"]
+
+
+async def test_start_up_keeps_a_moved_url_a_gone_mark_and_due_times(redis: Redis, settings: Settings) -> None:
+    """Loading the same TOML again keeps a feed's moved URL, its gone mark and its due time; its name is updated."""
+    registry = FeedRegistry(redis, settings.keys)
+    toml = [feed(1), feed(2), feed(3)]
+    await registry.upsert(toml, due=NOW)
+    stored = await registry.get("f1")
+    assert stored is not None
+    assert (stored.url, stored.configured_url) == (toml[0].url, toml[0].url)
+    await registry.upsert([stored.model_copy(update={"url": "https://b.example.org/f1.xml"})], due=NOW)  # a 301
+    await registry.mark_gone("f2")  # a 410
+    await registry.schedule("f3", NOW + timedelta(hours=1))
+
+    await registry.upsert([toml[0].model_copy(update={"name": "renamed"}), *toml[1:]], due=NOW + timedelta(minutes=1))
+    moved = await registry.get("f1")
+    assert moved is not None
+    assert (moved.url, moved.configured_url, moved.name) == ("https://b.example.org/f1.xml", toml[0].url, "renamed")
+    assert (await registry.status("f2"))["gone"] == "1"
+    assert await registry.due(NOW + timedelta(minutes=59), limit=10) == ["f1"], "f2 gone, f3 not due yet"
+    assert await registry.next_due("f1") == NOW, "a known feed keeps its due time"
+
+
+async def test_an_edited_url_wins_and_revives_a_gone_feed(redis: Redis, settings: Settings) -> None:
+    """A TOML giving another URL replaces a moved URL and clears a gone mark; both feeds are due at once."""
+    registry = FeedRegistry(redis, settings.keys)
+    await registry.upsert([feed(1), feed(2)], due=NOW)
+    stored = await registry.get("f1")
+    assert stored is not None
+    await registry.upsert([stored.model_copy(update={"url": "https://b.example.org/f1.xml"})], due=NOW)
+    await registry.schedule("f1", NOW + timedelta(hours=1))
+    await registry.mark_gone("f2")
+
+    edited = [feed(1, "https://c.example.org"), feed(2, "https://c.example.org")]
+    await registry.upsert(edited, due=NOW)
+    assert [(s.url, s.configured_url) for s in await registry.all()] == [(s.url, s.url) for s in edited]
+    assert "gone" not in await registry.status("f2")
+    assert await registry.due(NOW, limit=10) == ["f1", "f2"]
+
+
+async def test_a_stale_move_does_not_undo_the_operator(redis: Redis, settings: Settings) -> None:
+    """A move recorded by a poll that began before the operator changed the feed's URL, or removed it, is dropped."""
+    registry = FeedRegistry(redis, settings.keys)
+    await registry.upsert([feed(1)], due=NOW)
+    polled = await registry.get("f1")
+    assert polled is not None
+    await registry.upsert([feed(1, "https://c.example.org")], due=NOW)
+    await registry.upsert([polled.model_copy(update={"url": "https://b.example.org/f1.xml"})], due=NOW)
+    assert [s.url for s in await registry.all()] == ["https://c.example.org/f1.xml"]
+    assert await registry.remove("f1")
+    await registry.upsert([polled.model_copy(update={"url": "https://b.example.org/f1.xml"})], due=NOW)
+    assert await registry.all() == []
+    assert await registry.due(NOW, limit=10) == []
+
+
+async def test_a_restarted_poller_polls_the_moved_url_and_never_the_gone_feed(redis: Redis, settings: Settings) -> None:
+    """End to end: a poller follows a 301 and stops at a 410; one started again with the same TOML polls the new URL
+    only, and never the gone feed."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    body = rss(("g1", "Man shot", "critical"))
+    served: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            served.append(self.path)
+            if self.path == "/old.xml":
+                self.send_response(308)
+                self.send_header("Location", "/new.xml")
+                self.end_headers()
+            elif self.path == "/gone.xml":
+                self.send_response(410)
+                self.end_headers()
+            else:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    toml = [FeedSource(id="moved", name="m", url=f"{base}/old.xml"), FeedSource(id="gone", name="g",
+                                                                               url=f"{base}/gone.xml")]
+    registry = FeedRegistry(redis, settings.keys)
+    try:
+        async with build_client(settings) as client:
+            await _run_pollers([Poller(StageContext(settings, redis), toml, client)], 1.0)
+            assert sorted(served) == ["/gone.xml", "/new.xml", "/old.xml"]
+            served.clear()
+            await registry.schedule("moved", datetime.now(UTC))  # `livedesk feeds poll moved`
+            await _run_pollers([Poller(StageContext(settings, redis), toml, client)], 1.0)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert served == ["/new.xml"]
+    stored = await registry.get("moved")
+    assert stored is not None
+    assert (stored.url, stored.configured_url) == (f"{base}/new.xml", f"{base}/old.xml")
+    assert (await registry.status("gone"))["gone"] == "1"

@@ -12,12 +12,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import brotli
 import httpx
 import pytest
 
 from schemas import FeedSource
 from services.errors import FeedError, FetchError
 from services.poller.fetch import FetchResult, build_client, fetch_feed
+from services.poller.parse import parse_feed
 from services.settings import Settings
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title><item><guid>g1</guid></item></channel></rss>'
@@ -215,13 +217,38 @@ async def test_endless_body_is_cut_at_the_cap(server: FeedServer, fetch: Fetcher
     assert time.monotonic() - started < TIMEOUT_S
 
 
-async def test_compressed_body_is_capped_after_decompression(server: FeedServer, fetch: Fetcher) -> None:
-    """A small gzip body that inflates past the cap is refused: the cap is on what we would hold in memory."""
-    bomb = gzip.compress(b" " * (CAP * 20))
+@pytest.mark.parametrize(("encoding", "compress"), [("gzip", gzip.compress), ("br", brotli.compress)])
+async def test_compressed_body_is_capped_after_decompression(
+    server: FeedServer, fetch: Fetcher, encoding: str, compress: Callable[[bytes], bytes]
+) -> None:
+    """A small gzip or brotli body that inflates past the cap is refused: the cap is on what we would hold in memory."""
+    bomb = compress(b" " * (CAP * 20))
     assert len(bomb) < CAP
-    server.routes["/bomb"] = lambda handler: handler.reply(200, bomb, Content_Encoding="gzip")
+    server.routes["/bomb"] = lambda handler: handler.reply(200, bomb, Content_Encoding=encoding)
     with pytest.raises(FeedError, match="body larger than"):
         await fetch(server.url("/bomb"))
+
+
+async def test_brotli_body_is_decoded_into_entries(server: FeedServer, fetch: Fetcher) -> None:
+    """We offer br in Accept-Encoding; a feed served brotli-compressed is decoded and parses to its entries."""
+    feed = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title>' + b"".join(
+        b"<item><guid>g%d</guid><title>Entry %d</title><description>words words words</description></item>" % (n, n)
+        for n in range(50)
+    ) + b"</channel></rss>"
+    compressed = brotli.compress(feed)
+    assert len(compressed) < len(feed) // 4
+
+    def route(handler: Handler) -> None:
+        if "br" not in handler.headers.get("Accept-Encoding", ""):
+            handler.reply(406, b"brotli only")
+        else:
+            handler.reply(200, compressed, Content_Encoding="br", Content_Type="application/rss+xml")
+
+    server.routes["/feed.xml"] = route
+    result = await fetch(server.url("/feed.xml"))
+    assert (result.status, result.body) == (200, feed)
+    assert result.body is not None
+    assert [e.guid for e in parse_feed(result.body, feed="t").entries] == [f"g{n}" for n in range(50)]
 
 
 async def test_slow_server_is_a_transient_timeout(server: FeedServer, fetch: Fetcher) -> None:

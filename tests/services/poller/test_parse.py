@@ -6,6 +6,7 @@ import ast
 import codecs
 import gzip
 import importlib.util
+import io
 import re
 import time
 from dataclasses import dataclass, field
@@ -14,12 +15,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
+import feedparser
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from schemas import FeedEntry
 from services.errors import FeedError
+from services.poller import parse
 from services.poller.parse import MAX_ENTRIES, MAX_TEXT_CHARS, MAX_TITLE_CHARS, ParsedFeed, html_to_text, parse_feed
 
 RSS = b"""<?xml version="1.0" encoding="utf-8"?>
@@ -95,11 +98,13 @@ def test_rss20_entries_are_normalised() -> None:
         link="https://news.met.police.uk/news/1",
         title="Man shot by police in Walthamstow",
         text="A man is in a critical condition.",
+        html="<p>A man is in a <b>critical</b> condition.</p>",
         published=datetime(2025, 10, 24, 9, 20, tzinfo=UTC),
         updated=None,
     )
     assert second.guid == "https://news.met.police.uk/news/2"
     assert second.text == "The IOPC has opened an independent investigation."
+    assert second.html == "<p>The IOPC has opened</p><p>an independent investigation.</p>"
 
 
 def test_atom_entries_are_normalised() -> None:
@@ -351,6 +356,67 @@ def test_relative_links_resolve_against_base_url_but_guids_do_not() -> None:
     assert second.link == "https://x.example/news/2"
 
 
+def test_markup_is_kept_sanitised_beside_the_plain_text() -> None:
+    """The body's HTML is kept as feedparser sanitised it (no script, no event handler); the text has no markup."""
+    body = rss_with(
+        "<item><guid>g</guid><title>t</title><description>&lt;p onclick='steal()'&gt;A man is &lt;b&gt;critical"
+        "&lt;/b&gt;.&lt;script&gt;alert(1)&lt;/script&gt;&lt;/p&gt;&lt;ul&gt;&lt;li&gt;one&lt;/li&gt;&lt;/ul&gt;"
+        "</description></item>"
+    )
+    (entry,) = parse_feed(body, feed="f").entries
+    assert entry.html == "<p>A man is <b>critical</b>.</p><ul><li>one</li></ul>"
+    assert entry.text == "A man is critical. one"
+
+
+def test_links_in_markup_resolve_against_the_feed_url() -> None:
+    """Relative links and images in the HTML become absolute against base_url (after xml:base); a link the sanitiser
+    emptied stays empty; the GUID stays as written."""
+    base = "https://news.example/feeds/met.xml"
+    body = rss_with(
+        "<item><guid isPermaLink='false'>67</guid><title>t</title><description>&lt;p&gt;&lt;a href='/news/2'&gt;"
+        "More&lt;/a&gt; &lt;img src='pics/1.jpg' alt=''&gt; &lt;a href='https://other.example/x'&gt;there&lt;/a&gt;"
+        " &lt;a href='javascript:alert(1)'&gt;bad&lt;/a&gt;&lt;/p&gt;</description></item>"
+    )
+    (entry,) = parse_feed(body, feed="f", base_url=base).entries
+    assert entry.guid == "67"
+    assert entry.html == (
+        '<p><a href="https://news.example/news/2">More</a> <img alt="" src="https://news.example/feeds/pics/1.jpg" />'
+        ' <a href="https://other.example/x">there</a> <a href="">bad</a></p>'
+    )
+    assert entry.text == "More there bad"
+    atom = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom" xml:base="/blog/"><title>T</title><id>urn:f</id>'
+        b'<entry><id>urn:e1</id><title>a</title><content type="html">&lt;a href="post-1"&gt;read&lt;/a&gt;'
+        b'</content></entry></feed>'
+    )
+    (relative_base,) = parse_feed(atom, feed="f", base_url=base).entries
+    assert relative_base.html == '<a href="https://news.example/blog/post-1">read</a>'
+    (unresolved,) = parse_feed(atom, feed="f").entries
+    assert unresolved.html == '<a href="post-1">read</a>', "without the feed's URL there is nothing to resolve against"
+
+
+def test_plain_text_and_missing_bodies_have_no_html() -> None:
+    """A body the feed marks as plain text, or no body at all, gives html None; the text is still read."""
+    atom = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:f</id>'
+        b'<entry><id>urn:e1</id><title>a</title><content type="text">3 &lt; 4 &lt;b&gt;</content></entry>'
+        b"<entry><id>urn:e2</id><title>b</title></entry></feed>"
+    )
+    plain, bodiless = parse_feed(atom, feed="f", base_url="https://news.example/").entries
+    assert (plain.text, plain.html) == ("3 < 4 <b>", None)
+    assert (bodiless.text, bodiless.html) == ("", None)
+
+
+def test_overlong_markup_keeps_only_the_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Markup past MAX_HTML_CHARS is not kept (cut markup is broken markup); the text is, with a warning."""
+    monkeypatch.setattr(parse, "MAX_HTML_CHARS", 40)
+    body = rss_with("<item><guid>g</guid><description>&lt;p&gt;" + "word " * 20 + "&lt;/p&gt;</description></item>")
+    parsed = parse_feed(body, feed="f")
+    assert parsed.entries[0].html is None
+    assert parsed.entries[0].text == " ".join(["word"] * 20)
+    assert parsed.warnings == ["entry 1: markup longer than 40 characters, only its text kept"]
+
+
 def test_body_naming_a_file_is_not_opened(tmp_path: Path) -> None:
     """Bytes that happen to be a path are parsed as a document, never opened as a file."""
     target = tmp_path / "feed.xml"
@@ -578,3 +644,55 @@ def test_feedparser_corpus_never_crashes_and_agrees_on_kept_fields() -> None:
         tally = tallies[part]
         assert tally.compared >= 50, f"too few comparable {part} claims: the Expect parser no longer matches the corpus"
         assert tally.agreed / tally.compared >= 0.9, f"{part}: {tally.agreed}/{tally.compared} agree"
+
+
+_BODY_SUBJECTS = frozenset({("entries", 0, "content", 0, "value"), *_SUMMARY_SUBJECTS})
+
+
+def _body_is_markup(body: bytes, content_type: str | None, subjects: set[tuple[Any, ...]]) -> bool:
+    """Whether feedparser reads the first entry's body (content, else summary) as markup, and the claims are on it."""
+    headers = {"content-type": content_type} if content_type else None
+    result = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    if not result.entries:
+        return False
+    entry = result.entries[0]
+    content = dict.get(entry, "content")
+    if content:
+        detail = content[0]
+        if subjects != {("entries", 0, "content", 0, "value")}:
+            return False  # a claim on the summary beside content: not what our html holds
+    else:
+        detail = dict.get(entry, "summary_detail")
+    return isinstance(detail, dict) and "html" in (detail.get("type") or "")
+
+
+def test_feedparser_corpus_html_agrees_including_links_resolved_against_the_document() -> None:
+    """Where the corpus states an entry body's markup (sanitised, links made absolute against the URL it was served
+    from or its xml:base), our html is exactly that."""
+    agreed, disagreed, resolved = 0, [], 0
+    for path in sorted(p for p in CORPUS.rglob("*") if p.is_file()):
+        body = path.read_bytes()
+        expect = EXPECT.search(body)
+        if not expect:
+            continue
+        claims = [(s, v) for s, v in kept_claims(expect.group(1).decode("utf-8", "replace"))
+                  if s in _BODY_SUBJECTS and isinstance(v, str)]
+        content_type, base_url = _served_as(path, body)
+        if not claims or runtests_skips(body) or not _body_is_markup(body, content_type, {s for s, _ in claims}):
+            continue
+        try:
+            entries = parse_feed(body, feed=path.name, content_type=content_type, base_url=base_url).entries
+        except FeedError:
+            continue
+        if not entries:
+            continue  # no title, text or id: dropped as empty by design
+        for _, expected in claims:
+            if entries[0].html == expected.strip():
+                agreed += 1
+                resolved += base_url is not None and base_url in expected
+            else:
+                disagreed.append(f"{path.relative_to(CORPUS)}: expected {expected!r}, got {entries[0].html!r}")
+    print(f"\ncorpus html: {agreed} claims agree, {resolved} of them on links resolved against the document's URL")
+    assert disagreed == []
+    assert agreed >= 150, "too few comparable claims: the corpus or the claim filter changed"
+    assert resolved >= 10, "too few claims on links resolved against the document's URL"

@@ -1,0 +1,100 @@
+"""From parsed entries to the raw updates the poller publishes: content versions, HTML, the undated mark."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import jsonschema
+import pytest
+from redis.asyncio import Redis
+
+from schemas import FeedSource, RawUpdate, Verdict
+from schemas.generate import JSON_DIR
+from services.dedup import process
+from services.poller.diff import publish_changed, raw_updates
+from services.poller.parse import parse_feed
+from services.settings import Settings
+from services.wire import DATA_FIELD, entry_fields
+
+SOURCE = FeedSource(id="met", name="Met", url="https://news.example/feeds/met.xml")
+FETCHED = datetime(2025, 10, 24, 12, tzinfo=UTC)
+
+
+def document(*items: tuple[str, str, str | None]) -> bytes:
+    """An RSS document of (guid, escaped HTML description, RFC 822 pubDate or None) items."""
+    body = "".join(
+        f"<item><guid>{guid}</guid><title>Man shot in Walthamstow</title><description>{html}</description>"
+        + (f"<pubDate>{date}</pubDate>" if date else "")
+        + "</item>"
+        for guid, html, date in items
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Met</title>{body}</channel></rss>'.encode()
+
+
+def updates(body: bytes, fetched_at: datetime = FETCHED) -> list[RawUpdate]:
+    return raw_updates(SOURCE, parse_feed(body, feed=SOURCE.id, base_url=SOURCE.url).entries, fetched_at)
+
+
+CRITICAL = "&lt;p&gt;He is in a &lt;b&gt;critical&lt;/b&gt; condition.&lt;/p&gt;"
+# The same words with other markup and a link: a layout change, not news.
+CRITICAL_RESTYLED = "&lt;div&gt;He is in a &lt;a href='/people/1'&gt;critical&lt;/a&gt; condition.&lt;/div&gt;"
+STABLE = "&lt;p&gt;He is in a &lt;b&gt;stable&lt;/b&gt; condition.&lt;/p&gt;"
+
+
+def test_an_entry_without_a_date_is_marked_and_dated_by_the_fetch() -> None:
+    """An entry with no published or updated time is `undated` and reported at the fetch time, on the wire too."""
+    dated, undated = updates(document(("g1", CRITICAL, "Fri, 24 Oct 2025 09:20:00 GMT"), ("g2", CRITICAL, None)))
+    published = datetime(2025, 10, 24, 9, 20, tzinfo=UTC)
+    assert (dated.entry.guid, dated.undated, dated.reported_at) == ("g1", False, published)
+    assert (undated.entry.guid, undated.undated, undated.reported_at) == ("g2", True, FETCHED)
+    wire = json.loads(entry_fields(undated)[DATA_FIELD])
+    assert wire["undated"] is True
+    jsonschema.validate(wire, json.loads((JSON_DIR / "RawUpdate.json").read_text()))
+    assert RawUpdate.model_validate_json(entry_fields(undated)[DATA_FIELD]) == undated
+
+
+def test_a_future_date_is_clamped_but_not_undated() -> None:
+    """An entry dated after the fetch is reported at the fetch time, yet it has a date: it is not `undated`."""
+    (future,) = updates(document(("g1", CRITICAL, "Fri, 24 Oct 2025 18:00:00 GMT")))
+    assert (future.reported_at, future.undated) == (FETCHED, False)
+
+
+def test_a_markup_only_edit_is_not_a_new_content_version() -> None:
+    """Versions differing only in HTML share identity and fingerprint, each keeping its own HTML; new words do not."""
+    (first,) = updates(document(("g1", CRITICAL, None)))
+    (restyled,) = updates(document(("g1", CRITICAL_RESTYLED, None)))
+    (edited,) = updates(document(("g1", STABLE, None)))
+    assert first.entry.html == "<p>He is in a <b>critical</b> condition.</p>"
+    link = '<a href="https://news.example/people/1">critical</a>'
+    assert restyled.entry.html == f"<div>He is in a {link} condition.</div>"
+    assert first.entry.text == restyled.entry.text == "He is in a critical condition."
+    assert (restyled.identity, restyled.fingerprint) == (first.identity, first.fingerprint)
+    assert edited.identity == first.identity
+    assert edited.fingerprint != first.fingerprint
+
+
+@pytest.mark.redis
+async def test_markup_only_edit_is_neither_published_nor_judged_a_revision(redis: Redis, settings: Settings) -> None:
+    """On a real Redis: a markup-only edit publishes nothing and dedup calls it a repeat; a text edit is a revision."""
+    keys = settings.keys
+    later = FETCHED + timedelta(minutes=5)
+    (first,) = updates(document(("g1", CRITICAL, None)))
+    assert await publish_changed(redis, keys, SOURCE.id, [first]) == [first]
+    (restyled,) = updates(document(("g1", CRITICAL_RESTYLED, None)), later)
+    assert await publish_changed(redis, keys, SOURCE.id, [restyled]) == []
+    (edited,) = updates(document(("g1", STABLE, None)), later)
+    assert await publish_changed(redis, keys, SOURCE.id, [edited]) == [edited]
+
+    rows = await redis.xrange(keys.raw)
+    on_the_wire = [RawUpdate.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in rows]
+    assert [u.entry.html for u in on_the_wire] == [first.entry.html, edited.entry.html]
+    assert all(u.undated for u in on_the_wire)
+
+    new = await process(redis, keys, first)
+    assert new is not None
+    assert (new.verdict, new.reported_at) == (Verdict.new, FETCHED), "an undated entry dates from its fetch"
+    assert await process(redis, keys, restyled) is None, "even sent to dedup, a markup-only edit is a repeat"
+    revision = await process(redis, keys, edited)
+    assert revision is not None
+    assert (revision.verdict, revision.reported_at) == (Verdict.revision, later)
