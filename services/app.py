@@ -22,7 +22,7 @@ from services.poller.fetch import build_client
 from services.poller.registry import load_registry
 from services.poller.stage import Poller
 from services.settings import Settings
-from services.stage import DeadLetterMiddleware, StageContext
+from services.stage import DeadLetterMiddleware, StageContext, raise_if_cancelled
 from services.tracker import stage as tracker
 from services.web import EmbeddedServer, build_web_app, http_server
 from services.websub.subscriber import Subscriber
@@ -126,6 +126,7 @@ async def _serve_http(server: EmbeddedServer) -> None:
 async def _trim_forever(ctx: StageContext, every_s: float = 60.0) -> None:
     """Trim the streams to their retention and forget long-gone consumers, once a minute (safe in many processes)."""
     while True:
+        raise_if_cancelled()
         try:
             trimmed = await trim(ctx.redis, ctx.keys, ctx.settings.stream_retention_s, int(time.time() * 1000))
             if any(trimmed.values()):

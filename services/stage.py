@@ -8,6 +8,7 @@ takes over entries left pending (by a failure or a dead worker) for longer than 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -41,6 +42,17 @@ class StageContext:
     @property
     def keys(self) -> Keys:
         return self.settings.keys
+
+
+def raise_if_cancelled() -> None:
+    """Raise CancelledError if the current task is being cancelled; call it once per turn of a forever-loop.
+
+    redis-py can swallow a cancellation that lands inside a command (redis/redis-py#2028, #2551); a loop that only
+    awaits Redis and short sleeps would then never stop.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def subscribe_stream(router: RedisRouter, ctx: StageContext, stream: str, group: str) -> Callable[[Handler], Handler]:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,12 +40,40 @@ end
 return 0
 """
 
+# `_ACQUIRE` for every due feed at once, returning what a poll needs to start (the source and the feed state's
+# CLAIM_FIELDS), so a poll costs one round trip here and one when it ends (`finish`).
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local claimed = {}
+for _, id in ipairs(ids) do
+  if redis.call('SET', ARGV[6] .. id, ARGV[3], 'NX', 'PX', ARGV[4]) then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[5], id)
+    claimed[#claimed + 1] = {id, redis.call('HGET', KEYS[2], id),
+                             redis.call('HMGET', ARGV[7] .. id, unpack(ARGV, 8))}
+  end
+end
+return claimed
+"""
+
 # Release a lease only if we still hold it: after an expiry another poller may hold it now.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
 
+
+
+# What a poll reads of the feed's state hash: validators, the last body's hash, and the scheduler's state.
+CLAIM_FIELDS = ("etag", "last_modified", "body_hash", "schedule", "hot_until", "push_until")
+
+
+@dataclass(frozen=True)
+class ClaimedFeed:
+    """A due feed whose lease this poller now holds: its source (None if removed meanwhile) and `CLAIM_FIELDS`."""
+
+    feed_id: str
+    source: FeedSource | None
+    state: dict[str, str | None]
 
 
 class FeedRegistry:
@@ -173,6 +203,37 @@ class FeedRegistry:
             _ACQUIRE, 2, self._keys.feed_lease(feed_id), self._keys.feeds_due, holder, lease_ms, lease_end, feed_id
         )
         return bool(taken)
+
+    async def claim(self, now: datetime, limit: int, holder: str, lease_ms: int) -> list[ClaimedFeed]:
+        """Take the leases of up to `limit` feeds due at `now` (see `acquire`), most overdue first."""
+        lease_end = time.time() + lease_ms / 1000
+        rows = await self._redis.eval(
+            _CLAIM, 2, self._keys.feeds_due, self._keys.feeds,
+            now.timestamp(), limit, holder, lease_ms, lease_end,
+            self._keys.feed_lease(""), self._keys.feed_state(""), *CLAIM_FIELDS,
+        )
+        return [
+            ClaimedFeed(
+                feed_id=as_text(feed_id),
+                source=self._stored(stored) if stored else None,
+                state={name: as_optional_text(value) for name, value in zip(CLAIM_FIELDS, values, strict=True)},
+            )
+            for feed_id, stored, values in rows
+        ]
+
+    async def finish(self, feed_id: str, holder: str, next_due: datetime, state: Mapping[str, str], *,
+                     failed: bool) -> None:
+        """End a poll in one step: record `state` on the feed (counting a failure), set its next due time (unless it
+        was removed or marked gone meanwhile) and release its lease."""
+        key = self._keys.feed_state(feed_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            fields: dict[Any, Any] = dict(state)  # redis-py's mapping type is invariant in its keys
+            pipe.hset(key, mapping=fields)
+            if failed:
+                pipe.hincrby(key, "error_count", 1)
+            pipe.zadd(self._keys.feeds_due, {feed_id: next_due.timestamp()}, xx=True)
+            pipe.eval(_RELEASE, 1, self._keys.feed_lease(feed_id), holder)
+            await pipe.execute()
 
     async def release(self, feed_id: str, holder: str) -> None:
         await self._redis.eval(_RELEASE, 1, self._keys.feed_lease(feed_id), holder)

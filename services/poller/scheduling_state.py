@@ -42,7 +42,8 @@ def _time(value: Any) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _decode(text: Any, hot_until: Any, push_until: Any) -> FeedSchedule:
+def decode_schedule(text: Any, hot_until: Any, push_until: Any) -> FeedSchedule:
+    """The schedule state from the feed state hash's `schedule`, `hot_until` and `push_until` fields."""
     data = json.loads(text) if text else {}
     return FeedSchedule(
         consecutive_errors=int(data.get("consecutive_errors", 0)),
@@ -58,19 +59,17 @@ async def load_schedule(redis: Redis, keys: Keys, feed_id: str) -> FeedSchedule:
     """The feed's scheduling state; `hot_until` is written by the tracker (`mark_feed_hot`), `push_until` by the
     WebSub callback."""
     text, hot_until, push_until = await redis.hmget(keys.feed_state(feed_id), ["schedule", "hot_until", "push_until"])
-    return _decode(text, hot_until, push_until)
+    return decode_schedule(text, hot_until, push_until)
 
 
-async def store_schedule(redis: Redis, keys: Keys, feed_id: str, decision: ScheduleDecision) -> None:
-    await redis.hset(
-        keys.feed_state(feed_id),
-        mapping={
-            "schedule": _encode(decision.state),
-            "next_due": decision.next_due.isoformat(),
-            "schedule_reason": decision.reason,
-            "interval_s": f"{decision.interval_s:.0f}",
-        },
-    )
+def schedule_fields(decision: ScheduleDecision) -> dict[str, str]:
+    """The feed state hash's fields that record `decision`."""
+    return {
+        "schedule": _encode(decision.state),
+        "next_due": decision.next_due.isoformat(),
+        "schedule_reason": decision.reason,
+        "interval_s": f"{decision.interval_s:.0f}",
+    }
 
 
 async def mark_feed_hot(redis: Redis, keys: Keys, feed_id: str, changed_at: datetime, policy: SchedulePolicy) -> None:

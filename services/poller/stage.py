@@ -12,8 +12,9 @@ import hashlib
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,13 +22,13 @@ import structlog
 
 from schemas import FeedSource, RawUpdate
 from services.errors import LivedeskError
-from services.poller.feeds import FeedRegistry
+from services.poller.feeds import CLAIM_FIELDS, ClaimedFeed, FeedRegistry
 from services.poller.fetch import fetch_feed
 from services.poller.ingest import ingest_document
 from services.poller.parse import ParsedFeed
 from services.poller.schedule import PollOutcome, error_kind, next_check, parse_retry_after
-from services.poller.scheduling_state import load_schedule, schedule_policy, store_schedule
-from services.stage import StageContext
+from services.poller.scheduling_state import decode_schedule, schedule_fields, schedule_policy
+from services.stage import StageContext, raise_if_cancelled
 from services.websub.subscriptions import offer_hub
 from services.wire import as_optional_text
 
@@ -53,31 +54,35 @@ class Poller:
         self._random = random.Random()
 
     async def poll(self, source: FeedSource) -> int:
-        """Fetch, parse and diff one feed once; returns how many entries were published."""
-        return (await self._poll(source)).new_entries
+        """Fetch, parse and diff one feed once, outside the schedule; returns how many entries were published."""
+        key = self._ctx.keys.feed_state(source.id)
+        values = await self._ctx.redis.hmget(key, list(CLAIM_FIELDS))
+        outcome, fields = await self._poll(source, dict(zip(CLAIM_FIELDS, map(as_optional_text, values), strict=True)))
+        record: dict[Any, Any] = fields  # redis-py's mapping type is invariant in its keys
+        await self._ctx.redis.hset(key, mapping=record)
+        return outcome.new_entries
 
-    async def _poll(self, source: FeedSource) -> PollOutcome:
-        """One poll, and what it tells the scheduler."""
+    async def _poll(self, source: FeedSource, state: Mapping[str, str | None]) -> tuple[PollOutcome, dict[str, str]]:
+        """One poll, given the feed's stored `state` (`CLAIM_FIELDS`): what it tells the scheduler, and the fields
+        to record on the feed."""
         keys, redis = self._ctx.keys, self._ctx.redis
-        etag, last_modified, body_hash = await redis.hmget(
-            keys.feed_state(source.id), ["etag", "last_modified", "body_hash"]
-        )
         fetched_at = datetime.now(UTC)
         result = await fetch_feed(
             self._client,
             source,
-            etag=as_optional_text(etag),
-            last_modified=as_optional_text(last_modified),
+            etag=state.get("etag"),
+            last_modified=state.get("last_modified"),
             max_body_bytes=self._ctx.settings.http_max_body_bytes,
         )
         published: list[RawUpdate] = []
         parsed: ParsedFeed | None = None
-        new_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else as_optional_text(body_hash)
+        old_hash = state.get("body_hash")
+        new_hash = hashlib.sha256(result.body).hexdigest() if result.body is not None else old_hash
         if result.moved_to and result.moved_to != source.url:
             log.info("feed moved permanently", source_id=source.id, old_url=source.url, new_url=result.moved_to)
             await self._registry.upsert([source.model_copy(update={"url": result.moved_to})], due=fetched_at)
         # A server that ignores validators and sends the same bytes again costs no parse.
-        if not result.not_modified and result.body is not None and new_hash != as_optional_text(body_hash):
+        if not result.not_modified and result.body is not None and new_hash != old_hash:
             ingested = await ingest_document(
                 redis, keys, source, result.body,
                 fetched_at=fetched_at, content_type=result.content_type, base_url=result.url,
@@ -85,19 +90,8 @@ class Poller:
             parsed, published = ingested.parsed, ingested.published
             if parsed.hub_url:
                 await offer_hub(redis, keys, source.id, hub_url=parsed.hub_url, topic=parsed.self_url or result.url)
-        await redis.hset(
-            keys.feed_state(source.id),
-            mapping={
-                "etag": result.etag or "",
-                "last_modified": result.last_modified or "",
-                "body_hash": new_hash or "",
-                "last_status": str(result.status),
-                "last_polled_at": fetched_at.isoformat(),
-                "last_error": "",
-            },
-        )
         log.info("feed polled", source_id=source.id, status=result.status, published=len(published))
-        return PollOutcome(
+        outcome = PollOutcome(
             status=result.status,
             headers=result.headers,
             ttl_s=parsed.ttl_s if parsed else None,
@@ -105,6 +99,15 @@ class Poller:
             new_entries=len(published),
             entry_times=tuple(u.reported_at for u in published),
         )
+        fields = {
+            "etag": result.etag or "",
+            "last_modified": result.last_modified or "",
+            "body_hash": new_hash or "",
+            "last_status": str(result.status),
+            "last_polled_at": fetched_at.isoformat(),
+            "last_error": "",
+        }
+        return outcome, fields
 
     async def run(self) -> None:
         """Load the configured feeds into the registry, then poll whatever is due, forever.
@@ -118,10 +121,12 @@ class Poller:
         running: dict[str, asyncio.Task[None]] = {}
         try:
             while True:
+                raise_if_cancelled()
                 capacity = settings.poll_max_in_flight - len(running)
-                for feed_id in await registry.due(datetime.now(UTC), capacity) if capacity > 0 else []:
-                    if feed_id not in running and await registry.acquire(feed_id, self._holder, self._lease_ms):
-                        running[feed_id] = asyncio.create_task(self._turn(feed_id), name=f"poll:{feed_id}")
+                claimed = await registry.claim(datetime.now(UTC), capacity, self._holder, self._lease_ms) \
+                    if capacity > 0 else []
+                for feed in claimed:
+                    running[feed.feed_id] = asyncio.create_task(self._turn(feed), name=f"poll:{feed.feed_id}")
                 # Wake when a poll finishes (its slot is free at once) or at the next tick (new feeds may be due).
                 if running:
                     await asyncio.wait(running.values(), timeout=_TICK_S, return_when=asyncio.FIRST_COMPLETED)
@@ -134,28 +139,31 @@ class Poller:
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)
 
-    async def _turn(self, feed_id: str) -> None:
-        """One poll of one feed under its lease, then its next due time."""
-        registry = self._registry
+    async def _turn(self, claimed: ClaimedFeed) -> None:
+        """One poll of one feed under its lease, then its next due time, recorded and released in one step."""
+        registry, feed_id, source = self._registry, claimed.feed_id, claimed.source
+        if source is None:
+            await registry.release(feed_id, self._holder)  # removed meanwhile
+            return
+        state = decode_schedule(claimed.state.get("schedule"), claimed.state.get("hot_until"),
+                                claimed.state.get("push_until"))
+        if (paused_s := self._hosts.paused_for(source.url)) > 0:
+            await registry.schedule(feed_id, datetime.now(UTC) + timedelta(seconds=paused_s))
+            await registry.release(feed_id, self._holder)
+            return
+        failed = True
         try:
-            source = await registry.get(feed_id)
-            if source is None:
-                return  # removed meanwhile
-            state = await load_schedule(self._ctx.redis, self._ctx.keys, feed_id)
-            if (paused_s := self._hosts.paused_for(source.url)) > 0:
-                await registry.schedule(feed_id, datetime.now(UTC) + timedelta(seconds=paused_s))
-                return
             async with self._hosts.slot(source.url):
                 try:
-                    outcome = await self._poll(source)
+                    outcome, fields = await self._poll(source, claimed.state)
+                    failed = False
                 except LivedeskError as error:
                     log.warning("feed poll failed", source_id=source.id, feed_url=source.url, error=str(error))
-                    await self._record_error(source, error)
                     status = getattr(error, "status", None)
+                    fields = _failure_fields(error, status)
                     if status == 410:
                         # Gone for good (RFC 9110 §15.5.11): stop polling, keep it listed so people see why.
                         await registry.mark_gone(feed_id)
-                        return
                     headers = getattr(error, "headers", {})
                     outcome = PollOutcome(status=status, error=error_kind(error, status), headers=headers)
                     retry_after = parse_retry_after(headers.get("retry-after", ""), datetime.now(UTC))
@@ -168,21 +176,25 @@ class Poller:
                 except Exception as error:
                     # A bug must not take the other feeds down with it: log it loudly, keep this feed scheduled.
                     log.exception("feed poll crashed", source_id=source.id, feed_url=source.url)
-                    await self._record_error(source, error)
+                    fields = _failure_fields(error, None)
                     outcome = PollOutcome(status=None, error="transient")
             decision = next_check(state, outcome, self._policy, datetime.now(UTC), self._random.random())
-            await registry.schedule(feed_id, decision.next_due)
-            await store_schedule(self._ctx.redis, self._ctx.keys, feed_id, decision)
-        finally:
-            await registry.release(feed_id, self._holder)
+            await registry.finish(feed_id, self._holder, decision.next_due, fields | schedule_fields(decision),
+                                  failed=failed)
+        except BaseException:
+            # Cancelled or Redis gone: free the lease so another poller can take the feed at once.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(registry.release(feed_id, self._holder))
+            raise
 
-    async def _record_error(self, source: FeedSource, error: Exception) -> None:
-        key = self._ctx.keys.feed_state(source.id)
-        async with self._ctx.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(key, "last_error", f"{type(error).__name__}: {error}" if not isinstance(error, LivedeskError)
-                      else str(error))
-            pipe.hincrby(key, "error_count", 1)
-            await pipe.execute()
+
+def _failure_fields(error: Exception, status: int | None) -> dict[str, str]:
+    """What a failed poll records on the feed (the error count is incremented by `FeedRegistry.finish`)."""
+    return {
+        "last_error": str(error) if isinstance(error, LivedeskError) else f"{type(error).__name__}: {error}",
+        "last_status": str(status) if status is not None else "",
+        "last_polled_at": datetime.now(UTC).isoformat(),
+    }
 
 
 class HostLimits:

@@ -14,7 +14,7 @@ import httpx
 import structlog
 
 from services.poller.feeds import FeedRegistry
-from services.stage import StageContext
+from services.stage import StageContext, raise_if_cancelled
 from services.websub.subscriptions import Subscription, SubscriptionState, SubscriptionStore
 
 log = structlog.get_logger(__name__)
@@ -45,6 +45,7 @@ class Subscriber:
     async def run(self) -> None:
         log.info("websub subscriber started", callback_base=callback_url(self._public_url, "")[:-1])
         while True:
+            raise_if_cancelled()
             for feed_id in await self._store.claim_due(datetime.now(UTC), _BATCH, _HOLD_S):
                 await self.request(feed_id)
             await asyncio.sleep(_TICK_S)

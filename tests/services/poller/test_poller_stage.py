@@ -143,7 +143,8 @@ async def test_retry_after_slows_the_host_only_when_the_whole_server_is_unavaila
             await eventually(other_rescheduled)
         finally:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            async with asyncio.timeout(10):  # a poller that does not stop on cancel is a failure, not a hang
+                await asyncio.gather(task, return_exceptions=True)
     paths = [path for path, _ in server.requests]
     assert paths.count("/busy.xml") == 1
     assert paths.count("/other.xml") == (0 if host_paused else 1)
