@@ -307,13 +307,12 @@ def feeds_remove(feed_id: Annotated[str, typer.Argument(help="The feed's id.")])
 
 @feeds_cli.command("poll")
 def feeds_poll(feed_id: Annotated[str, typer.Argument(help="The feed's id.")]) -> None:
-    """Make a feed due now: the next free poller polls it."""
+    """Make a feed due now: the next free poller polls it (a feed marked gone is tried again)."""
 
     async def poll_now(registry: FeedRegistry, settings: Settings) -> int:
-        if await registry.get(feed_id) is None:
+        if not await registry.poll_now(feed_id):
             typer.echo(f"no feed {feed_id}", err=True)
             return 2
-        await registry.schedule(feed_id, datetime.now(UTC))
         typer.echo(f"{feed_id} is due now")
         return 0
 

@@ -180,6 +180,22 @@ class FeedRegistry:
         """Make the feed due at `at` (only if it is still registered)."""
         await self._redis.zadd(self._keys.feeds_due, {feed_id: at.timestamp()}, xx=True)
 
+    async def poll_now(self, feed_id: str) -> bool:
+        """Make a registered feed due now, a gone one included (the operator says it is back); False if unknown."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(self._keys.feeds)
+                    if not await pipe.hexists(self._keys.feeds, feed_id):
+                        return False
+                    pipe.multi()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                    pipe.hdel(self._keys.feed_state(feed_id), "gone")
+                    pipe.zadd(self._keys.feeds_due, {feed_id: time.time()})
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue  # removed or changed meanwhile: look again
+
     async def mark_gone(self, feed_id: str) -> None:
         """The server said the feed is gone (410): never due again, but still listed with that status."""
         async with self._redis.pipeline(transaction=True) as pipe:

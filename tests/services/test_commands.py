@@ -123,8 +123,9 @@ def test_feed_check_summarises_a_folder(tmp_path: Path) -> None:
         (["run"], "needs a feed registry"),
         (["run", "--sources", "/nonexistent/feeds.toml"], "no such file"),
         (["worker", "indexer"], "unknown stage(s): indexer"),
+        (["worker", "push"], "set LIVEDESK_PUBLIC_URL"),
     ],
-    ids=["no-registry", "missing-registry", "unknown-stage"],
+    ids=["no-registry", "missing-registry", "unknown-stage", "push-without-public-url"],
 )
 def test_misconfiguration_fails_at_start_up(args: list[str], message: str, redis_url: str) -> None:
     """A wrong command line or registry stops the process at once with exit code 2 and a one-line reason."""
@@ -252,3 +253,37 @@ def test_feeds_list_shows_entries_per_day_hot_gone_and_errors(settings: Settings
     assert "errors 1 " in table["broken"]
     assert " GONE " in table["gone"]
     assert "next -  " in table["gone"]
+
+
+@pytest.mark.redis
+def test_run_with_a_public_url_subscribes_and_takes_pushes(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
+    """`livedesk run` with LIVEDESK_PUBLIC_URL serves the WebSub callback: the hub a feed names verifies the
+    subscription, and an entry it pushes comes out as a change event, with no second poll."""
+    from redis import Redis as SyncRedis
+
+    from tests.support.feed_server import atom, free_port
+    from tests.support.websub_hub import WebSubHub
+
+    port = free_port()
+    env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, "LIVEDESK_ALLOW_PRIVATE_HOSTS": "true",
+           "LIVEDESK_PUBLIC_URL": f"http://127.0.0.1:{port}", "LIVEDESK_HTTP_PORT": str(port)}
+    with FeedServer() as server, WebSubHub() as hub:
+        topic = f"{server.url}/a.xml"
+        server.routes["/a.xml"] = atom(hub.url, topic, ("e1", "Fire at a school in Leyton", "Crews are at the scene."))
+        registry = tmp_path / "feeds.toml"
+        registry.write_text(f'[[source]]\nid = "a"\nname = "A"\nurl = "{topic}"\n')
+        run = _start("run", "--sources", str(registry), env=env)
+        try:
+            _wait_for(lambda: ("subscribe", topic, True) in hub.verifications)
+            pushed = atom(hub.url, topic, ("e2", "Man shot in Walthamstow", "He is in a critical condition."))
+            assert hub.publish(topic, pushed) == [202]
+            redis = SyncRedis.from_url(redis_url)
+            try:
+                _wait_for(lambda: b"Walthamstow" in b"".join(
+                    fields[b"__data__"] for _, fields in redis.xrange(f"{key_prefix}:stream:changes")))
+            finally:
+                redis.close()
+        finally:
+            _, run_err = _stop(run)
+    assert [path for path, _ in server.requests] == ["/a.xml"]
+    assert run.returncode == 0, run_err[-2000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +15,27 @@ def rss(*items: tuple[str, str, str]) -> bytes:
         for n, (guid, title, text) in enumerate(items)
     )
     return f'<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>{body}</channel></rss>'.encode()
+
+
+def atom(hub: str, self_url: str, *entries: tuple[str, str, str]) -> bytes:
+    """An Atom feed that names a WebSub hub and its own URL (the topic)."""
+    items = "".join(
+        f"<entry><id>{guid}</id><title>{title}</title><updated>2025-10-24T09:{n:02d}:00Z</updated>"
+        f"<summary>{text}</summary></entry>"
+        for n, (guid, title, text) in enumerate(entries)
+    )
+    return (
+        f'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:feed</id>'
+        f'<updated>2025-10-24T09:00:00Z</updated><link rel="hub" href="{hub}"/><link rel="self" href="{self_url}"/>'
+        f"{items}</feed>"
+    ).encode()
+
+
+def free_port() -> int:
+    """A loopback port free at the time of asking (for a server that must know its URL before it starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class FeedServer:

@@ -41,6 +41,36 @@ async def test_registry_keeps_schedules_and_forgets_removed_feeds(redis: Redis, 
     assert [s.id for s in await registry.all()] == ["f1", "f3"]
 
 
+async def test_poll_now_makes_a_feed_due_and_revives_a_gone_one(redis: Redis, settings: Settings) -> None:
+    """`feeds poll` is the operator saying "try it now": a feed far ahead or gone is due at once; unknown is False."""
+    registry = FeedRegistry(redis, settings.keys)
+    await registry.upsert([feed(1), feed(2)], due=datetime.now(UTC) + timedelta(days=1))
+    await registry.mark_gone("f2")
+    assert await registry.due(datetime.now(UTC), limit=10) == []
+    assert await registry.poll_now("f1")
+    assert await registry.poll_now("f2")
+    assert not await registry.poll_now("f9")
+    assert sorted(await registry.due(datetime.now(UTC), limit=10)) == ["f1", "f2"]
+    assert "gone" not in await registry.status("f2")
+
+
+async def test_claim_takes_due_feeds_with_their_state_once(redis: Redis, settings: Settings) -> None:
+    """`claim` leases each due feed to one poller and hands it the feed's stored validators and schedule."""
+    registry = FeedRegistry(redis, settings.keys)
+    await registry.upsert([feed(1), feed(2)], due=NOW)
+    await registry.schedule("f2", datetime.now(UTC) + timedelta(hours=1))
+    await redis.hset(settings.keys.feed_state("f1"), mapping={"etag": '"v1"', "body_hash": "abc"})
+    first = await registry.claim(datetime.now(UTC), 10, "poller-1", 60_000)
+    assert [(c.feed_id, c.source, c.state["etag"], c.state["body_hash"], c.state["schedule"]) for c in first] == [
+        ("f1", (await registry.get("f1")), '"v1"', "abc", None)
+    ]
+    assert await registry.claim(datetime.now(UTC), 10, "poller-2", 60_000) == [], "leased and moved past its lease"
+    await registry.finish("f1", "poller-1", NOW, {"last_status": "200"}, failed=True)
+    status = await registry.status("f1")
+    assert (status["last_status"], status["error_count"]) == ("200", "1")
+    assert [c.feed_id for c in await registry.claim(datetime.now(UTC), 10, "poller-2", 60_000)] == ["f1"]
+
+
 async def test_lease_is_exclusive_and_expires(redis: Redis, settings: Settings) -> None:
     """One holder at a time; only the holder releases; an expired lease can be taken."""
     registry = FeedRegistry(redis, settings.keys)

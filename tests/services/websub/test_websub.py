@@ -4,7 +4,6 @@ the poller and the subscriber on a real Redis."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,30 +22,11 @@ from services.web import build_web_app, http_server
 from services.websub.subscriber import Subscriber, callback_url
 from services.websub.subscriptions import SubscriptionState, SubscriptionStore
 from services.wire import DATA_FIELD, as_optional_text
-from tests.support.feed_server import FeedServer
+from tests.support.feed_server import FeedServer, atom, free_port
 from tests.support.waiting import eventually
 from tests.support.websub_hub import WebSubHub
 
 pytestmark = pytest.mark.redis
-
-
-def atom(hub: str, self_url: str, *entries: tuple[str, str, str]) -> bytes:
-    items = "".join(
-        f"<entry><id>{guid}</id><title>{title}</title><updated>2025-10-24T09:{n:02d}:00Z</updated>"
-        f"<summary>{text}</summary></entry>"
-        for n, (guid, title, text) in enumerate(entries)
-    )
-    return (
-        f'<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>t</title><id>urn:feed</id>'
-        f'<updated>2025-10-24T09:00:00Z</updated><link rel="hub" href="{hub}"/><link rel="self" href="{self_url}"/>'
-        f"{items}</feed>"
-    ).encode()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
