@@ -17,6 +17,7 @@ from schemas.vocabulary import (
     InvestigationKind,
     InvestigationStatus,
     PublicRisk,
+    RevisionKind,
     Role,
     Verdict,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Provenance",
     "PublicRisk",
     "RawUpdate",
+    "RevisionKind",
     "Role",
     "Statement",
     "Update",

@@ -95,6 +95,13 @@ class Verdict(StrEnum):
     duplicate = "duplicate"
 
 
+class RevisionKind(StrEnum):
+    """What a revision changed: facts (numbers, conditions, names, quotes, places) or only the wording's surface."""
+
+    factual = "factual"
+    cosmetic = "cosmetic"
+
+
 class EventType(StrEnum):
     incident_opened = "incident_opened"
     category_updated = "category_updated"

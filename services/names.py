@@ -80,6 +80,10 @@ class Keys:
         """Sorted set: feed id scored by when its WebSub subscription is next to be requested or renewed."""
         return f"{self.prefix}:websub:due"
 
+    def feed_links(self, source_id: str) -> str:
+        """Hash: canonical entry link → the GUID it was last seen under in one feed (to spot GUIDs that change)."""
+        return f"{self.prefix}:links:{source_id}"
+
     def feed_seen(self, source_id: str) -> str:
         """Hash: entry identity → content fingerprint last published by the poller for one feed."""
         return f"{self.prefix}:seen:{source_id}"
