@@ -6,7 +6,7 @@ This package imports nothing from `services`; JSON Schema files generated from i
 from schemas.events import ChangeEvent, Evidence
 from schemas.feeds import FeedEntry, FeedSource, RawUpdate
 from schemas.incidents import Casualty, Incident, Investigation, ItemRef, Location, Provenance, Statement
-from schemas.updates import Update
+from schemas.updates import RevisionDiff, Update
 from schemas.vocabulary import (
     Authority,
     Category,
@@ -43,6 +43,7 @@ __all__ = [
     "Provenance",
     "PublicRisk",
     "RawUpdate",
+    "RevisionDiff",
     "RevisionKind",
     "Role",
     "Statement",

@@ -163,26 +163,29 @@ def tail(
 
 @cli.command()
 def health() -> None:
-    """Exit 0 when the configured Redis answers; print each stage's backlog as JSON (for health checks)."""
+    """Exit 0 when the configured Redis answers; print each stage's backlog and the dedup verdict counts as JSON."""
     from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
     from services.groups import backlog
+    from services.wire import as_text
 
     settings = _settings()
     if not settings.redis_url:
         raise _fail(ConfigurationError("health needs LIVEDESK_REDIS_URL: an embedded server has no one to ask"))
 
-    async def ask(url: str) -> dict[str, int]:
+    async def ask(url: str) -> dict[str, object]:
         redis = Redis.from_url(url, socket_timeout=3)
         try:
             await redis.ping()
-            return await backlog(redis, settings.keys)
+            verdicts = await redis.hgetall(settings.keys.dedup_stats)
+            return {"redis": "ok", "backlog": await backlog(redis, settings.keys),
+                    "dedup_verdicts": {as_text(k): int(v) for k, v in sorted(verdicts.items())}}
         finally:
             await redis.aclose()
 
     try:
-        typer.echo(json.dumps({"redis": "ok", "backlog": asyncio.run(ask(settings.redis_url))}))
+        typer.echo(json.dumps(asyncio.run(ask(settings.redis_url))))
     except (OSError, RedisError) as error:
         typer.echo(json.dumps({"redis": f"unreachable: {error}"}))
         raise typer.Exit(code=1) from error

@@ -88,20 +88,27 @@ class Keys:
         """Hash: entry identity → content fingerprint last published by the poller for one feed."""
         return f"{self.prefix}:seen:{source_id}"
 
-    @property
-    def stories(self) -> str:
-        """Hash: story key (normalised text digest) → `update_id|identity` of the first entry that carried it."""
-        return f"{self.prefix}:dedup:stories"
+    def dedup_entry(self, identity: str) -> str:
+        """Hash, expiring with the dedup window: `current` = `fingerprint fetched_ms raw_entry_id` of the entry's latest
+        judged version, and one `v:<fingerprint>` field per version ever judged."""
+        return f"{self.prefix}:dedup:entry:{identity}"
+
+    def dedup_story(self, story: str) -> str:
+        """String, expiring with the window: `update_id|identity` of the first entry with this exact text."""
+        return f"{self.prefix}:dedup:story:{story}"
+
+    def dedup_band(self, band: str) -> str:
+        """Sorted set, expiring with the window: ids of the updates whose MinHash has this LSH band, by when judged."""
+        return f"{self.prefix}:dedup:band:{band}"
+
+    def dedup_signature(self, update_id: str) -> str:
+        """Hash, expiring with the window: an indexed update's MinHash signature, identity and source."""
+        return f"{self.prefix}:dedup:sig:{update_id}"
 
     @property
-    def versions(self) -> str:
-        """Hash: entry identity → `fingerprint fetched_ms` of the latest version the dedup stage judged."""
-        return f"{self.prefix}:dedup:versions"
-
-    @property
-    def known_versions(self) -> str:
-        """Hash: `identity|fingerprint` of every version the dedup stage ever judged → 1."""
-        return f"{self.prefix}:dedup:known"
+    def dedup_stats(self) -> str:
+        """Hash: how many raw entries got each verdict, and how many were exact repeats (dropped)."""
+        return f"{self.prefix}:dedup:stats"
 
     def incident(self, incident_id: str) -> str:
         """Hash: `state` (the incident's JSON) and `rev` (its compare-and-set revision)."""

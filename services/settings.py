@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         default=7 * 24 * 3600, ge=60, description="Stream entries older than this and read by every group are trimmed."
     )
 
+    dedup_window_s: int = Field(
+        default=7 * 86_400, ge=60, description="How long dedup remembers entries, texts and near-copy signatures."
+    )
+    dedup_near_threshold: float = Field(
+        default=0.8, gt=0, le=1, description="Estimated Jaccard similarity from which a text is a near-copy."
+    )
+
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

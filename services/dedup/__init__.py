@@ -1,5 +1,10 @@
-"""The dedup stage: one real-world text is one update, across outlets, edits, URL games and redelivery."""
+"""The dedup stage: one real-world text is one update, across outlets, edits, URL games and redelivery.
 
-from services.dedup.stage import Seen, Version, build_router, judge, process, story_key
+judge.py (the verdict, pure) ← revisions.py (what an edit changed) and shingles.py (MinHash signatures, LSH bands);
+stage.py (the Redis keys, the atomic publish, the router).
+"""
 
-__all__ = ["Seen", "Version", "build_router", "judge", "process", "story_key"]
+from services.dedup.judge import NearMatch, Seen, Version, judge, story_key
+from services.dedup.stage import DedupPolicy, build_router, process
+
+__all__ = ["DedupPolicy", "NearMatch", "Seen", "Version", "build_router", "judge", "process", "story_key"]

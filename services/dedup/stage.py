@@ -1,196 +1,230 @@
 """The dedup stage: every raw entry gets one verdict (new, revision, duplicate) or is dropped as an exact repeat.
 
 Consumes `raw` (group `dedup`), publishes `Update`s on `updates`. Identity and content version come from the
-poller (design §2.1–2.2); this stage adds exact cross-source copies (§2.3 in its simplest form: the same text
-published under another identity is a `duplicate` that corroborates but carries no new fact).
+poller (design §2.1–2.2); this stage finds copies across outlets (§2.3): exact ones by a story key, near ones by
+MinHash with LSH bands kept in Redis, so every dedup worker shares one index and a restart keeps it.
+
+Everything dedup remembers expires with the window (`LIVEDESK_DEDUP_WINDOW_S`), so its memory is bounded by the
+number of entries in one window.
 """
 
 from __future__ import annotations
 
-import hashlib
+import time
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Any
 
 import structlog
 from faststream.redis import RedisRouter
+from faststream.redis.annotations import RedisStreamMessage
 from redis.asyncio import Redis
 
 from schemas import RawUpdate, Update, Verdict
-from services.identity import normalise_text, update_id
+from services.dedup import shingles
+from services.dedup.judge import NearMatch, Seen, Version, judge, story_key
+from services.errors import TransientError
 from services.names import STAGE_INPUTS, Keys
+from services.settings import Settings
 from services.stage import StageContext, subscribe_stream
 from services.wire import DATA_FIELD, as_optional_text, as_text
 
 log = structlog.get_logger(__name__)
 
-# Below this many words a body is too generic to call two entries copies of each other by text alone,
-# so the title is part of the story key.
-_STORY_MIN_WORDS = 40
 _MAX_ATTEMPTS = 5
+_DEFAULTS = Settings.model_fields
 
 # Check-and-set in one step: the verdict is published and the keys that decide the next verdict are recorded
 # together, so a crash can only lead to the same verdict again (absorbed downstream), and two workers racing on
-# copies of one text cannot both call theirs `new`. Returns published | repeat | conflict.
-# KEYS: versions, stories, updates, known. ARGV: identity, expected current version, new current version, story,
-# expected story owner, payload, data field, new story owner, known field.
+# copies of one text cannot both call theirs `new`: each LSH band the verdict was decided on must hold exactly as
+# many recent updates as when it was read. Returns published | repeat | conflict.
+# KEYS: entry, story, updates, stats, signature, band... ARGV: see `_commit` (17: how many bands to check, then
+# their expected counts).
 _PUBLISH_VERDICT = """
-if redis.call('HEXISTS', KEYS[4], ARGV[9]) == 1 then return 'repeat' end
-local current = redis.call('HGET', KEYS[1], ARGV[1]) or ''
-if current ~= ARGV[2] then return 'conflict' end
-local owner = redis.call('HGET', KEYS[2], ARGV[4]) or ''
-if owner ~= ARGV[5] then return 'conflict' end
+if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then
+  redis.call('HINCRBY', KEYS[4], 'repeat', 1)
+  return 'repeat'
+end
+if (redis.call('HGET', KEYS[1], 'current') or '') ~= ARGV[1] then return 'conflict' end
+local owner = redis.call('GET', KEYS[2]) or ''
+if owner ~= ARGV[4] then return 'conflict' end
+local bands = #KEYS - 5
+for i = 1, tonumber(ARGV[17]) do
+  if redis.call('ZCOUNT', KEYS[5 + i], ARGV[13], '+inf') ~= tonumber(ARGV[17 + i]) then return 'conflict' end
+end
 redis.call('XADD', KEYS[3], '*', ARGV[7], ARGV[6])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('HSET', KEYS[4], ARGV[9], '1')
-if owner == '' then redis.call('HSET', KEYS[2], ARGV[4], ARGV[8]) end
+redis.call('HSET', KEYS[1], 'current', ARGV[2], ARGV[3], '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[8])
+if owner == '' then redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[8]) end
+redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
+if ARGV[10] == '1' then
+  redis.call('HSET', KEYS[5], 'sig', ARGV[14], 'identity', ARGV[15], 'source', ARGV[16])
+  redis.call('PEXPIRE', KEYS[5], ARGV[8])
+  for i = 1, bands do
+    redis.call('ZADD', KEYS[5 + i], ARGV[12], ARGV[11])
+    redis.call('ZREMRANGEBYSCORE', KEYS[5 + i], '-inf', '(' .. ARGV[13])
+    redis.call('PEXPIRE', KEYS[5 + i], ARGV[8])
+  end
+end
 return 'published'
 """
 
 
-def story_key(raw: RawUpdate) -> str:
-    """Key shared by copies of one text across outlets (agency copy, syndication), whatever their titles."""
-    text = normalise_text(raw.entry.text)
-    basis = text if len(text.split()) >= _STORY_MIN_WORDS else normalise_text(raw.entry.title) + "\n" + text
-    return hashlib.sha256(basis.encode()).hexdigest()[:32]
+@dataclass(frozen=True)
+class DedupPolicy:
+    """How long dedup remembers, and from which similarity a text is a near-copy."""
+
+    window_s: int = _DEFAULTS["dedup_window_s"].default
+    near_threshold: float = _DEFAULTS["dedup_near_threshold"].default
+
+    @classmethod
+    def of(cls, settings: Settings) -> DedupPolicy:
+        return cls(settings.dedup_window_s, settings.dedup_near_threshold)
 
 
 @dataclass(frozen=True)
-class Version:
-    """The content version of an entry that was last judged, and when it was fetched."""
+class _NearIndex:
+    """The LSH bands of one text and how many recent updates each held when read (for the check-and-set)."""
 
-    fingerprint: str
-    fetched_ms: int
-
-    def encode(self) -> str:
-        return f"{self.fingerprint} {self.fetched_ms}"
-
-    @classmethod
-    def decode(cls, value: str | None) -> Version | None:
-        if not value:
-            return None
-        fingerprint, _, fetched_ms = value.partition(" ")
-        return cls(fingerprint, int(fetched_ms or 0))
-
-    @classmethod
-    def of(cls, raw: RawUpdate) -> Version:
-        return cls(raw.fingerprint, int(raw.fetched_at.timestamp() * 1000))
+    signature: bytes
+    bands: list[str]
+    counts: list[int]
+    now_ms: int  # when it was judged: what the window is measured from
+    since_ms: int
 
 
-@dataclass(frozen=True)
-class Seen:
-    """What the dedup keys say about a raw entry before it is judged."""
+async def _near_lookup(redis: Redis, keys: Keys, raw: RawUpdate, policy: DedupPolicy,
+                       now_ms: int) -> tuple[NearMatch | None, _NearIndex | None]:
+    """The closest recent text from another source at or above the threshold, and this text's bands."""
+    signature = shingles.signature(raw.entry.title, raw.entry.text)
+    if signature is None:
+        return None, None  # too short to tell a copy from a coincidence: exact copies only (story key)
+    bands = shingles.band_keys(signature, policy.near_threshold)
+    since_ms = now_ms - policy.window_s * 1000
+    async with redis.pipeline(transaction=False) as pipe:
+        for band in bands:
+            pipe.zrangebyscore(keys.dedup_band(band), since_ms, "+inf")
+        members: list[list[bytes]] = await pipe.execute()
+    index = _NearIndex(shingles.encode(signature), bands, [len(m) for m in members], now_ms, since_ms)
+    candidates = sorted({as_text(m) for found in members for m in found})
+    if not candidates:
+        return None, index
+    async with redis.pipeline(transaction=False) as pipe:
+        for candidate in candidates:
+            pipe.hmget(keys.dedup_signature(candidate), ["sig", "identity", "source"])
+        stored = await pipe.execute()
+    best: NearMatch | None = None
+    for candidate, (sig, identity, source) in zip(candidates, stored, strict=True):
+        if sig is None or as_text(source) == raw.source_id or as_text(identity) == raw.identity:
+            continue  # expired meanwhile, or the same outlet (its own follow-ups share its boilerplate)
+        similarity = shingles.similarity(signature, shingles.decode(sig))
+        if similarity >= policy.near_threshold and (best is None or similarity > best.similarity):
+            best = NearMatch(candidate, as_text(identity), as_text(source), similarity)
+    return best, index
 
-    current: Version | None  # the entry's latest judged version
-    story_owner: str | None = None  # "update_id|identity" of the first entry with this story
-    known: bool = False  # this very version was judged before (perhaps not as the latest)
 
-    @property
-    def previous_fingerprint(self) -> str | None:
-        return self.current.fingerprint if self.current else None
-
-
-def judge(raw: RawUpdate, seen: Seen) -> Update | None:
-    """The verdict on `raw` given what was seen before; None when it tells nothing new. Pure.
-
-    Nothing new is an exact repeat (a version judged before, even one an edit has since replaced: a server
-    alternating old and new documents) or a version fetched before the one already judged (it arrived late).
-    """
-    if seen.known or seen.previous_fingerprint == raw.fingerprint:
+async def _previous_text(redis: Redis, keys: Keys, version: Version | None) -> tuple[str, str] | None:
+    """Title and text of the version an entry had, read back from `raw` (None once trimmed)."""
+    if version is None or not version.raw_id:
         return None
-    if seen.current is not None and seen.current.fetched_ms > Version.of(raw).fetched_ms:
+    rows: Any = await redis.xrange(keys.raw, version.raw_id, version.raw_id)
+    if not rows:
         return None
-    duplicate_of: str | None = None
-    if seen.previous_fingerprint is not None:
-        verdict = Verdict.revision
-    elif seen.story_owner is not None and seen.story_owner.split("|", 1)[1] != raw.identity:
-        verdict, duplicate_of = Verdict.duplicate, seen.story_owner.split("|", 1)[0]
-    else:
-        verdict = Verdict.new
-    return Update(
-        update_id=update_id(raw.identity, raw.fingerprint),
-        verdict=verdict,
-        source_id=raw.source_id,
-        authority=raw.authority,
-        identity=raw.identity,
-        fingerprint=raw.fingerprint,
-        previous_fingerprint=seen.previous_fingerprint,
-        duplicate_of=duplicate_of,
-        guid=raw.identity.split("|", 1)[1],
-        url=raw.entry.link,
-        title=raw.entry.title,
-        text=raw.entry.text,
-        reported_at=_evidence_time(raw, verdict),
-        fetched_at=raw.fetched_at,
-    )
+    previous = RawUpdate.model_validate_json(rows[0][1][DATA_FIELD.encode()])
+    return previous.entry.title, previous.entry.text
 
 
-def _evidence_time(raw: RawUpdate, verdict: Verdict) -> datetime:
-    """When the update's evidence was published.
+async def process(redis: Redis, keys: Keys, raw: RawUpdate, *, raw_id: str = "",
+                  policy: DedupPolicy = DedupPolicy()) -> Update | None:
+    """Judge one raw entry (`raw_id`: its id on `raw`) and publish its verdict atomically.
 
-    Many feeds edit an entry without touching its dates; such a revision would carry the time of the version it
-    replaces and could not outrank it. Unless the entry says when it was updated, a revision dates from when it
-    was first seen.
+    Returns:
+        What was published; None for an exact repeat or a version older than the one judged (counted as `repeat`).
     """
-    entry = raw.entry
-    dated_edit = entry.updated is not None and (entry.published is None or entry.updated > entry.published)
-    if verdict is Verdict.revision and not dated_edit:
-        return max(raw.reported_at, raw.fetched_at)
-    return raw.reported_at
-
-
-async def process(redis: Redis, keys: Keys, raw: RawUpdate) -> Update | None:
-    """Judge one raw entry and publish its verdict atomically; returns what was published (None: nothing new)."""
     story = story_key(raw)
-    known_field = f"{raw.identity}|{raw.fingerprint}"
+    known_field = f"v:{raw.fingerprint}"
     for _ in range(_MAX_ATTEMPTS):
+        now_ms = int(time.time() * 1000)
         async with redis.pipeline(transaction=False) as pipe:
-            pipe.hget(keys.versions, raw.identity)
-            pipe.hget(keys.stories, story)
-            pipe.hexists(keys.known_versions, known_field)
-            current, owner, known = await pipe.execute()
-        seen = Seen(Version.decode(as_optional_text(current)), as_optional_text(owner), bool(known))
+            pipe.hget(keys.dedup_entry(raw.identity), "current")
+            pipe.get(keys.dedup_story(story))
+            pipe.hexists(keys.dedup_entry(raw.identity), known_field)
+            current_text, owner, known = await pipe.execute()
+        current = Version.decode(as_optional_text(current_text))
+        near, index = (None, None) if current or known else await _near_lookup(redis, keys, raw, policy, now_ms)
+        seen = Seen(current, as_optional_text(owner), bool(known), near,
+                    await _previous_text(redis, keys, current) if current and not known else None)
         update = judge(raw, seen)
         if update is None:
+            await redis.hincrby(keys.dedup_stats, "repeat", 1)
             return None
-        outcome = await redis.eval(
-            _PUBLISH_VERDICT,
-            4,
-            keys.versions,
-            keys.stories,
-            keys.updates,
-            keys.known_versions,
-            raw.identity,
-            seen.current.encode() if seen.current else "",
-            Version.of(raw).encode(),
-            story,
-            seen.story_owner or "",
-            update.model_dump_json(),
-            DATA_FIELD,
-            f"{update.update_id}|{raw.identity}",
-            known_field,
-        )
-        if as_text(outcome) == "published":
+        if update.verdict is not Verdict.duplicate and index is None and current is not None:
+            # A revision's new text may be copied by others: index it too.
+            signature = shingles.signature(raw.entry.title, raw.entry.text)
+            if signature is not None:
+                bands = shingles.band_keys(signature, policy.near_threshold)
+                index = _NearIndex(shingles.encode(signature), bands, [], now_ms, now_ms - policy.window_s * 1000)
+        outcome = await _commit(redis, keys, raw, update, seen, story, known_field, raw_id, index, policy)
+        if outcome == "published":
             return update
-        if as_text(outcome) == "repeat":
+        if outcome == "repeat":
             return None
-    raise RuntimeError(f"dedup: {raw.identity} kept conflicting with concurrent workers")
+    raise TransientError(f"dedup: {raw.identity} kept conflicting with concurrent workers; retried later")
 
+
+async def _commit(redis: Redis, keys: Keys, raw: RawUpdate, update: Update, seen: Seen, story: str,
+                  known_field: str, raw_id: str, index: _NearIndex | None, policy: DedupPolicy) -> str:
+    indexed = index is not None and update.verdict is not Verdict.duplicate
+    # The bands a first version was judged on are checked (`counts`); a revision's are only written.
+    bands, counts = (index.bands, index.counts) if index is not None else ([], [])
+    outcome = await redis.eval(
+        _PUBLISH_VERDICT,
+        5 + len(bands),
+        keys.dedup_entry(raw.identity),
+        keys.dedup_story(story),
+        keys.updates,
+        keys.dedup_stats,
+        keys.dedup_signature(update.update_id),
+        *(keys.dedup_band(band) for band in bands),
+        seen.current.encode() if seen.current else "",
+        Version.of(raw, raw_id).encode(),
+        known_field,
+        seen.story_owner or "",
+        f"{update.update_id}|{raw.identity}",
+        update.model_dump_json(),
+        DATA_FIELD,
+        policy.window_s * 1000,
+        update.verdict.value,
+        "1" if indexed else "0",
+        update.update_id,
+        index.now_ms if index is not None else 0,
+        index.since_ms if index is not None else 0,
+        index.signature if index is not None else b"",
+        raw.identity,
+        raw.source_id,
+        len(counts),
+        *counts,
+    )
+    return as_text(outcome)
 
 
 def build_router(ctx: StageContext) -> RedisRouter:
     """The dedup stage's router. A factory, because stream names depend on the configured key prefix."""
     router = RedisRouter()
     stream, group = STAGE_INPUTS["dedup"]
+    policy = DedupPolicy.of(ctx.settings)
 
     @subscribe_stream(router, ctx, ctx.keys.stream(stream), group)
-    async def dedup(raw: RawUpdate) -> None:
-        update = await process(ctx.redis, ctx.keys, raw)
+    async def dedup(raw: RawUpdate, message: RedisStreamMessage) -> None:
+        ids = message.raw_message.get("message_ids") or []
+        raw_id = as_text(ids[0]) if ids else ""
+        update = await process(ctx.redis, ctx.keys, raw, raw_id=raw_id, policy=policy)
         log.info(
             "raw judged",
             source_id=raw.source_id,
             identity=raw.identity,
             verdict=update.verdict.value if update else "repeat",
             update_id=update.update_id if update else None,
+            reason=update.reason if update else "exact repeat",
         )
 
     return router

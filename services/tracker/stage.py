@@ -7,7 +7,7 @@ import hashlib
 import structlog
 from faststream.redis import RedisRouter
 
-from schemas import ChangeEvent, Incident, Update, Verdict
+from schemas import ChangeEvent, Incident, RevisionKind, Update, Verdict
 from services.errors import TransientError
 from services.names import STAGE_INPUTS
 from services.poller.scheduling_state import mark_feed_hot, schedule_policy
@@ -56,13 +56,16 @@ async def heat_sources(ctx: StageContext, incident: Incident, update: Update) ->
 
 async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
     """Merge one update into its incident (or open one) and return the events committed with it."""
-    # A copy states nothing its original did not: it is only recorded, so there is no text to read.
-    facts = Facts() if update.verdict is Verdict.duplicate else extract(update.title, update.text)
+    # A copy, or an edit that changed no fact, states nothing new: it is only recorded, so there is no text to read.
+    restates = update.verdict is Verdict.duplicate or (
+        update.revision is not None and update.revision.kind is RevisionKind.cosmetic
+    )
+    facts = Facts() if restates else extract(update.title, update.text)
     places = specific_places(facts.places, facts)
     for _ in range(_MAX_ATTEMPTS):
         linked = await _linked_incident(store, update)
-        if linked is None and update.verdict is Verdict.duplicate:
-            return []  # a copy of an entry that was not about an incident
+        if linked is None and restates:
+            return []  # a copy or cosmetic edit of an entry that was not about an incident
         if linked:
             candidate_ids: list[str] | None = None
             loaded = await store.load([linked])

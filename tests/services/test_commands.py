@@ -287,3 +287,28 @@ def test_run_with_a_public_url_subscribes_and_takes_pushes(tmp_path: Path, redis
             _, run_err = _stop(run)
     assert [path for path, _ in server.requests] == ["/a.xml"]
     assert run.returncode == 0, run_err[-2000:]
+
+
+@pytest.mark.redis
+def test_health_reports_backlogs_and_verdicts_or_fails(redis_url: str, key_prefix: str) -> None:
+    """`livedesk health` exits 0 with each stage's backlog and the dedup counts; 1 when Redis does not answer."""
+    from redis import Redis as SyncRedis
+
+    client = SyncRedis.from_url(redis_url)
+    client.hset(f"{key_prefix}:dedup:stats", mapping={"new": 3, "repeat": 2})
+    client.close()
+
+    def health(url: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "LIVEDESK_REDIS_URL": url, "LIVEDESK_KEY_PREFIX": key_prefix}
+        return subprocess.run([sys.executable, "-m", "services", "health"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=60, check=False)
+
+    ok = health(redis_url)
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["redis"] == "ok"
+    assert set(report["backlog"]) == {"dedup", "tracker"}
+    assert report["dedup_verdicts"] == {"new": 3, "repeat": 2}
+    down = health("redis://127.0.0.1:9/0")
+    assert down.returncode == 1
+    assert json.loads(down.stdout)["redis"].startswith("unreachable")

@@ -88,3 +88,20 @@ async def test_follow_up_without_a_place_joins_its_source_s_incident(store: Inci
                       minutes=130)
     assert await process(store, stranger) == []
     assert len(await store.all()) == 1
+
+
+@pytest.mark.parametrize(("kind", "told"), [("cosmetic", False), ("factual", True)])
+async def test_a_cosmetic_revision_is_provenance_not_evidence(store: IncidentStore, kind: str, told: bool) -> None:
+    """An edit dedup calls cosmetic is recorded as an item but read for no facts; a factual one is."""
+    from schemas import RevisionDiff, RevisionKind
+
+    original = update("echo", "e1", *STABBING)
+    await process(store, original)
+    edited_text = STABBING[1].replace("critical", "stable")
+    edit = update("echo", "e1", STABBING[0], edited_text, minutes=30, verdict=Verdict.revision).model_copy(
+        update={"revision": RevisionDiff(kind=RevisionKind(kind), reason="test"), "fingerprint": "f2"}
+    )
+    events = await process(store, edit)
+    assert any(e.type is EventType.condition_updated for e in events) is told
+    (incident,) = await store.all()
+    assert incident.casualties[0].condition.value == ("stable" if told else "critical")

@@ -1,0 +1,172 @@
+"""Benchmark: the dedup stage alone on a real Redis, with a full window, against a bare redis-py relay (issue #4).
+
+Run from the repo root (nothing outside a fresh `livedesk-bench:<hex>` prefix is touched; it is deleted afterwards):
+
+    python -m tests.benchmarks.bench_dedup [--window 100000] [--measure 20000] [--copies 0.2]
+                                           [--redis-url redis://127.0.0.1:6379/0]
+
+1. Fill: `--window` synthetic news texts (a fraction `--copies` of them near-copies of earlier ones, from other
+   outlets) are judged by `process`, filling the entry, story, signature and LSH band keys; the memory those keys
+   take is read with MEMORY USAGE (every key) and reported per 100,000 updates.
+2. Measure: `--measure` further raw entries are put on `raw` and the real dedup stage (the FastStream router, batch
+   reads, acknowledgements) drains them; then a bare relay (XREADGROUP a batch → XADD each → XACK, pipelined) does the
+   same number on its own streams. Prints updates/s of each and their ratio (target: dedup >= 50% of the relay).
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from redis.asyncio import Redis
+
+from schemas import Authority, FeedEntry, RawUpdate
+from services.app import build_broker
+from services.dedup import process
+from services.dedup.stage import DedupPolicy
+from services.groups import ensure_groups
+from services.identity import content_fingerprint, entry_identity
+from services.logs import configure_logging
+from services.names import Keys
+from services.replay import delete_prefix, wait_drained
+from services.settings import Settings
+from services.stage import StageContext
+from services.wire import DATA_FIELD
+
+_VOCABULARY = (
+    "police officers called address street man woman boy girl hospital condition critical stable arrested charged "
+    "suspicion murder stabbing shooting fire crews scene cordon inquiries witnesses appeal footage residents area "
+    "morning evening night council spokesperson said statement investigation watchdog ambulance service paramedics "
+    "treated injuries serious minor road closed vehicle collision driver pedestrian court remanded custody bail"
+)
+WORDS = _VOCABULARY.split()
+
+
+def _text(rng: random.Random, sentences: int = 8) -> str:
+    return " ".join(
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(10, 18))).capitalize() + "." for _ in range(sentences)
+    )
+
+
+def _raw(n: int, text: str, at: datetime) -> RawUpdate:
+    entry = FeedEntry(guid=f"g{n}", title=f"Report {n}", text=text, published=at)
+    source = f"outlet{n % 500}"
+    return RawUpdate(source_id=source, authority=Authority.news, feed_url=f"https://{source}.example.org/rss",
+                     entry=entry, identity=entry_identity(source, entry), fingerprint=content_fingerprint(entry),
+                     fetched_at=at)
+
+
+def _corpus(start: int, count: int, copies: float, rng: random.Random) -> list[RawUpdate]:
+    texts: list[str] = []
+    now = datetime.now(UTC)
+    items = []
+    for n in range(start, start + count):
+        if texts and rng.random() < copies:
+            text = f"{_text(rng, 1)} {rng.choice(texts)} {_text(rng, 1)}"  # an outlet's own intro and sign-off
+        else:
+            text = _text(rng)
+            texts.append(text)
+        items.append(_raw(n, text, now - timedelta(seconds=start + count - n)))
+    return items
+
+
+async def _fill(redis: Redis, keys: Keys, items: list[RawUpdate], policy: DedupPolicy, concurrency: int = 32) -> float:
+    queue = iter(items)
+
+    async def worker() -> None:
+        for item in queue:
+            await process(redis, keys, item, policy=policy)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return time.perf_counter() - started
+
+
+async def _memory(redis: Redis, prefix: str) -> tuple[int, int]:
+    total = count = 0
+    async for key in redis.scan_iter(match=f"{prefix}:dedup:*", count=1000):
+        total += await redis.memory_usage(key) or 0
+        count += 1
+    return total, count
+
+
+async def _dedup_stage(redis: Redis, settings: Settings, url: str, items: list[RawUpdate]) -> float:
+    keys = settings.keys
+    async with redis.pipeline(transaction=False) as pipe:
+        for item in items:
+            pipe.xadd(keys.raw, {DATA_FIELD: item.model_dump_json()})
+        await pipe.execute()
+    ctx = StageContext(settings, redis)
+    await ensure_groups(redis, keys, ["dedup"])
+    started = time.perf_counter()
+    async with build_broker(ctx, url, ["dedup"]) as broker:
+        await broker.start()
+        await wait_drained(redis, keys, timeout_s=600)
+    return time.perf_counter() - started
+
+
+async def _relay(redis: Redis, prefix: str, items: list[RawUpdate], batch: int) -> float:
+    source, sink, group = f"{prefix}:relay:in", f"{prefix}:relay:out", "relay"
+    async with redis.pipeline(transaction=False) as pipe:
+        for item in items:
+            pipe.xadd(source, {DATA_FIELD: item.model_dump_json()})
+        await pipe.execute()
+    await redis.xgroup_create(source, group, id="0")
+    started = time.perf_counter()
+    done = 0
+    while done < len(items):
+        rows = await redis.xreadgroup(group, "c", {source: ">"}, count=batch, block=1000)
+        for _, entries in rows:
+            async with redis.pipeline(transaction=False) as pipe:
+                for entry_id, fields in entries:
+                    pipe.xadd(sink, fields)
+                    pipe.xack(source, group, entry_id)
+                await pipe.execute()
+            done += len(entries)
+    return time.perf_counter() - started
+
+
+async def bench(args: argparse.Namespace) -> None:
+    prefix = f"livedesk-bench:{uuid.uuid4().hex[:12]}"
+    settings = Settings(_env_file=None, redis_url=args.redis_url, key_prefix=prefix,  # type: ignore[call-arg]
+                        consumer=f"bench-{os.getpid()}", log_format="json", log_level="error")
+    configure_logging(settings)
+    keys, policy, rng = Keys(prefix), DedupPolicy.of(settings), random.Random(7)
+    redis = Redis.from_url(args.redis_url)
+    try:
+        print(f"dedup benchmark: window {args.window} updates ({args.copies:.0%} near-copies), measured "
+              f"{args.measure}, prefix {prefix}")
+        fill_s = await _fill(redis, keys, _corpus(0, args.window, args.copies, rng), policy)
+        used, count = await _memory(redis, prefix)
+        print(f"fill      {args.window / fill_s:8.0f} updates/s (process(), 32 concurrent)  "
+              f"{count} keys, {used / 1e6:.1f} MB = {used / args.window * 100_000 / 1e6:.1f} MB per 100,000 updates")
+        measured = _corpus(args.window, args.measure, args.copies, rng)
+        stage_s = await _dedup_stage(redis, settings, args.redis_url, measured)
+        relay_s = await _relay(redis, prefix, measured, settings.batch_size)
+        stage_rate, relay_rate = args.measure / stage_s, args.measure / relay_s
+        print(f"dedup     {stage_rate:8.0f} updates/s  (the stage: FastStream router, batch {settings.batch_size})")
+        print(f"relay     {relay_rate:8.0f} updates/s  (bare redis-py XREADGROUP → XADD → XACK)")
+        print(f"ratio     dedup / relay = {stage_rate / relay_rate:.2f}  (target >= 0.50: "
+              f"{'MET' if stage_rate / relay_rate >= 0.5 else 'NOT MET'})")
+    finally:
+        print(f"cleanup   deleted {await delete_prefix(redis, prefix)} keys under {prefix}:")
+        await redis.aclose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--window", type=int, default=100_000)
+    parser.add_argument("--measure", type=int, default=20_000)
+    parser.add_argument("--copies", type=float, default=0.2)
+    parser.add_argument("--redis-url", default=os.environ.get("LIVEDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    asyncio.run(bench(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,151 @@
+"""The dedup stage on a real server: near-copies across outlets, revisions explained, repeats counted, keys bounded
+by the window, and the demo archive's verdicts."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
+
+from schemas import Authority, FeedEntry, RawUpdate, RevisionKind, Update, Verdict
+from services.cli import DEMO_ARCHIVE
+from services.dedup import DedupPolicy, process
+from services.identity import content_fingerprint, entry_identity
+from services.names import Keys
+from services.replay import replay
+from services.settings import Settings
+from services.wire import DATA_FIELD
+
+pytestmark = pytest.mark.redis
+
+STORY = (
+    "Armed officers were called to an address in Hoe Street, Walthamstow, at about 9am on Friday after reports "
+    "of a man with a gun. A man in his thirties was shot by police and taken to hospital, where his condition is "
+    "described as critical. The Independent Office for Police Conduct has been informed and a cordon remains in "
+    "place while officers carry out inquiries. Residents were asked to avoid the area for the rest of the day."
+)
+OTHER_STORY = (
+    "Firefighters were called to a house in Leyton Road on Tuesday evening after smoke was seen coming from an "
+    "upstairs window. Two people were treated at the scene for smoke inhalation and a woman was taken to hospital. "
+    "The cause of the fire is being investigated by the London Fire Brigade, which said the blaze was under control by midnight."
+)
+
+
+def raw(source: str, guid: str, title: str, text: str, minute: int = 5) -> RawUpdate:
+    entry = FeedEntry(guid=guid, title=title, text=text, published=datetime(2025, 10, 24, 9, tzinfo=UTC))
+    return RawUpdate(
+        source_id=source, authority=Authority.news, feed_url=f"https://{source}.example.org/rss", entry=entry,
+        identity=entry_identity(source, entry), fingerprint=content_fingerprint(entry),
+        fetched_at=datetime(2025, 10, 24, 9, minute, tzinfo=UTC),
+    )
+
+
+def near_copy(text: str) -> str:
+    """An agency copy as an outlet runs it: its own first line, the body, its own sign-off."""
+    return f"Breaking news from east London. {text} Contact our newsdesk with any information."
+
+
+async def published(redis: Redis, keys: Keys) -> list[Update]:
+    return [Update.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in await redis.xrange(keys.updates)]
+
+
+async def test_a_near_copy_from_another_outlet_is_a_duplicate_with_its_reason(redis: Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    original = await process(redis, keys, raw("echo", "e1", "Man shot by police in Walthamstow", STORY))
+    copy = await process(redis, keys, raw("wire", "w1", "Police shoot man in east London", near_copy(STORY)))
+    unrelated = await process(redis, keys, raw("wire", "w2", "House fire in Leyton", OTHER_STORY))
+    assert original is not None
+    assert copy is not None
+    assert unrelated is not None
+    assert (original.verdict, copy.verdict, unrelated.verdict) == (Verdict.new, Verdict.duplicate, Verdict.new)
+    assert copy.duplicate_of == original.update_id
+    assert copy.similarity is not None
+    assert copy.similarity >= DedupPolicy().near_threshold
+    assert "near-copy" in copy.reason
+    assert original.update_id in copy.reason
+    assert original.reason == "first time this text is seen"
+
+
+async def test_near_copies_from_the_same_outlet_are_not_duplicates(redis: Redis, key_prefix: str) -> None:
+    """An outlet's own follow-up reuses its own paragraphs: that is a new entry, not corroboration."""
+    keys = Keys(key_prefix)
+    await process(redis, keys, raw("echo", "e1", "Man shot by police in Walthamstow", STORY))
+    follow_up = await process(redis, keys, raw("echo", "e2", "Walthamstow shooting: latest", near_copy(STORY)))
+    assert follow_up is not None
+    assert follow_up.verdict is Verdict.new
+
+
+async def test_racing_near_copies_get_one_new_verdict(redis: Redis, key_prefix: str) -> None:
+    """Concurrent judges of near-copies (not exact: each outlet adds its own lines) never give two `new`."""
+    keys = Keys(key_prefix)
+    copies = [raw(f"outlet{n}", f"g{n}", f"title {n}", f"Report {n}. {STORY} Outlet {n} sign-off.") for n in range(6)]
+    results = await asyncio.gather(*(process(redis, keys, c) for c in copies))
+    assert sorted(r.verdict.value for r in results if r) == ["duplicate"] * 5 + ["new"]
+
+
+async def test_a_revision_carries_its_diff_and_kind(redis: Redis, key_prefix: str) -> None:
+    """An edit read back against its previous version on `raw`: sentences added/removed, factual or cosmetic."""
+    keys = Keys(key_prefix)
+
+    async def judge_on_raw(item: RawUpdate) -> Update | None:
+        raw_id = await redis.xadd(keys.raw, {DATA_FIELD: item.model_dump_json()})
+        return await process(redis, keys, item, raw_id=raw_id.decode())
+
+    first = raw("echo", "e1", "Man shot by police in Walthamstow", STORY, minute=5)
+    factual = raw("echo", "e1", first.entry.title,
+                  STORY.replace("described as critical", "now described as stable"), minute=10)
+    cosmetic = raw("echo", "e1", first.entry.title,
+                   factual.entry.text.replace("Hoe Street, Walthamstow", "Hoe Street , Walthamstow"), minute=15)
+    results = [await judge_on_raw(item) for item in (first, factual, cosmetic)]
+    assert [r.verdict if r else None for r in results] == [Verdict.new, Verdict.revision, Verdict.revision]
+    assert results[1] is not None
+    assert results[1].revision is not None
+    assert results[1].revision.kind is RevisionKind.factual
+    assert any("stable" in s for s in results[1].revision.added)
+    assert any("critical" in s for s in results[1].revision.removed)
+    assert results[1].replaces == results[0].update_id  # type: ignore[union-attr]
+    assert results[2] is not None
+    assert results[2].revision is not None
+    assert results[2].revision.kind is RevisionKind.cosmetic
+
+
+async def test_repeats_are_counted_and_every_key_expires_with_the_window(redis: Redis, key_prefix: str) -> None:
+    keys = Keys(key_prefix)
+    policy = DedupPolicy(window_s=3600)
+    item = raw("echo", "e1", "Man shot by police in Walthamstow", STORY)
+    for _ in range(3):
+        await process(redis, keys, item, policy=policy)
+    await process(redis, keys, raw("wire", "w1", "Police shoot man", near_copy(STORY)), policy=policy)
+    stats = {k.decode(): int(v) for k, v in (await redis.hgetall(keys.dedup_stats)).items()}
+    assert stats == {"new": 1, "repeat": 2, "duplicate": 1}
+    dedup_keys = [key async for key in redis.scan_iter(match=f"{key_prefix}:dedup:*")]
+    expiring = [key for key in dedup_keys if key != keys.dedup_stats.encode()]
+    assert any(b":band:" in key for key in expiring)
+    assert any(b":sig:" in key for key in expiring)
+    ttls = [await redis.pttl(key) for key in expiring]
+    assert all(0 < ttl <= 3600 * 1000 for ttl in ttls), "everything dedup remembers expires with its window"
+
+
+async def test_demo_archive_verdicts(settings: Settings, redis_url: str, redis: Redis) -> None:
+    """The demo's syndicated copy is a duplicate, its in-place edit a factual revision; re-served entries are
+    dropped and counted."""
+    prefix = f"{settings.key_prefix}:demo"
+    await replay(DEMO_ARCHIVE, settings, redis_url, key_prefix=prefix, keep=True)
+    keys = Keys(prefix)
+    updates = await published(redis, keys)
+    by_guid = {u.guid: u for u in updates}
+    copy = by_guid["https://citywire.example.net/london/2025/10/24/police-watchdog-investigating-man-shot-walthamstow"]
+    assert copy.verdict is Verdict.duplicate
+    assert copy.duplicate_of in {u.update_id for u in updates if u.verdict is Verdict.new}
+    revisions = [u for u in updates if u.verdict is Verdict.revision]
+    assert revisions, "the demo edits an entry in place"
+    assert all(r.revision is not None and r.revision.kind is RevisionKind.factual for r in revisions)
+    # Every raw entry delivered again (a restart re-serving old entries): no new verdict, each one counted.
+    raw_rows = await redis.xrange(keys.raw)
+    repeats_before = int(await redis.hget(keys.dedup_stats, "repeat") or 0)
+    for _, fields in raw_rows:
+        await process(redis, keys, RawUpdate.model_validate_json(fields[DATA_FIELD.encode()]))
+    assert len(await published(redis, keys)) == len(updates)
+    assert int(await redis.hget(keys.dedup_stats, "repeat") or 0) == repeats_before + len(raw_rows)
