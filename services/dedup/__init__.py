@@ -1,6 +1,7 @@
 """The dedup stage: one real-world text is one update, across outlets, edits, URL games and redelivery.
 
-judge.py (the verdict, pure) ← revisions.py (what an edit changed) and shingles.py (MinHash signatures, LSH bands);
+judge.py (the verdict, pure) ← revisions.py (what an edit changed, over sentences.py) and shingles.py (MinHash
+signatures, LSH bands);
 stage.py (the Redis keys, the atomic publish, the router).
 """
 

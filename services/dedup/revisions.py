@@ -1,14 +1,18 @@
 """What a revision changed, and whether it changed facts (design §2.2): pure functions, no I/O.
 
+This module compares two versions' sentences (read by `services.dedup.sentences`), lists the difference and weighs
+it with fact signals; it does no sentence splitting or folding of its own.
+
 Contract: `classify_revision(old_title, old_text, new_title, new_text)` compares two content versions of one feed
 entry and returns a `Revision`:
 
 - `added` / `removed`: the sentences of one version that the other lacks (the title counts as one), as written, in
-  their version's order. Sentences are compared after folding case, whitespace, typographic quotes and dashes,
-  punctuation and links, so a sentence that changed only in those is neither added nor removed. Boilerplate lines
-  ("Read more", "Share this article", "Sign up to our newsletter", "Updated: 10:32", copyright lines, bylines) and a
-  title's labels ("LIVE:", "| Site name") are dropped before comparing and are never listed. The diff is compact: at
-  most `MAX_LISTED` sentences each way, each cut to `MAX_SENTENCE_CHARS` characters (ending in "…").
+  their version's order. Sentences are compared by key (`services.dedup.sentences`), after folding case, whitespace,
+  typographic quotes and dashes, punctuation and links, so a sentence that changed only in those is neither added nor
+  removed. Boilerplate lines ("Read more", "Share this article", "Sign up to our newsletter", "Updated: 10:32",
+  copyright lines, bylines) and a title's labels ("LIVE:", "| Site name") are dropped before comparing and are never
+  listed. The diff is compact: at most `MAX_LISTED` sentences each way, each cut to `MAX_SENTENCE_CHARS` characters
+  (ending in "…").
 - `kind`: `factual` when, between the versions (title and text together, boilerplate and links dropped), any of
   these differ: numbers (digits, number words, ordinals, ages, times), condition / casualty / legal / investigation /
   scene / incident words, negations ("no arrests" → "two arrests"), quoted speech, places, names (capitalised words
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from schemas import RevisionKind
+from services.dedup.sentences import Sentence, fold, remove_links, sentences_of, tokens
 from services.tracker import patterns as p
 from services.tracker.extract import extract
 from services.tracker.facts import Facts
@@ -54,155 +59,13 @@ def _words(block: str) -> frozenset[str]:
     return frozenset(block.split())
 
 
-# --- sentences -------------------------------------------------------------------------------------------------------
-
-_SPACE = re.compile(r"\s+")
-_LINE = re.compile(r"\s*\n\s*")
-_URL = re.compile(r"(?:\bhttps?://|\bwww\.)\S+", re.I)
-_TYPOGRAPHIC = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "\u201c": '"', "\u201d": '"',
-    "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"', "\u2010": "-", "\u2011": "-",
-    "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
-})
-# A sentence may end at . ! ? (perhaps inside closing quotes or brackets) before a capital, a digit or an opening quote.
-_BREAK = re.compile(r"[.!?…]+[\"')\]’”]*\s+(?=[\"'(\[“‘]?[A-Z0-9])")
-# Words whose full stop ends no sentence: "Mr. Smith", "St. Mary's", "Det. Insp. Jones".
-_ABBREVIATIONS = _words(
-    "Mr Mrs Ms Dr St Rd Ave Prof Rev Gen Lt Col Capt Sgt Insp Det Supt Cllr Jr Sr Gov Sen Rep Hon Jan Feb Mar Apr Jun "
-    "Jul Aug Sep Sept Oct Nov Dec vs approx"
-)
-# After "a.m." a sentence goes on only when a day, month or time zone follows ("at 9 a.m. Friday").
-_AFTER_TIME = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun|Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec|BST|GMT|"
-                         r"UTC|ET|EST|EDT|PT|PST|CET)")
-# Labels and site names around a title: "LIVE: …", "… | East London Echo", "… (updated)".
-_TITLE_LABEL = re.compile(r"^(?:(?:live|breaking(?: news)?|updated?|latest|watch|exclusive|pictured|video|"
-                          r"in pictures)(?:\s*[:|]|\s+-)\s*)+|\s+\|\s+[^|]{2,60}$|"
-                          r"\s*[(\[](?:updated?|video|pictures|live)[)\]]", re.I)
+# --- fact signals ----------------------------------------------------------------------------------------------------
 
 
-def _fold(text: str) -> str:
-    """Unicode-normalised, typographic quotes and dashes made plain, whitespace collapsed."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text).translate(_TYPOGRAPHIC)).strip()
-
-
-def _continues(text: str, start: int, end: int) -> bool:
-    """Whether the break candidate `text[start:end]` follows an abbreviation or an initial, not a sentence's end."""
-    if text[start] != ".":
-        return False
-    last = re.search(r"[^\s\"'(\[“‘]*$", text[max(0, start - 40) : start])
-    word = last.group() if last else ""
-    if word in _ABBREVIATIONS or re.fullmatch(r"[A-Z]", word):
-        return True
-    if word == "No":  # "No. 10"
-        return text[end : end + 1].isdigit()
-    if re.fullmatch(r"(?:[A-Za-z]\.)+[A-Za-z]", word):  # "U.S.", "a.m."
-        return word.lower() not in {"a.m", "p.m"} or _AFTER_TIME.match(text, end) is not None
-    return False
-
-
-def split_sentences(text: str) -> list[str]:
-    """The sentences of `text`, whitespace collapsed; a line break always ends one, so headings stay apart."""
-    sentences: list[str] = []
-    for line in _LINE.split(text):
-        start = 0
-        for m in _BREAK.finditer(line):
-            if not _continues(line, m.start(), m.end()):
-                sentences.append(line[start : m.end()])
-                start = m.end()
-        sentences.append(line[start:])
-    return [s for s in (_SPACE.sub(" ", s).strip() for s in sentences) if s]
-
-
-# --- boilerplate -----------------------------------------------------------------------------------------------------
-
-_STAMP_WORD = (
-    r"(?:\d{1,2}(?:[.:]\d{2})?\s*[ap]\.?m\.?|\d{1,4}(?:st|nd|rd|th)?|bst|gmt|utc|cet|cest|est|edt|pst|"
-    r"et|on|at|by|an?|and|ago|just|now|today|yesterday|minutes?|mins?|hours?|hrs?|days?|"
-    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|"
-    r"nov(?:ember)?|dec(?:ember)?|mon(?:day)?|tue(?:s|sday)?|wed(?:nesday)?|thu(?:rs|rsday)?|fri(?:day)?|"
-    r"sat(?:urday)?|sun(?:day)?)"
-)
-# "Updated: 10:32", "Last updated 24 October 2025, 10:32 BST", "Update, Saturday 25 October:", "24/10/2025 10:32":
-# a time stamp and nothing else on the line ("Update: a man has been arrested" is news). Without the leading word,
-# the line must hold a time, a month or a year: "Friday" or "12" alone may answer a question.
-_STAMP = re.compile(rf"((?:(?:last|first)\s+)?(?:updated?|published|posted|modified)\b[\s:,-]*)?(?:{_STAMP_WORD}"
-                    r"(?!\w)[\s,./:-]*)*", re.I)
-_STAMP_EVIDENCE = re.compile(r"\d[.:]\d\d|\d\s*[ap]\.?m\b|\b(?:19|20)\d\d\b|"
-                             r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", re.I)
-_BOILERPLATE = re.compile(
-    r"(?:read|see|watch|listen)\s+(?:more|also|next)\b.*|(?:also\s+read|more\s+on\s+this\s+story|recommended|"
-    r"related(?:\s+(?:stories|articles|content|topics|links))?|most\s+read|top\s+stories)(?:\s*:.*)?|"
-    r"sign\s+up\b.*|subscribe\b.*|"
-    r"get\s+(?:our|the)\b.*\bnewsletters?\b.*|share\s+(?:this|on|via)\b.*|share|tweet|email|print|copy\s+link|"
-    r"comments?|advertisement|skip\s+advert.*|follow\s+us\b.*|click\s+here\b.*|listen\s+to\s+this\s+article.*|"
-    r"image\s+(?:caption|source|copyright)\b.*|getty\s+images|pa\s+media|reuters|shutterstock|"
-    r"(?:additional\s+)?reporting\s+by\b.*|editing\s+by\b.*|(?:©|\(c\)|copyright\b).*|all\s+rights\s+reserved|"
-    r"(?:have\s+you\s+been\s+affected|got\s+a\s+story|do\s+you\s+have\s+a\s+story)\b.*",
-    re.I,
-)
-_BYLINE = re.compile(r"By\s+(?:(?:an?|our|the)\s+)?(?:[A-Z][\w'.-]*,?\s*){1,6}"
-                     r"(?:(?:and|&)\s+(?:[A-Z][\w'.-]*\s*){1,4})?(?:reporters?|correspondents?|staff|editor|writer)?")
-_BOILERPLATE_WORDS = 15  # longer lines say something, whatever they start with
-
-
-def _boilerplate(sentence: str) -> bool:
-    bare = sentence.strip().rstrip(".:!|").strip()
-    if not bare:
-        return True
-    if len(bare.split()) > _BOILERPLATE_WORDS:
-        return False
-    stamp = _STAMP.fullmatch(bare)
-    if stamp and (stamp.group(1) or _STAMP_EVIDENCE.search(bare)):
-        return True
-    return any(pattern.fullmatch(bare) for pattern in (_BYLINE, _BOILERPLATE))
-
-
-# --- comparison keys -------------------------------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"\d+(?:[.:]\d+)*|[^\W\d_]+")
-
-
-def _tokens(clean: str) -> list[str]:
-    """Lower-case words and numbers; thousands commas, apostrophes and every other mark dropped ("10:32" is
-    "10.32")."""
-    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", clean.casefold())
-    text = re.sub(r"(?<=\w)'(?=\w)", "", text)
-    return [t.replace(":", ".") for t in _TOKEN.findall(text)]
-
-
-@dataclass(frozen=True)
-class _Sentence:
-    written: str  # as written, whitespace collapsed
-    clean: str  # folded, links (and a title's labels) removed: what the signals read
-    key: str  # what the comparison reads
-    title: bool
-
-
-def _sentences(title: str, text: str, *, links: bool = False, boilerplate: bool = False) -> list[_Sentence]:
-    """Title then text sentences, boilerplate and links dropped unless asked to keep them (for naming a surface
-    change); sentences left with no word or number are dropped."""
-    found: list[_Sentence] = []
-    raw = [(s, False) for s in split_sentences(text)]
-    if title.strip():
-        raw.insert(0, (_SPACE.sub(" ", title).strip(), True))
-    for written, is_title in raw:
-        clean = _fold(written if links else _URL.sub(" ", written))
-        if is_title and not boilerplate:
-            clean = _TITLE_LABEL.sub("", clean).strip()
-        if not boilerplate and _boilerplate(clean):
-            continue
-        key = " ".join(_tokens(clean))
-        if key:
-            found.append(_Sentence(written, _SPACE.sub(" ", clean).strip(), key, is_title))
-    return found
-
-
-def _pooled(sentences: Sequence[_Sentence]) -> str:
+def _pooled(sentences: Sequence[Sentence]) -> str:
     """Every sentence's comparison key, one a line: phrases never match across sentences."""
     return "\n".join(s.key for s in sentences)
 
-
-# --- fact signals ----------------------------------------------------------------------------------------------------
 
 _NUMBER_WORDS = {**{w: str(n) for w, n in p.NUMBER_WORDS.items()}, "a dozen": "12", "dozens": "dozens",
                  "hundred": "hundred", "hundreds": "hundreds", "thousand": "thousand", "thousands": "thousands",
@@ -309,12 +172,12 @@ def _negations(pooled: str) -> set[str]:
 _QUOTED = re.compile(r"[\"“]([^\"“”]{1,600})[\"”]|(?<!\w)['‘]((?:[^'‘’]|(?<=\w)['’](?=\w)){1,600})['’](?!\w)")
 
 
-def _quotes(sentences: Sequence[_Sentence]) -> set[str]:
+def _quotes(sentences: Sequence[Sentence]) -> set[str]:
     """Quoted passages of two words or more (speech, not scare quotes), by comparison key."""
-    joined = " ".join(unicodedata.normalize("NFKC", _URL.sub(" ", s.written)) for s in sentences)
+    joined = " ".join(unicodedata.normalize("NFKC", remove_links(s.written)) for s in sentences)
     found = set()
     for m in _QUOTED.finditer(joined):
-        words = _tokens(_fold(m.group(1) or m.group(2)))
+        words = tokens(fold(m.group(1) or m.group(2)))
         if len(words) >= 2:
             found.add(" ".join(words))
     return found
@@ -338,7 +201,7 @@ def _title_cased(sentence: str) -> bool:
     return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
 
 
-def _names(sentences: Sequence[_Sentence]) -> list[str]:
+def _names(sentences: Sequence[Sentence]) -> list[str]:
     """Runs of capitalised words ("Jane Smith") that do not start a sentence, a quote or a clause after a colon,
     titles and labels left out ("Det Insp"). A title in title case names nothing (every word is capitalised)."""
     found: list[str] = []
@@ -363,7 +226,7 @@ def _names(sentences: Sequence[_Sentence]) -> list[str]:
     return found
 
 
-def _vocabulary(sentences: Sequence[_Sentence]) -> set[str]:
+def _vocabulary(sentences: Sequence[Sentence]) -> set[str]:
     """Every word a version uses, folded, possessives dropped."""
     return {_possessive(w).casefold() for s in sentences for w in _WORD.findall(s.clean)}
 
@@ -421,7 +284,7 @@ def _quote_change(old: set[str], new: set[str]) -> str | None:
     return None
 
 
-def _missing(sentences: Sequence[_Sentence], other: set[str]) -> list[_Sentence]:
+def _missing(sentences: Sequence[Sentence], other: set[str]) -> list[Sentence]:
     """The sentences whose key `other` lacks, each key once, in order."""
     seen: set[str] = set()
     missing = []
@@ -432,7 +295,7 @@ def _missing(sentences: Sequence[_Sentence], other: set[str]) -> list[_Sentence]
     return missing
 
 
-def _listed(sentences: Sequence[_Sentence]) -> tuple[str, ...]:
+def _listed(sentences: Sequence[Sentence]) -> tuple[str, ...]:
     cut = [s.written if len(s.written) <= MAX_SENTENCE_CHARS else s.written[: MAX_SENTENCE_CHARS - 1].rstrip() + "…"
            for s in sentences[:MAX_LISTED]]
     return tuple(cut)
@@ -458,13 +321,13 @@ def _stem(word: str) -> str:
     return word
 
 
-def _content_stems(sentences: Iterable[_Sentence]) -> dict[str, str]:
+def _content_stems(sentences: Iterable[Sentence]) -> dict[str, str]:
     """Stem → word for every content word (no number, no stopword, three letters or more)."""
     return {_stem(w): w for s in sentences for w in s.key.split()
             if len(w) >= 3 and not w[0].isdigit() and w not in _STOPWORDS}
 
 
-def _extract(sentences: Sequence[_Sentence]) -> Facts:
+def _extract(sentences: Sequence[Sentence]) -> Facts:
     """The tracker's reading of a version, boilerplate, links and title labels left out."""
     title = next((s.clean for s in sentences if s.title), "")
     return extract(title, "\n".join(s.clean for s in sentences if not s.title))
@@ -476,7 +339,7 @@ def _extract(sentences: Sequence[_Sentence]) -> Facts:
 def _surface_reason(old_title: str, old_text: str, new_title: str, new_text: str) -> str:
     """Why two versions whose sentences compare equal still differ."""
     def keys(title: str, text: str, **keep: bool) -> list[str]:
-        return [s.key for s in _sentences(title, text, **keep)]
+        return [s.key for s in sentences_of(title, text, **keep)]
 
     everything = {"links": True, "boilerplate": True}
     if keys(old_title, old_text, **everything) == keys(new_title, new_text, **everything):
@@ -490,7 +353,7 @@ def _surface_reason(old_title: str, old_text: str, new_title: str, new_text: str
     return "only boilerplate and links changed"
 
 
-def _signals(old: Sequence[_Sentence], new: Sequence[_Sentence]) -> Iterator[str | None]:
+def _signals(old: Sequence[Sentence], new: Sequence[Sentence]) -> Iterator[str | None]:
     """Each fact signal's description of what differs between two versions, None where it sees no difference."""
     old_pool, new_pool = _pooled(old), _pooled(new)
     yield _set_change("numbers", _numbers(old_pool), _numbers(new_pool))
@@ -522,7 +385,7 @@ def _signals(old: Sequence[_Sentence], new: Sequence[_Sentence]) -> Iterator[str
 def classify_revision(old_title: str, old_text: str, new_title: str, new_text: str) -> Revision:
     """What changed between two versions of one entry, and whether it is `factual` or `cosmetic` (see the module
     docstring for the contract)."""
-    old, new = _sentences(old_title, old_text), _sentences(new_title, new_text)
+    old, new = sentences_of(old_title, old_text), sentences_of(new_title, new_text)
     old_keys, new_keys = {s.key for s in old}, {s.key for s in new}
     added, removed = _missing(new, old_keys), _missing(old, new_keys)
     diff = _listed(added), _listed(removed)
