@@ -29,7 +29,8 @@ STORY = (
 OTHER_STORY = (
     "Firefighters were called to a house in Leyton Road on Tuesday evening after smoke was seen coming from an "
     "upstairs window. Two people were treated at the scene for smoke inhalation and a woman was taken to hospital. "
-    "The cause of the fire is being investigated by the London Fire Brigade, which said the blaze was under control by midnight."
+    "The cause of the fire is being investigated by the London Fire Brigade, which said the blaze was under control "
+    "by midnight."
 )
 
 
