@@ -81,7 +81,8 @@ class Keys:
         return f"{self.prefix}:websub:due"
 
     def feed_links(self, source_id: str) -> str:
-        """Hash: canonical entry link → the GUID it was last seen under in one feed (to spot GUIDs that change)."""
+        """Hash: canonical entry link → the GUID it was last seen under in one feed (to spot GUIDs that change); once
+        the feed's GUIDs are found unreliable, the GUID its entry keeps; `""` for a link several GUIDs share."""
         return f"{self.prefix}:links:{source_id}"
 
     def feed_seen(self, source_id: str) -> str:

@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         default=7 * 86_400, ge=60, description="How long dedup remembers entries, texts and near-copy signatures."
     )
     dedup_near_threshold: float = Field(
-        default=0.8, gt=0, le=1, description="Estimated Jaccard similarity from which a text is a near-copy."
+        default=0.9, gt=0, le=1, description="Estimated Jaccard similarity from which a text is a near-copy."
     )
 
     log_format: Literal["auto", "console", "json"] = "auto"

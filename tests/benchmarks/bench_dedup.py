@@ -30,11 +30,11 @@ from schemas import Authority, FeedEntry, RawUpdate
 from services.app import build_broker
 from services.dedup import process
 from services.dedup.stage import DedupPolicy
-from services.groups import ensure_groups
+from services.groups import backlog, ensure_groups
 from services.identity import content_fingerprint, entry_identity
 from services.logs import configure_logging
 from services.names import Keys
-from services.replay import delete_prefix, wait_drained
+from services.replay import delete_prefix
 from services.settings import Settings
 from services.stage import StageContext
 from services.wire import DATA_FIELD
@@ -89,10 +89,21 @@ async def _fill(redis: Redis, keys: Keys, items: list[RawUpdate], policy: DedupP
 
 
 async def _memory(redis: Redis, prefix: str) -> tuple[int, int]:
+    """Bytes and number of the dedup keys under `prefix` (MEMORY USAGE of every key, pipelined)."""
     total = count = 0
+    batch: list[bytes] = []
+
+    async def measure() -> int:
+        async with redis.pipeline(transaction=False) as pipe:
+            for key in batch:
+                pipe.memory_usage(key)
+            return sum(size or 0 for size in await pipe.execute())
+
     async for key in redis.scan_iter(match=f"{prefix}:dedup:*", count=1000):
-        total += await redis.memory_usage(key) or 0
-        count += 1
+        batch.append(key)
+        if len(batch) == 1000:
+            total, count, batch = total + await measure(), count + len(batch), []
+    total, count = total + await measure(), count + len(batch)
     return total, count
 
 
@@ -107,7 +118,8 @@ async def _dedup_stage(redis: Redis, settings: Settings, url: str, items: list[R
     started = time.perf_counter()
     async with build_broker(ctx, url, ["dedup"]) as broker:
         await broker.start()
-        await wait_drained(redis, keys, timeout_s=600)
+        while (await backlog(redis, keys))["dedup"]:  # noqa: ASYNC110 - the state is in Redis
+            await asyncio.sleep(0.02)
     return time.perf_counter() - started
 
 

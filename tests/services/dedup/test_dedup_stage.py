@@ -24,7 +24,14 @@ STORY = (
     "Armed officers were called to an address in Hoe Street, Walthamstow, at about 9am on Friday after reports "
     "of a man with a gun. A man in his thirties was shot by police and taken to hospital, where his condition is "
     "described as critical. The Independent Office for Police Conduct has been informed and a cordon remains in "
-    "place while officers carry out inquiries. Residents were asked to avoid the area for the rest of the day."
+    "place while officers carry out inquiries. Residents were asked to avoid the area for the rest of the day. "
+    "A spokesperson for the Metropolitan Police said the man had been seen on a bus in Forest Road shortly before "
+    "the first call, and that a firearm had been recovered from the scene. Neighbours described hearing two shots "
+    "and seeing armed officers run along the pavement towards the junction with the High Street. Anyone who has "
+    "footage of the area between 8am and 10am is asked to contact police quoting the reference 1234 of 24 October. "
+    "Waltham Forest Council said the market in the High Street would open as usual on Saturday, and that extra "
+    "staff would be on hand to support residents who had been affected by what they saw. Local schools were not "
+    "affected and remained open throughout the day, the council added in a statement published on its website."
 )
 OTHER_STORY = (
     "Firefighters were called to a house in Leyton Road on Tuesday evening after smoke was seen coming from an "

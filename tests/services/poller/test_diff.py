@@ -98,3 +98,122 @@ async def test_markup_only_edit_is_neither_published_nor_judged_a_revision(redis
     revision = await process(redis, keys, edited)
     assert revision is not None
     assert (revision.verdict, revision.reported_at) == (Verdict.revision, later)
+
+
+def linked_document(*items: tuple[str, str, str]) -> bytes:
+    """An RSS document of (guid, title, link) items, each with its title as its text."""
+    body = "".join(
+        f"<item><guid>{guid}</guid><title>{title}</title><link>{link}</link><description>{title}.</description></item>"
+        for guid, title, link in items
+    )
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>Met</title>{body}</channel></rss>'.encode()
+
+
+STORY = "https://news.example/2025/10/24/man-shot-walthamstow"
+OTHER = "https://news.example/2025/10/24/cadets-winter-intake"
+
+
+@pytest.mark.redis
+async def test_a_guid_that_changes_with_the_title_keeps_the_entry_one_entry(redis: Redis, settings: Settings) -> None:
+    """On a real Redis: an edit that changes the GUID (same link) is a revision of the same identity, the feed is
+    marked, and its later entries are named by their links."""
+    keys = settings.keys
+    later, latest = FETCHED + timedelta(minutes=5), FETCHED + timedelta(minutes=10)
+    first = await publish_changed(redis, keys, SOURCE.id, updates(linked_document(
+        ("met-man-shot-critical", "Man shot, critical", STORY + "?utm_source=rss"),
+        ("met-cadets", "Cadets wanted", OTHER),
+    )))
+    assert [u.identity for u in first] == ["met|met-cadets", "met|met-man-shot-critical"]
+    assert not await redis.hexists(keys.feed_state(SOURCE.id), "guid_unreliable")
+
+    (edited,) = await publish_changed(redis, keys, SOURCE.id, updates(linked_document(
+        ("met-man-shot-stable", "Man shot, now stable", STORY + "/amp/"),
+        ("met-cadets", "Cadets wanted", OTHER),
+    ), later))
+    assert (edited.entry.guid, edited.identity) == ("met-man-shot-stable", "met|met-man-shot-critical")
+    reason = await redis.hget(keys.feed_state(SOURCE.id), "guid_unreliable")
+    assert reason is not None
+    assert reason.startswith(b"changed:")
+
+    for raw in first:
+        assert await process(redis, keys, raw) is not None
+    revision = await process(redis, keys, edited)
+    assert revision is not None
+    assert revision.verdict == Verdict.revision
+
+    third = await publish_changed(redis, keys, SOURCE.id, updates(linked_document(
+        ("met-man-shot-discharged", "Man shot, discharged", STORY),
+        ("met-appeal", "Appeal for witnesses", "https://news.example/appeal?utm_medium=feed"),
+        ("met-cadets", "Cadets wanted", OTHER),
+    ), latest))
+    assert {u.entry.guid: u.identity for u in third} == {
+        "met-man-shot-discharged": "met|met-man-shot-critical",  # published before the switch: keeps its identity
+        "met-appeal": "met|https://news.example/appeal",  # first seen after the switch: its link
+    }
+
+
+@pytest.mark.redis
+async def test_duplicate_guids_in_one_document_mark_the_feed_and_later_entries_use_links(
+    redis: Redis, settings: Settings
+) -> None:
+    """On a real Redis: one GUID for two entries in a document marks the feed; each entry is then its own identity
+    (the one published under the GUID before keeps it), in that document and the ones after."""
+    keys = settings.keys
+    (only,) = await publish_changed(redis, keys, SOURCE.id, updates(linked_document(("1", "Man shot", STORY))))
+    assert only.identity == "met|1"
+
+    (second,) = await publish_changed(redis, keys, SOURCE.id, updates(linked_document(
+        ("1", "Cadets wanted", OTHER), ("1", "Man shot", STORY)
+    ), FETCHED + timedelta(minutes=5)))
+    assert second.identity == f"met|{OTHER}", "the entry already published is not published again"
+    reason = await redis.hget(keys.feed_state(SOURCE.id), "guid_unreliable")
+    assert reason is not None
+    assert reason.startswith(b"duplicate:")
+
+    (third,) = await publish_changed(redis, keys, SOURCE.id, updates(linked_document(
+        ("1", "Appeal for witnesses", "https://news.example/appeal"), ("1", "Cadets wanted", OTHER),
+        ("1", "Man shot", STORY),
+    ), FETCHED + timedelta(minutes=10)))
+    assert third.identity == "met|https://news.example/appeal"
+
+
+@pytest.mark.redis
+async def test_a_feed_with_stable_guids_is_never_marked(redis: Redis, settings: Settings) -> None:
+    """On a real Redis: new entries, edits and links that change their tracking keep GUID identities, unmarked."""
+    keys = settings.keys
+    await publish_changed(redis, keys, SOURCE.id, updates(linked_document(("g1", "Man shot", STORY))))
+    published = await publish_changed(redis, keys, SOURCE.id, updates(linked_document(
+        ("g2", "Cadets wanted", OTHER), ("g1", "Man shot, now stable", STORY + "?utm_campaign=2")
+    ), FETCHED + timedelta(minutes=5)))
+    assert sorted(u.identity for u in published) == ["met|g1", "met|g2"]
+    assert not await redis.hexists(keys.feed_state(SOURCE.id), "guid_unreliable")
+    assert await redis.hgetall(keys.feed_links(SOURCE.id)) == {STORY.encode(): b"g1", OTHER.encode(): b"g2"}
+
+
+@pytest.mark.redis
+async def test_the_link_index_is_bounded(redis: Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a real Redis: the link index keeps links across documents (a push of one entry forgets nothing) and is cut
+    back to the current document once it outgrows its bound."""
+    monkeypatch.setattr("services.poller.diff.LINKS_KEPT", 4)
+    keys = settings.keys
+    for n in range(3):
+        document_n = linked_document(*((f"g{n}{i}", f"Story {n}{i}", f"https://news.example/{n}/{i}") for i in (1, 2)))
+        await publish_changed(redis, keys, SOURCE.id, updates(document_n, FETCHED + timedelta(minutes=n)))
+        expected = {0: 2, 1: 4, 2: 2}[n]  # 6 fields would exceed the bound of 4: only the current document stays
+        assert await redis.hlen(keys.feed_links(SOURCE.id)) == expected
+
+
+@pytest.mark.redis
+async def test_a_live_page_pushed_one_update_at_a_time_is_not_a_guid_change(redis: Redis, settings: Settings) -> None:
+    """On a real Redis: updates that share a live page's link, the newest pushed alone by a hub, keep their GUIDs."""
+    keys = settings.keys
+    live = "https://news.example/live/walthamstow"
+    await publish_changed(redis, keys, SOURCE.id, updates(linked_document(("live-1", "Police at scene", live))))
+    await publish_changed(redis, keys, SOURCE.id, updates(linked_document(
+        ("live-2", "Man taken to hospital", live), ("live-1", "Police at scene", live)
+    ), FETCHED + timedelta(minutes=5)))
+    (pushed,) = await publish_changed(redis, keys, SOURCE.id, updates(linked_document(
+        ("live-3", "Cordon in place", live)
+    ), FETCHED + timedelta(minutes=10)))
+    assert pushed.identity == "met|live-3"
+    assert not await redis.hexists(keys.feed_state(SOURCE.id), "guid_unreliable")
