@@ -92,34 +92,66 @@ class _NearIndex:
     since_ms: int
 
 
-async def _near_lookup(redis: Redis, keys: Keys, raw: RawUpdate, policy: DedupPolicy,
-                       now_ms: int) -> tuple[NearMatch | None, _NearIndex | None]:
-    """The closest recent text from another source at or above the threshold, and this text's bands."""
+# Everything a verdict is decided on, in one round trip: the entry's current version, whether this version was judged
+# before, the story's owner, and, for an entry seen for the first time, each band's recent members (counted, for the
+# check-and-set) with their stored signatures. KEYS: entry, story, band... ARGV: known field, since_ms, signature key
+# prefix.
+_READ = """
+local current = redis.call('HGET', KEYS[1], 'current')
+local known = redis.call('HEXISTS', KEYS[1], ARGV[1])
+local owner = redis.call('GET', KEYS[2])
+local counts, found, seen = {}, {}, {}
+if not current and known == 0 then
+  for i = 3, #KEYS do
+    local members = redis.call('ZRANGEBYSCORE', KEYS[i], ARGV[2], '+inf')
+    counts[#counts + 1] = #members
+    for _, id in ipairs(members) do
+      if not seen[id] then
+        seen[id] = true
+        local stored = redis.call('HMGET', ARGV[3] .. id, 'sig', 'identity', 'source')
+        if stored[1] then found[#found + 1] = {id, stored[1], stored[2], stored[3]} end
+      end
+    end
+  end
+end
+return {current, known, owner, counts, found}
+"""
+
+
+@dataclass(frozen=True)
+class _Read:
+    seen: Seen
+    index: _NearIndex | None
+
+
+async def _read(redis: Redis, keys: Keys, raw: RawUpdate, story: str, known_field: str, policy: DedupPolicy,
+                now_ms: int) -> _Read:
+    """What dedup knows about `raw`: its entry, its exact story, and the closest recent near-copy from another
+    source at or above the threshold."""
     signature = shingles.signature(raw.entry.title, raw.entry.text)
-    if signature is None:
-        return None, None  # too short to tell a copy from a coincidence: exact copies only (story key)
-    bands = shingles.band_keys(signature, policy.near_threshold)
+    # Too short a text has no signature: too little to tell a copy from a coincidence, so exact copies only.
+    bands = shingles.band_keys(signature, policy.near_threshold) if signature is not None else []
     since_ms = now_ms - policy.window_s * 1000
-    async with redis.pipeline(transaction=False) as pipe:
-        for band in bands:
-            pipe.zrangebyscore(keys.dedup_band(band), since_ms, "+inf")
-        members: list[list[bytes]] = await pipe.execute()
-    index = _NearIndex(shingles.encode(signature), bands, [len(m) for m in members], now_ms, since_ms)
-    candidates = sorted({as_text(m) for found in members for m in found})
-    if not candidates:
-        return None, index
-    async with redis.pipeline(transaction=False) as pipe:
-        for candidate in candidates:
-            pipe.hmget(keys.dedup_signature(candidate), ["sig", "identity", "source"])
-        stored = await pipe.execute()
+    current_text, known, owner, counts, found = await redis.eval(
+        _READ, 2 + len(bands), keys.dedup_entry(raw.identity), keys.dedup_story(story),
+        *(keys.dedup_band(band) for band in bands), known_field, since_ms, keys.dedup_signature(""),
+    )
     best: NearMatch | None = None
-    for candidate, (sig, identity, source) in zip(candidates, stored, strict=True):
-        if sig is None or as_text(source) == raw.source_id or as_text(identity) == raw.identity:
-            continue  # expired meanwhile, or the same outlet (its own follow-ups share its boilerplate)
+    for candidate, sig, identity, source in found:
+        if as_text(source) == raw.source_id or as_text(identity) == raw.identity:
+            continue  # the same outlet: its own follow-ups share its boilerplate and are not corroboration
+        assert signature is not None  # candidates come only from this text's bands
         similarity = shingles.similarity(signature, shingles.decode(sig))
         if similarity >= policy.near_threshold and (best is None or similarity > best.similarity):
-            best = NearMatch(candidate, as_text(identity), as_text(source), similarity)
-    return best, index
+            best = NearMatch(as_text(candidate), as_text(identity), as_text(source), similarity)
+    current = Version.decode(as_optional_text(current_text))
+    index = (
+        _NearIndex(shingles.encode(signature), bands, [int(c) for c in counts], now_ms, since_ms)
+        if signature is not None else None
+    )
+    seen = Seen(current, as_optional_text(owner), bool(known), best,
+                await _previous_text(redis, keys, current) if current and not known else None)
+    return _Read(seen, index)
 
 
 async def _previous_text(redis: Redis, keys: Keys, version: Version | None) -> tuple[str, str] | None:
@@ -144,25 +176,12 @@ async def process(redis: Redis, keys: Keys, raw: RawUpdate, *, raw_id: str = "",
     known_field = f"v:{raw.fingerprint}"
     for _ in range(_MAX_ATTEMPTS):
         now_ms = int(time.time() * 1000)
-        async with redis.pipeline(transaction=False) as pipe:
-            pipe.hget(keys.dedup_entry(raw.identity), "current")
-            pipe.get(keys.dedup_story(story))
-            pipe.hexists(keys.dedup_entry(raw.identity), known_field)
-            current_text, owner, known = await pipe.execute()
-        current = Version.decode(as_optional_text(current_text))
-        near, index = (None, None) if current or known else await _near_lookup(redis, keys, raw, policy, now_ms)
-        seen = Seen(current, as_optional_text(owner), bool(known), near,
-                    await _previous_text(redis, keys, current) if current and not known else None)
+        read = await _read(redis, keys, raw, story, known_field, policy, now_ms)
+        seen, index = read.seen, read.index
         update = judge(raw, seen)
         if update is None:
             await redis.hincrby(keys.dedup_stats, "repeat", 1)
             return None
-        if update.verdict is not Verdict.duplicate and index is None and current is not None:
-            # A revision's new text may be copied by others: index it too.
-            signature = shingles.signature(raw.entry.title, raw.entry.text)
-            if signature is not None:
-                bands = shingles.band_keys(signature, policy.near_threshold)
-                index = _NearIndex(shingles.encode(signature), bands, [], now_ms, now_ms - policy.window_s * 1000)
         outcome = await _commit(redis, keys, raw, update, seen, story, known_field, raw_id, index, policy)
         if outcome == "published":
             return update
