@@ -247,11 +247,12 @@ def feeds_add(
 
 @feeds_cli.command("list")
 def feeds_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per feed.")] = False) -> None:
-    """Every feed with its status: last fetch, last status code, next due, entries per day, hot, gone, errors.
+    """Every feed with its status: last fetch, last status code, next due, entries per day, hot, pushed (a live
+    WebSub subscription), gone, GUIDs found unreliable (identities by link), errors.
 
-    With --json, `hot` and `gone` are booleans, `error_count` an integer, `next_due` the feed's time in the due list
-    (null when it is not in it: gone) and `entries_per_day` the scheduler's estimate (null until a document has been
-    read); the other fields are as the pollers recorded them.
+    With --json, `hot`, `pushed` and `gone` are booleans, `error_count` an integer, `next_due` the feed's time in
+    the due list (null when it is not in it: gone) and `entries_per_day` the scheduler's estimate (null until a
+    document has been read); the other fields are as the pollers recorded them.
     """
 
     async def show(registry: FeedRegistry, settings: Settings) -> int:
@@ -270,6 +271,7 @@ def feeds_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON ob
                 "gone": state.get("gone") == "1",
                 "error_count": int(state.get("error_count") or 0),
                 "entries_per_day": schedule.entries_per_day,
+                "pushed": schedule.push_until is not None and schedule.push_until > now,
             }
             if as_json:
                 typer.echo(json.dumps(row))
@@ -279,7 +281,8 @@ def feeds_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON ob
                     f"status {state.get('last_status', '-'):<4} next {(next_due or '-')[:19]:<19} "
                     f"{_per_day(schedule.entries_per_day):>5}/day "
                     f"every {state.get('interval_s', '-'):>5}s ({state.get('schedule_reason', '-')})"
-                    f"{' HOT' if row['hot'] else ''}{' GONE' if row['gone'] else ''} errors {row['error_count']:<3} "
+                    f"{' HOT' if row['hot'] else ''}{' PUSH' if row['pushed'] else ''}{' GONE' if row['gone'] else ''}"
+                    f"{' GUIDS-UNRELIABLE' if state.get('guid_unreliable') else ''} errors {row['error_count']:<3} "
                     f"{state.get('last_error', '')}"
                 )
         return 0

@@ -224,6 +224,11 @@ def test_feeds_list_shows_entries_per_day_hot_gone_and_errors(settings: Settings
     rate = schedules["busy"].entries_per_day
     assert rate is not None
     assert 23 < rate < 25
+    from redis import Redis as SyncRedis
+
+    with SyncRedis.from_url(settings.redis_url or "") as client:  # as the WebSub callback and the diff record them
+        client.hset(settings.keys.feed_state("broken"), mapping={
+            "push_until": (datetime.now(UTC) + timedelta(days=1)).isoformat(), "guid_unreliable": "duplicate: g1"})
 
     def livedesk(*args: str) -> list[str]:
         done = subprocess.run([sys.executable, "-m", "services", "feeds", "list", *args], cwd=ROOT,
@@ -240,6 +245,7 @@ def test_feeds_list_shows_entries_per_day_hot_gone_and_errors(settings: Settings
     hot_due = datetime.now(UTC) + timedelta(seconds=settings.poll_hot_interval_s)
     assert busy["last_polled_at"] < busy["next_due"] < hot_due.isoformat(), "hot: due within the hot interval"
     assert (broken["entries_per_day"], broken["hot"], broken["gone"], broken["error_count"]) == (None, False, False, 1)
+    assert (busy["pushed"], broken["pushed"], broken["guid_unreliable"]) == (False, True, "duplicate: g1")
     assert (gone["entries_per_day"], gone["hot"], gone["gone"], gone["error_count"]) == (None, False, True, 1)
     assert gone["next_due"] is None
 
@@ -250,6 +256,8 @@ def test_feeds_list_shows_entries_per_day_hot_gone_and_errors(settings: Settings
     assert f"last {busy['last_polled_at'][:19]}" in table["busy"]
     assert f"next {busy['next_due'][:19]}" in table["busy"]
     assert " -/day " in table["broken"]
+    assert " PUSH GUIDS-UNRELIABLE " in table["broken"]
+    assert "PUSH" not in table["busy"]
     assert "errors 1 " in table["broken"]
     assert " GONE " in table["gone"]
     assert "next -  " in table["gone"]
