@@ -61,7 +61,9 @@ if ARGV[10] == '1' then
   redis.call('PEXPIRE', KEYS[5], ARGV[8])
   for i = 1, bands do
     redis.call('ZADD', KEYS[5 + i], ARGV[12], ARGV[11])
-    redis.call('ZREMRANGEBYSCORE', KEYS[5 + i], '-inf', '(' .. ARGV[13])
+    -- Only members an hour past the window go: a concurrent judge may have counted anything newer (its clock and
+    -- its read-to-commit time differ from ours), and removing what it counted would let its count match again.
+    redis.call('ZREMRANGEBYSCORE', KEYS[5 + i], '-inf', '(' .. (tonumber(ARGV[13]) - 3600000))
     redis.call('PEXPIRE', KEYS[5 + i], ARGV[8])
   end
 end

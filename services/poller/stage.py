@@ -126,6 +126,10 @@ class Poller:
                 claimed = await registry.claim(datetime.now(UTC), capacity, self._holder, self._lease_ms) \
                     if capacity > 0 else []
                 for feed in claimed:
+                    if feed.feed_id in running:
+                        # Its lease ran out while its poll waited for a host slot; that poll still records and
+                        # releases it, so this claim is dropped.
+                        continue
                     running[feed.feed_id] = asyncio.create_task(self._turn(feed), name=f"poll:{feed.feed_id}")
                 # Wake when a poll finishes (its slot is free at once) or at the next tick (new feeds may be due).
                 if running:

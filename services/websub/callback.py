@@ -1,4 +1,4 @@
-"""The WebSub callback, `/websub/{feed_id}`: hubs verify our intent with GET and push content with POST.
+"""The WebSub callback, `/websub/{feed_id}/{token}`: hubs verify our intent with GET and push content with POST.
 
 A push is taken through the poller's own path (`ingest_document`), so an entry is published once whether it came by
 push or by poll, and a pushed edit is a revision like a polled one.
@@ -6,6 +6,7 @@ push or by poll, and a pushed edit is a revision like a polled one.
 
 from __future__ import annotations
 
+import hmac
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -18,7 +19,7 @@ from services.poller.feeds import FeedRegistry
 from services.poller.ingest import ingest_document
 from services.stage import StageContext
 from services.websub.signature import signature_valid
-from services.websub.subscriptions import SubscriptionState, SubscriptionStore
+from services.websub.subscriptions import Subscription, SubscriptionState, SubscriptionStore
 
 log = structlog.get_logger(__name__)
 
@@ -42,8 +43,18 @@ def websub_routes(ctx: StageContext) -> list[Route]:
     registry = FeedRegistry(ctx.redis, ctx.keys)
     settings = ctx.settings
 
+    async def subscription_for(request: Request) -> Subscription | None:
+        """The subscription the path names, if its token is right (compared in constant time)."""
+        found = await store.get(request.path_params["feed_id"])
+        token = request.path_params["token"]
+        if found is None or not token.isascii() or not hmac.compare_digest(found.token.encode(), token.encode()):
+            return None
+        return found
+
     async def verify(request: Request) -> Response:
         feed_id = request.path_params["feed_id"]
+        if await subscription_for(request) is None:
+            return PlainTextResponse("no such subscription", status_code=404)
         query = request.query_params
         mode, topic = query.get("hub.mode", ""), query.get("hub.topic", "")
         if mode == "denied":
@@ -56,7 +67,9 @@ def websub_routes(ctx: StageContext) -> list[Route]:
         if mode not in ("subscribe", "unsubscribe") or not topic or not challenge:
             return PlainTextResponse("hub.mode, hub.topic and hub.challenge are required", status_code=400)
         lease_text = query.get("hub.lease_seconds", "")
-        lease_s = int(lease_text) if lease_text.isdigit() else None
+        # ASCII digits only (str.isdigit accepts "²"), and never longer than the lease we asked for.
+        lease_s = (min(int(lease_text), settings.websub_lease_s)
+                   if lease_text.isascii() and lease_text.isdecimal() and len(lease_text) < 12 else None)
         if mode == "subscribe" and lease_s is None:
             return PlainTextResponse("hub.lease_seconds is required to subscribe", status_code=400)
         if not await store.confirm(feed_id, mode, topic, lease_s, datetime.now(UTC)):
@@ -68,7 +81,7 @@ def websub_routes(ctx: StageContext) -> list[Route]:
 
     async def receive(request: Request) -> Response:
         feed_id = request.path_params["feed_id"]
-        subscription = await store.get(feed_id)
+        subscription = await subscription_for(request)
         source = await registry.get(feed_id)
         if subscription is None or source is None or subscription.state is SubscriptionState.unsubscribing:
             # WebSub §7: 410 tells the hub this subscription is over.
@@ -99,6 +112,6 @@ def websub_routes(ctx: StageContext) -> list[Route]:
         return Response(status_code=202)
 
     return [
-        Route("/websub/{feed_id}", verify, methods=["GET"]),
-        Route("/websub/{feed_id}", receive, methods=["POST"]),
+        Route("/websub/{feed_id}/{token}", verify, methods=["GET"]),
+        Route("/websub/{feed_id}/{token}", receive, methods=["POST"]),
     ]

@@ -19,7 +19,7 @@ def signature_valid(secret: str, body: bytes, header: str | None) -> bool:
 
     Compared in constant time; a missing, malformed or unknown-method header is invalid.
     """
-    if not header or "=" not in header:
+    if not header or "=" not in header or not header.isascii():
         return False
     method, _, digest = header.strip().partition("=")
     method = method.strip().lower()

@@ -26,9 +26,13 @@ _HOLD_S = 60.0
 _VERIFY_WAIT_S = 600.0
 
 
-def callback_url(public_url: str, feed_id: str) -> str:
-    """Where the hub reaches us about `feed_id`."""
-    return f"{public_url.rstrip('/')}/websub/{feed_id}"
+# A feed removed while its unsubscription goes unverified is forgotten after this many requests.
+_UNSUBSCRIBE_ATTEMPTS = 3
+
+
+def callback_url(public_url: str, subscription: Subscription) -> str:
+    """Where the hub reaches us about one subscription: the feed id, and a token only that hub knows."""
+    return f"{public_url.rstrip('/')}/websub/{subscription.feed_id}/{subscription.token}"
 
 
 class Subscriber:
@@ -43,11 +47,16 @@ class Subscriber:
         self._random = random.Random()
 
     async def run(self) -> None:
-        log.info("websub subscriber started", callback_base=callback_url(self._public_url, "")[:-1])
+        log.info("websub subscriber started", callback_base=f"{self._public_url.rstrip('/')}/websub/")
         while True:
             raise_if_cancelled()
             for feed_id in await self._store.claim_due(datetime.now(UTC), _BATCH, _HOLD_S):
-                await self.request(feed_id)
+                try:
+                    await self.request(feed_id)
+                except Exception:
+                    # One feed's bad hub URL (or a bug) must not stop every other subscription's renewals: the
+                    # claim has moved it `_HOLD_S` ahead, so it is tried again then.
+                    log.exception("websub request crashed", source_id=feed_id)
             await asyncio.sleep(_TICK_S)
 
     async def request(self, feed_id: str) -> None:
@@ -59,15 +68,19 @@ class Subscriber:
         if removed and subscription.state in (SubscriptionState.new, SubscriptionState.denied):
             await self._store.forget(feed_id)  # nothing to undo at the hub
             return
+        if removed and subscription.attempts >= _UNSUBSCRIBE_ATTEMPTS:
+            await self._store.forget(feed_id)  # the hub never verified: its lease will run out by itself
+            return
         mode = "unsubscribe" if removed else "subscribe"
         form = {
             "hub.mode": mode,
             "hub.topic": subscription.topic,
-            "hub.callback": callback_url(self._public_url, feed_id),
+            "hub.callback": callback_url(self._public_url, subscription),
         }
         if mode == "subscribe":
             form |= {"hub.secret": subscription.secret, "hub.lease_seconds": str(self._ctx.settings.websub_lease_s)}
         now = datetime.now(UTC)
+        await self._store.mark_pending(feed_id, mode)
         try:
             response = await self._client.post(subscription.hub, data=form, follow_redirects=False)
         except httpx.HTTPError as error:
@@ -76,14 +89,7 @@ class Subscriber:
         if not response.is_success:
             await self._failed(subscription, f"hub answered {response.status_code}: {response.text[:200]!r}", now)
             return
-        if removed and mode == "unsubscribe" and subscription.state is SubscriptionState.unsubscribing:
-            await self._store.forget(feed_id)  # asked twice: the hub's verification is not coming
-            return
-        state = SubscriptionState.unsubscribing if removed else SubscriptionState.requested
-        # An active subscription stays active while its renewal is verified (the hub keeps pushing meanwhile).
-        if subscription.state is SubscriptionState.active and not removed:
-            state = SubscriptionState.active
-        await self._store.requested(feed_id, state, now + timedelta(seconds=_VERIFY_WAIT_S))
+        await self._store.requested(feed_id, mode, now + timedelta(seconds=_VERIFY_WAIT_S))
         log.info("websub request accepted", source_id=feed_id, hub=subscription.hub, mode=mode,
                  status=response.status_code)
 

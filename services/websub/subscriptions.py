@@ -40,6 +40,8 @@ class Subscription:
     topic: str
     secret: str
     state: SubscriptionState
+    token: str = ""  # the secret part of the callback path: only the hub we asked knows it
+    pending: str = ""  # "subscribe" or "unsubscribe" while a request awaits the hub's verification
     lease_until: datetime | None = None
     attempts: int = 0
     last_error: str = ""
@@ -50,7 +52,10 @@ if redis.call('HGET', KEYS[1], 'hub') == ARGV[1] and redis.call('HGET', KEYS[1],
   return 0
 end
 redis.call('HSET', KEYS[1], 'hub', ARGV[1], 'topic', ARGV[2], 'secret', ARGV[3], 'state', 'new', 'attempts', 0,
-           'last_error', '')
+           'last_error', '', 'token', ARGV[6])
+-- The old subscription's lease says nothing about the new one: until it is verified, the feed is polled as usual.
+redis.call('HDEL', KEYS[1], 'lease_until', 'pending')
+redis.call('HDEL', KEYS[3], 'push_until')
 redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
 return 1
 """
@@ -64,6 +69,17 @@ return ids
 """
 
 
+_REQUESTED = """
+if redis.call('HGET', KEYS[1], 'pending') ~= ARGV[1] then return 0 end
+local state = redis.call('HGET', KEYS[1], 'state')
+if ARGV[1] == 'unsubscribe' then state = 'unsubscribing' elseif state ~= 'active' then state = 'requested' end
+redis.call('HSET', KEYS[1], 'state', state, 'last_error', '')
+redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
+
 async def offer_hub(redis: Redis, keys: Keys, feed_id: str, *, hub_url: str, topic: str) -> bool:
     """Record that `feed_id` advertises `hub_url` for `topic`; a new or changed hub is due for subscribing now.
 
@@ -71,8 +87,8 @@ async def offer_hub(redis: Redis, keys: Keys, feed_id: str, *, hub_url: str, top
         True when the hub or topic is new (a fresh secret is drawn and the old subscription forgotten).
     """
     changed = await redis.eval(
-        _OFFER, 2, keys.websub(feed_id), keys.websub_due,
-        hub_url, topic, secrets.token_urlsafe(32), datetime.now(UTC).timestamp(), feed_id,
+        _OFFER, 3, keys.websub(feed_id), keys.websub_due, keys.feed_state(feed_id),
+        hub_url, topic, secrets.token_urlsafe(32), datetime.now(UTC).timestamp(), feed_id, secrets.token_urlsafe(16),
     )
     return bool(changed)
 
@@ -95,17 +111,23 @@ class SubscriptionStore:
         )
         return [as_text(i) for i in ids]
 
-    async def requested(self, feed_id: str, state: SubscriptionState, check_again: datetime) -> None:
-        """The hub accepted a (un)subscription request; if its verification never comes, ask again at `check_again`."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._keys.websub(feed_id), mapping={"state": state.value, "last_error": ""})
-            pipe.hincrby(self._keys.websub(feed_id), "attempts", 1)
-            pipe.zadd(self._keys.websub_due, {feed_id: check_again.timestamp()})
-            await pipe.execute()
+    async def mark_pending(self, feed_id: str, mode: str) -> None:
+        """About to ask the hub to `mode` (subscribe or unsubscribe): its verification of intent is awaited from now,
+        since a quick hub verifies before it has even answered the request."""
+        await self._redis.hset(self._keys.websub(feed_id), "pending", mode)
+
+    async def requested(self, feed_id: str, mode: str, check_again: datetime) -> None:
+        """The hub accepted a request to `mode`; if its verification never comes, ask again at `check_again`.
+
+        A verification that already came (the request is no longer pending) is left as it is.
+        """
+        await self._redis.eval(_REQUESTED, 2, self._keys.websub(feed_id), self._keys.websub_due, mode,
+                               check_again.timestamp(), feed_id)
 
     async def failed(self, feed_id: str, error: str, retry_at: datetime) -> None:
         """A request the hub refused or could not be reached for: recorded, and asked again at `retry_at`."""
         async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hdel(self._keys.websub(feed_id), "pending")
             pipe.hset(self._keys.websub(feed_id), "last_error", error)
             pipe.hincrby(self._keys.websub(feed_id), "attempts", 1)
             pipe.zadd(self._keys.websub_due, {feed_id: retry_at.timestamp()})
@@ -118,15 +140,11 @@ class SubscriptionStore:
         unsubscription is forgotten.
         """
         subscription = await self.get(feed_id)
-        if subscription is None or subscription.topic != topic:
-            return False
+        if subscription is None or subscription.topic != topic or subscription.pending != mode:
+            return False  # only a request we have made and not yet seen verified
         if mode == "unsubscribe":
-            if subscription.state is not SubscriptionState.unsubscribing:
-                return False
             await self.forget(feed_id)
             return True
-        if mode != "subscribe" or subscription.state not in (SubscriptionState.requested, SubscriptionState.active):
-            return False
         lease = timedelta(seconds=lease_s if lease_s and lease_s > 0 else 0)
         until = now + lease
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -135,6 +153,7 @@ class SubscriptionStore:
                 mapping={"state": SubscriptionState.active.value, "lease_until": until.isoformat(), "attempts": 0,
                          "last_error": ""},
             )
+            pipe.hdel(self._keys.websub(feed_id), "pending")
             pipe.zadd(self._keys.websub_due, {feed_id: (now + lease * RENEW_AT).timestamp()})
             pipe.hset(self._keys.feed_state(feed_id), "push_until", until.isoformat())
             await pipe.execute()
@@ -171,6 +190,8 @@ def _decode(feed_id: str, fields: dict[Any, Any]) -> Subscription:
         topic=values.get("topic", ""),
         secret=values.get("secret", ""),
         state=SubscriptionState(values.get("state", "new")),
+        token=values.get("token", ""),
+        pending=values.get("pending", ""),
         lease_until=datetime.fromisoformat(lease) if lease else None,
         attempts=int(values.get("attempts") or 0),
         last_error=values.get("last_error", ""),

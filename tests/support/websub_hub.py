@@ -28,12 +28,14 @@ class WebSubHub:
     """Records every request (`requests`, the form fields) and every verification outcome (`verifications`).
 
     `lease_s` overrides the lease the subscriber asks for (a short one tests renewal); `refuse_with` answers every
-    subscription request with that status instead of 202.
+    subscription request with that status instead of 202; `verify_before_answering` verifies before it answers.
     """
 
-    def __init__(self, lease_s: int | None = None, refuse_with: int | None = None) -> None:
+    def __init__(self, lease_s: int | None = None, refuse_with: int | None = None,
+                 verify_before_answering: bool = False) -> None:
         self.lease_s = lease_s
         self.refuse_with = refuse_with
+        self.verify_before_answering = verify_before_answering
         self.requests: list[dict[str, str]] = []
         self.verifications: list[tuple[str, str, bool]] = []  # (mode, topic, confirmed)
         self.subscriptions: dict[str, dict[str, HubSubscription]] = {}  # topic → callback → subscription
@@ -47,10 +49,12 @@ class WebSubHub:
                 with hub._lock:
                     hub.requests.append(form)
                 status = hub.refuse_with or 202
+                if status == 202 and hub.verify_before_answering:
+                    hub._verify(form)  # a quick hub: the subscriber hears the verification before the answer
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
-                if status == 202:
+                if status == 202 and not hub.verify_before_answering:
                     threading.Thread(target=hub._verify, args=(form,), daemon=True).start()
 
             def log_message(self, *args: object) -> None:

@@ -39,10 +39,11 @@ class Push:
     topic: str
     server: FeedServer
 
-    @property
-    def callback(self) -> str:
+    async def callback(self) -> str:
+        subscription = await SubscriptionStore(self.redis, self.settings.keys).get(self.source.id)
         assert self.settings.public_url
-        return callback_url(self.settings.public_url, self.source.id)
+        assert subscription is not None
+        return callback_url(self.settings.public_url, subscription)
 
     async def raw(self) -> list[RawUpdate]:
         rows = await self.redis.xrange(self.settings.keys.raw)
@@ -54,15 +55,18 @@ class Push:
 
 
 @pytest.fixture
-async def push(redis: Redis, settings: Settings) -> AsyncIterator[tuple[Push, WebSubHub]]:
-    """Poller, callback server and subscriber running on one hub-advertising feed; the poll interval is long."""
+async def push(request: pytest.FixtureRequest, redis: Redis,
+               settings: Settings) -> AsyncIterator[tuple[Push, WebSubHub]]:
+    """Poller, callback server and subscriber running on one hub-advertising feed; the poll interval is long.
+
+    Parametrised indirectly, the parameter is the hub's keyword arguments."""
     port = free_port()
     settings = settings.model_copy(
         update={"public_url": f"http://127.0.0.1:{port}", "http_port": port, "poll_interval_s": 3000.0,
                 "poll_min_interval_s": 3000.0, "poll_max_interval_s": 7200.0, "poll_hot_interval_s": 3000.0}
     )
     ctx = StageContext(settings, redis)
-    with FeedServer() as feeds, WebSubHub() as hub:
+    with FeedServer() as feeds, WebSubHub(**getattr(request, "param", {})) as hub:
         topic = f"{feeds.url}/a.xml"
         feeds.routes["/a.xml"] = atom(hub.url, topic, ("e1", "Man shot in Walthamstow", "critical condition"))
         source = FeedSource(id="a", name="A", url=topic, authority=Authority.news)
@@ -83,12 +87,14 @@ async def push(redis: Redis, settings: Settings) -> AsyncIterator[tuple[Push, We
                     await asyncio.gather(*tasks, return_exceptions=True)
 
 
+@pytest.mark.parametrize("push", [{}, {"verify_before_answering": True}], ids=["hub", "quick-hub"], indirect=True)
 async def test_a_feed_naming_a_hub_is_subscribed_and_pushes_arrive_on_raw(push: tuple[Push, WebSubHub]) -> None:
-    """The first poll finds the hub; the hub verifies us; a push is on `raw` at once, long before the next poll."""
+    """The first poll finds the hub; the hub verifies us (even before it has answered our request); a push is on
+    `raw` at once, long before the next poll."""
     side, hub = push
     await eventually(lambda: any(v == ("subscribe", side.topic, True) for v in hub.verifications))
     request = hub.requests[0]
-    assert request["hub.callback"] == side.callback
+    assert request["hub.callback"] == await side.callback()
     assert request["hub.topic"] == side.topic
     assert len(request["hub.secret"]) >= 32
     assert request["hub.lease_seconds"] == str(side.settings.websub_lease_s)
@@ -142,7 +148,7 @@ async def test_a_push_with_a_wrong_signature_is_acknowledged_and_ignored(push: t
     forged = atom(hub.url, side.topic, ("e9", "Forged", "not from the hub"))
     assert await asyncio.to_thread(hub.publish, side.topic, forged, secret="guessed") == [202]
     async with httpx.AsyncClient() as client:  # no signature at all
-        assert (await client.post(side.callback, content=forged)).status_code == 202
+        assert (await client.post(await side.callback(), content=forged)).status_code == 202
     assert [u.entry.guid for u in await side.raw()] == ["e1"]
 
 
@@ -156,22 +162,33 @@ async def test_a_push_that_is_not_a_feed_is_refused_naming_the_feed(push: tuple[
 
 
 async def test_verifications_we_did_not_ask_for_are_refused(push: tuple[Push, WebSubHub]) -> None:
-    """Intent is checked (WebSub §5.3): another topic, an unsubscribe we did not ask for, an unknown feed → 404."""
+    """Intent is checked (WebSub §5.3): another topic, an unsubscribe or a renewal we did not ask for, a guessed
+    token, an unknown feed → 404; nothing a stranger sends changes the subscription."""
     side, hub = push
     await eventually(lambda: any(confirmed for _, _, confirmed in hub.verifications))
-    base = side.settings.public_url
+    base, callback = side.settings.public_url, await side.callback()
+    verification = {"hub.mode": "subscribe", "hub.topic": side.topic, "hub.challenge": "c", "hub.lease_seconds": 60}
     async with httpx.AsyncClient() as client:
-        elsewhere = {"hub.mode": "subscribe", "hub.topic": "http://elsewhere/feed", "hub.lease_seconds": 60}
-        other_topic = await client.get(side.callback, params={"hub.challenge": "c", **elsewhere})
-        unsubscribe = await client.get(side.callback, params={
-            "hub.mode": "unsubscribe", "hub.topic": side.topic, "hub.challenge": "c"})
-        unknown = await client.get(f"{base}/websub/nope", params={
-            "hub.mode": "subscribe", "hub.topic": side.topic, "hub.challenge": "c", "hub.lease_seconds": 60})
-        no_challenge = await client.get(side.callback, params={"hub.mode": "subscribe", "hub.topic": side.topic})
-        push_to_unknown = await client.post(f"{base}/websub/nope", content=b"<feed/>")
-    assert [r.status_code for r in (other_topic, unsubscribe, unknown)] == [404, 404, 404]
+        other_topic = await client.get(callback, params={**verification, "hub.topic": "http://elsewhere/feed"})
+        unsubscribe = await client.get(callback, params={**verification, "hub.mode": "unsubscribe"})
+        # The right path and topic, but no request of ours is pending: a forged "renewal" with a huge lease.
+        not_pending = await client.get(callback, params={**verification, "hub.lease_seconds": 999_999_999})
+        wrong_token = await client.get(f"{base}/websub/a/guessed", params=verification)
+        unknown = await client.get(f"{base}/websub/nope/x", params=verification)
+        no_challenge = await client.get(callback, params={"hub.mode": "subscribe", "hub.topic": side.topic})
+        denied_by_forger = await client.get(f"{base}/websub/a/guessed",
+                                            params={"hub.mode": "denied", "hub.topic": side.topic})
+        push_to_unknown = await client.post(f"{base}/websub/nope/x", content=b"<feed/>")
+        bad_signature = await client.post(callback, content=b"<feed/>", headers={"X-Hub-Signature": b"sha1=\xe9"})
+    assert [r.status_code for r in (other_topic, unsubscribe, not_pending, wrong_token, unknown, denied_by_forger)] \
+        == [404] * 6
     assert no_challenge.status_code == 400
     assert push_to_unknown.status_code == 410
+    assert bad_signature.status_code == 202, "a header that is not ASCII is a wrong signature, not a crash"
+    subscription = await SubscriptionStore(side.redis, side.settings.keys).get("a")
+    assert subscription is not None
+    assert subscription.lease_until is not None
+    assert subscription.lease_until < datetime.now(UTC) + timedelta(seconds=side.settings.websub_lease_s + 60)
     assert await side.subscription_state() is SubscriptionState.active
 
 
@@ -210,7 +227,7 @@ async def test_a_denied_subscription_falls_back_to_polling(push: tuple[Push, Web
     side, hub = push
     await eventually(lambda: any(confirmed for _, _, confirmed in hub.verifications))
     assert await side.redis.hexists(side.settings.keys.feed_state("a"), "push_until")
-    assert await asyncio.to_thread(hub.deny, side.topic, side.callback, "topic closed") == 200
+    assert await asyncio.to_thread(hub.deny, side.topic, await side.callback(), "topic closed") == 200
     assert await side.subscription_state() is SubscriptionState.denied
     assert not await side.redis.hexists(side.settings.keys.feed_state("a"), "push_until")
     subscription = await SubscriptionStore(side.redis, side.settings.keys).get("a")
