@@ -39,7 +39,10 @@ def _encode(state: FeedSchedule) -> str:
 
 def _time(value: Any) -> datetime | None:
     text = as_optional_text(value)
-    return datetime.fromisoformat(text) if text else None
+    try:
+        return datetime.fromisoformat(text) if text else None
+    except ValueError:
+        return None  # a damaged time is no time: the feed is simply not hot (or pushed)
 
 
 def decode_schedule(text: Any, hot_until: Any, push_until: Any) -> FeedSchedule:

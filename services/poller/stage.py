@@ -26,7 +26,7 @@ from services.poller.feeds import CLAIM_FIELDS, ClaimedFeed, FeedRegistry
 from services.poller.fetch import fetch_feed
 from services.poller.ingest import ingest_document
 from services.poller.parse import ParsedFeed
-from services.poller.schedule import PollOutcome, error_kind, next_check, parse_retry_after
+from services.poller.schedule import FeedSchedule, PollOutcome, error_kind, next_check, parse_retry_after
 from services.poller.scheduling_state import decode_schedule, schedule_fields, schedule_policy
 from services.stage import StageContext, raise_if_cancelled
 from services.websub.subscriptions import offer_hub
@@ -137,7 +137,11 @@ class Poller:
                 else:
                     await asyncio.sleep(_TICK_S)
                 for feed_id in [f for f, task in running.items() if task.done()]:
-                    running.pop(feed_id)
+                    task = running.pop(feed_id)
+                    if not task.cancelled() and (error := task.exception()) is not None:
+                        # `_turn` handles every poll failure; what reaches here is Redis failing around it. The
+                        # lease expires and the feed is due again then.
+                        log.error("feed turn failed", source_id=feed_id, error=f"{type(error).__name__}: {error}")
         finally:
             for task in running.values():
                 task.cancel()
@@ -149,8 +153,13 @@ class Poller:
         if source is None:
             await registry.release(feed_id, self._holder)  # removed meanwhile
             return
-        state = decode_schedule(claimed.state.get("schedule"), claimed.state.get("hot_until"),
-                                claimed.state.get("push_until"))
+        try:
+            state = decode_schedule(claimed.state.get("schedule"), claimed.state.get("hot_until"),
+                                    claimed.state.get("push_until"))
+        except (ValueError, TypeError) as error:
+            # A damaged record must not stall the feed for good: schedule it afresh, as a new feed.
+            log.warning("feed schedule state unreadable, starting afresh", source_id=feed_id, error=str(error))
+            state = FeedSchedule()
         if (paused_s := self._hosts.paused_for(source.url)) > 0:
             await registry.schedule(feed_id, datetime.now(UTC) + timedelta(seconds=paused_s))
             await registry.release(feed_id, self._holder)
@@ -183,8 +192,10 @@ class Poller:
                     fields = _failure_fields(error, None)
                     outcome = PollOutcome(status=None, error="transient")
             decision = next_check(state, outcome, self._policy, datetime.now(UTC), self._random.random())
-            await registry.finish(feed_id, self._holder, decision.next_due, fields | schedule_fields(decision),
-                                  failed=failed)
+            record = fields | schedule_fields(decision)
+            if outcome.status == 410:
+                record["next_due"] = ""  # gone: `finish` leaves it out of the due list, and the record says so
+            await registry.finish(feed_id, self._holder, decision.next_due, record, failed=failed)
         except BaseException:
             # Cancelled or Redis gone: free the lease so another poller can take the feed at once.
             with contextlib.suppress(Exception):

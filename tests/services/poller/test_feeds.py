@@ -228,7 +228,8 @@ async def test_moved_gone_and_unchanged_feeds(redis: Redis, settings: Settings,
     finally:
         httpd.shutdown()
         httpd.server_close()
-    assert (await registry.status("gone"))["gone"] == "1"
+    gone_status = await registry.status("gone")
+    assert (gone_status["gone"], gone_status["next_due"], gone_status["last_status"]) == ("1", "", "410")
     assert "gone" not in await registry.due(datetime.now(UTC) + timedelta(days=30), limit=10)
     assert [s.id for s in await registry.all()] == ["gone", "moved"]
 
@@ -335,3 +336,17 @@ async def test_a_restarted_poller_polls_the_moved_url_and_never_the_gone_feed(re
     assert stored is not None
     assert (stored.url, stored.configured_url) == (f"{base}/new.xml", f"{base}/old.xml")
     assert (await registry.status("gone"))["gone"] == "1"
+
+
+async def test_a_damaged_schedule_record_does_not_stall_the_feed(redis: Redis, settings: Settings) -> None:
+    """A feed whose stored schedule cannot be read is polled and scheduled afresh, not skipped forever."""
+    with FeedServer() as server:
+        server.routes["/f1.xml"] = rss(("g1", "t", "x"))
+        source = feed(1, server.url)
+        registry = FeedRegistry(redis, settings.keys)
+        await registry.upsert([source], due=datetime.now(UTC))
+        await redis.hset(settings.keys.feed_state("f1"), mapping={"schedule": "{not json", "hot_until": "yesterday"})
+        async with build_client(settings) as client:
+            await _run_pollers([Poller(StageContext(settings, redis), [], client)], 1.0)
+    assert [path for path, _ in server.requests] == ["/f1.xml"]
+    assert (await registry.scheduling("f1")).entries_per_day is not None, "the schedule was written afresh"
