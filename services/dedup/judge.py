@@ -1,8 +1,9 @@
 """The verdict on one raw entry, from what dedup has seen before: pure, no I/O.
 
 Precedence: an exact repeat or a version older than the one judged tells nothing (None); a new version of a known
-entry is a `revision`; a text seen before under another identity, exactly (story key) or nearly (MinHash), from
-another source is a `duplicate`; anything else is `new`.
+entry is a `revision`; a text seen before exactly (story key) under another identity, or nearly (MinHash) from
+another source, is a `duplicate`; anything else is `new`. An outlet's own near-copies are its follow-ups (they share
+its boilerplate), while its exact copies under a new GUID are the same text again.
 """
 
 from __future__ import annotations
