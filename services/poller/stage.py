@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import structlog
+from redis.exceptions import RedisError
 
 from schemas import FeedSource, RawUpdate
 from services.errors import LivedeskError
@@ -36,6 +37,7 @@ log = structlog.get_logger(__name__)
 
 
 _TICK_S = 0.2
+_REDIS_RETRY_S = 1.0
 
 
 class Poller:
@@ -123,8 +125,14 @@ class Poller:
             while True:
                 raise_if_cancelled()
                 capacity = settings.poll_max_in_flight - len(running)
-                claimed = await registry.claim(datetime.now(UTC), capacity, self._holder, self._lease_ms) \
-                    if capacity > 0 else []
+                try:
+                    claimed = await registry.claim(datetime.now(UTC), capacity, self._holder, self._lease_ms) \
+                        if capacity > 0 else []
+                except RedisError as error:
+                    # Redis restarting or unreachable: keep trying (polls in flight finish on their own).
+                    log.warning("poller cannot reach Redis; retrying", error=str(error))
+                    claimed = []
+                    await asyncio.sleep(_REDIS_RETRY_S)
                 for feed in claimed:
                     if feed.feed_id in running:
                         # Its lease ran out while its poll waited for a host slot; that poll still records and
@@ -138,10 +146,10 @@ class Poller:
                     await asyncio.sleep(_TICK_S)
                 for feed_id in [f for f, task in running.items() if task.done()]:
                     task = running.pop(feed_id)
-                    if not task.cancelled() and (error := task.exception()) is not None:
+                    if not task.cancelled() and (failure := task.exception()) is not None:
                         # `_turn` handles every poll failure; what reaches here is Redis failing around it. The
                         # lease expires and the feed is due again then.
-                        log.error("feed turn failed", source_id=feed_id, error=f"{type(error).__name__}: {error}")
+                        log.error("feed turn failed", source_id=feed_id, error=f"{type(failure).__name__}: {failure}")
         finally:
             for task in running.values():
                 task.cancel()

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import structlog
+from redis.exceptions import RedisError
 
 from services.poller.feeds import FeedRegistry
 from services.stage import StageContext, raise_if_cancelled
@@ -50,7 +51,12 @@ class Subscriber:
         log.info("websub subscriber started", callback_base=f"{self._public_url.rstrip('/')}/websub/")
         while True:
             raise_if_cancelled()
-            for feed_id in await self._store.claim_due(datetime.now(UTC), _BATCH, _HOLD_S):
+            try:
+                due = await self._store.claim_due(datetime.now(UTC), _BATCH, _HOLD_S)
+            except RedisError as error:
+                log.warning("websub subscriber cannot reach Redis; retrying", error=str(error))
+                due = []
+            for feed_id in due:
                 try:
                     await self.request(feed_id)
                 except Exception:

@@ -154,3 +154,16 @@ async def test_retry_after_slows_the_host_only_when_the_whole_server_is_unavaila
     assert other_due is not None
     if host_paused:  # held back to the end of the pause (polled, it would be due at its own interval)
         assert other_due > datetime.now(UTC) + timedelta(seconds=110)
+
+
+async def test_the_poller_outlives_a_redis_outage(settings: Settings) -> None:
+    """Redis unreachable: the poller loop keeps retrying instead of ending (and still stops when cancelled)."""
+    unreachable = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.2)
+    async with build_client(settings) as client:
+        task = asyncio.create_task(Poller(StageContext(settings, unreachable), [], client).run())
+        await asyncio.sleep(1.5)
+        assert not task.done(), "the loop ended on a connection error"
+        task.cancel()
+        async with asyncio.timeout(10):
+            await asyncio.gather(task, return_exceptions=True)
+    await unreachable.aclose()
