@@ -14,6 +14,8 @@ from starlette.routing import Route
 from services.stage import StageContext
 from services.websub.callback import websub_routes
 
+_MAX_CONNECTIONS = 100
+
 
 def build_web_app(ctx: StageContext) -> Starlette:
     """Every route the HTTP process serves."""
@@ -37,4 +39,7 @@ class EmbeddedServer(uvicorn.Server):
 def http_server(app: Starlette, host: str, port: int) -> EmbeddedServer:
     """A server for `app`; run it with `await server.serve()`, stop it with `server.should_exit = True`."""
     # log_config=None: uvicorn's lines go through the root handler livedesk configured, like every other line.
-    return EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off"))
+    # limit_concurrency: past that many connections uvicorn answers 503 at once, so a flood of large pushes cannot
+    # hold more than that many bodies in memory.
+    return EmbeddedServer(uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+                                         limit_concurrency=_MAX_CONNECTIONS))

@@ -86,6 +86,10 @@ def websub_routes(ctx: StageContext) -> list[Route]:
         if subscription is None or source is None or subscription.state is SubscriptionState.unsubscribing:
             # WebSub §7: 410 tells the hub this subscription is over.
             return PlainTextResponse("no such subscription", status_code=410)
+        declared = request.headers.get("content-length", "")
+        if declared.isascii() and declared.isdecimal() and int(declared) > settings.http_max_body_bytes:
+            log.warning("websub push refused: too large", source_id=feed_id, declared=declared)
+            return PlainTextResponse("body too large", status_code=413)
         try:
             body = await _read_capped(request, settings.http_max_body_bytes)
         except _TooLarge:

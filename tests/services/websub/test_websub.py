@@ -269,3 +269,34 @@ async def test_a_hub_that_refuses_is_asked_again_later(redis: Redis, settings: S
     assert retry_at is not None
     assert retry_at > (started + timedelta(seconds=100)).timestamp()
     assert len(hub.requests) == 1
+
+
+async def test_an_oversized_push_is_refused_before_it_is_read(redis: Redis, settings: Settings) -> None:
+    """A push past the body cap gets 413, whether it declares its length or streams without one."""
+    from services.poller.feeds import FeedRegistry
+    from services.websub.subscriptions import offer_hub
+
+    port = free_port()
+    small = settings.model_copy(update={"public_url": f"http://127.0.0.1:{port}", "http_max_body_bytes": 1000})
+    await FeedRegistry(redis, small.keys).upsert([FeedSource(id="a", name="A", url="http://h/a.xml")],
+                                                 due=datetime.now(UTC))
+    await offer_hub(redis, small.keys, "a", hub_url="http://h/hub", topic="http://h/a.xml")
+    subscription = await SubscriptionStore(redis, small.keys).get("a")
+    assert subscription is not None
+    server = http_server(build_web_app(StageContext(small, redis)), "127.0.0.1", port)
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: server.started)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            for _ in range(10):
+                yield b"x" * 500
+
+        async with httpx.AsyncClient() as client:
+            declared = await client.post(callback_url(small.public_url or "", subscription), content=b"x" * 5000)
+            streamed = await client.post(callback_url(small.public_url or "", subscription), content=chunks())
+    finally:
+        server.should_exit = True
+        await task
+    assert (declared.status_code, streamed.status_code) == (413, 413)
+    assert await redis.xlen(small.keys.raw) == 0
