@@ -61,6 +61,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# Extend a lease only if we still hold it, and keep the feed's due time past its end.
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 'XX', 'GT', ARGV[3], ARGV[4])
+return 1
+"""
+
 
 
 # What a poll reads of the feed's state hash: validators, the last body's hash, and the scheduler's state.
@@ -250,6 +258,13 @@ class FeedRegistry:
             pipe.zadd(self._keys.feeds_due, {feed_id: next_due.timestamp()}, xx=True)
             pipe.eval(_RELEASE, 1, self._keys.feed_lease(feed_id), holder)
             await pipe.execute()
+
+    async def renew(self, feed_id: str, holder: str, lease_ms: int) -> bool:
+        """Give the lease `holder` took another `lease_ms` from now; False when it had expired and was lost."""
+        lease_end = time.time() + lease_ms / 1000
+        renewed = await self._redis.eval(_RENEW, 2, self._keys.feed_lease(feed_id), self._keys.feeds_due, holder,
+                                         lease_ms, lease_end, feed_id)
+        return bool(renewed)
 
     async def release(self, feed_id: str, holder: str) -> None:
         await self._redis.eval(_RELEASE, 1, self._keys.feed_lease(feed_id), holder)

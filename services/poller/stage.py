@@ -175,6 +175,11 @@ class Poller:
         failed = True
         try:
             async with self._hosts.slot(source.url):
+                # The wait for a host slot may have eaten into the lease: the poll itself gets a whole one, and a
+                # lease lost meanwhile (another poller has the feed now) means this poll is not ours to make.
+                if not await registry.renew(feed_id, self._holder, self._lease_ms):
+                    log.warning("feed lease lost while waiting for its host; skipped", source_id=feed_id)
+                    return
                 try:
                     outcome, fields = await self._poll(source, claimed.state)
                     failed = False

@@ -350,3 +350,18 @@ async def test_a_damaged_schedule_record_does_not_stall_the_feed(redis: Redis, s
             await _run_pollers([Poller(StageContext(settings, redis), [], client)], 1.0)
     assert [path for path, _ in server.requests] == ["/f1.xml"]
     assert (await registry.scheduling("f1")).entries_per_day is not None, "the schedule was written afresh"
+
+
+async def test_a_lease_is_renewed_only_by_its_holder(redis: Redis, settings: Settings) -> None:
+    """A poll that waited for its host renews its lease before it starts; a lease lost meanwhile is not taken back."""
+    registry = FeedRegistry(redis, settings.keys)
+    await registry.upsert([feed(1)], due=datetime.now(UTC))
+    assert [c.feed_id for c in await registry.claim(datetime.now(UTC), 10, "poller-1", 200)] == ["f1"]
+    assert await registry.renew("f1", "poller-1", 60_000)
+    assert 50_000 < await redis.pttl(settings.keys.feed_lease("f1")) <= 60_000
+    due = await registry.next_due("f1")
+    assert due is not None
+    assert due > datetime.now(UTC) + timedelta(seconds=50), "not offered to others while the lease holds"
+    assert not await registry.renew("f1", "poller-2", 60_000)
+    await registry.release("f1", "poller-1")
+    assert not await registry.renew("f1", "poller-1", 60_000), "a released (or expired) lease is gone"
