@@ -42,10 +42,11 @@ class FeedServer:
     """Serves `routes` (path → body) with an ETag, answering 304 to a matching If-None-Match.
 
     Records every request, when it started, and the most requests in flight at once per path and overall; `delay_s`
-    makes each answer slow, so that overlapping requests would show.
+    makes each answer slow, so that overlapping requests would show; `honour_validators=False` sends the whole body
+    every time, as servers that ignore conditional requests do.
     """
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, *, honour_validators: bool = True) -> None:
         self.routes: dict[str, bytes] = {}
         # path → (status, headers): answered instead of the route, e.g. (503, {"Retry-After": "120"}).
         self.failures: dict[str, tuple[int, dict[str, str]]] = {}
@@ -89,7 +90,7 @@ class FeedServer:
                     self.end_headers()
                     return
                 etag = f'"{hash(body) & 0xFFFFFFFF:x}"'
-                if self.headers.get("If-None-Match") == etag:
+                if honour_validators and self.headers.get("If-None-Match") == etag:
                     self.send_response(304)
                     self.end_headers()
                     return

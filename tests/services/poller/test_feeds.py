@@ -138,29 +138,13 @@ async def test_per_host_limit_and_gap(redis: Redis, settings: Settings) -> None:
 
 async def test_retry_after_and_hot_incidents_drive_the_schedule(redis: Redis, settings: Settings) -> None:
     """A 429 with Retry-After schedules the feed no sooner than asked; an incident change makes it due soon."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
-
     from services.poller.scheduling_state import mark_feed_hot, schedule_policy
 
-    class Busy(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(429)
-            self.send_header("Retry-After", "1200")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
-    Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        source = FeedSource(id="busy", name="busy", url=f"http://127.0.0.1:{httpd.server_address[1]}/rss")
+    with FeedServer() as server:
+        server.failures["/rss"] = (429, {"Retry-After": "1200"})
+        source = FeedSource(id="busy", name="busy", url=f"{server.url}/rss")
         async with build_client(settings) as client:
             await _run_pollers([Poller(StageContext(settings, redis), [source], client)], 1.0)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     registry = FeedRegistry(redis, settings.keys)
     status = await registry.status("busy")
     assert status["schedule_reason"] == "retry-after"
@@ -177,43 +161,20 @@ async def test_retry_after_and_hot_incidents_drive_the_schedule(redis: Redis, se
 async def test_moved_gone_and_unchanged_feeds(redis: Redis, settings: Settings,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """301 updates the stored URL; the same bytes again cost no parse; 410 stops polling but keeps the feed listed."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
+    with FeedServer(honour_validators=False) as server:  # ignores validators: always the same bytes
+        server.routes["/new.xml"] = rss(("g1", "Man shot", "critical"))
+        server.failures["/old.xml"] = (301, {"Location": "/new.xml"})
+        server.failures["/gone.xml"] = (410, {})
+        base = server.url
+        moved = FeedSource(id="moved", name="m", url=f"{base}/old.xml")
+        gone = FeedSource(id="gone", name="g", url=f"{base}/gone.xml")
+        registry = FeedRegistry(redis, settings.keys)
+        import services.poller.ingest as ingest
 
-    body = rss(("g1", "Man shot", "critical"))
-    served: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            served.append(self.path)
-            if self.path == "/old.xml":
-                self.send_response(301)
-                self.send_header("Location", "/new.xml")
-                self.end_headers()
-            elif self.path == "/gone.xml":
-                self.send_response(410)
-                self.end_headers()
-            else:  # ignores validators: always the same bytes
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    moved, gone = FeedSource(id="moved", name="m", url=f"{base}/old.xml"), FeedSource(id="gone", name="g",
-                                                                                      url=f"{base}/gone.xml")
-    registry = FeedRegistry(redis, settings.keys)
-    import services.poller.ingest as ingest
-
-    parses: list[str] = []
-    real_parse = ingest.parse_feed
-    monkeypatch.setattr(ingest, "parse_feed", lambda body, **kw: parses.append(kw["feed"]) or real_parse(body, **kw))
-    try:
+        parses: list[str] = []
+        real_parse = ingest.parse_feed
+        monkeypatch.setattr(ingest, "parse_feed",
+                            lambda body, **kw: parses.append(kw["feed"]) or real_parse(body, **kw))
         async with build_client(settings) as client:
             poller = Poller(StageContext(settings, redis), [moved, gone], client)
             await registry.upsert([moved, gone], due=datetime.now(UTC))
@@ -225,9 +186,6 @@ async def test_moved_gone_and_unchanged_feeds(redis: Redis, settings: Settings,
             assert parses == ["moved"], "the same bytes again are not parsed again"
             assert (await registry.status("moved"))["last_status"] == "200"
             await _run_pollers([poller], 1.0)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
     gone_status = await registry.status("gone")
     assert (gone_status["gone"], gone_status["next_due"], gone_status["last_status"]) == ("1", "", "410")
     assert "gone" not in await registry.due(datetime.now(UTC) + timedelta(days=30), limit=10)
@@ -290,48 +248,21 @@ async def test_a_stale_move_does_not_undo_the_operator(redis: Redis, settings: S
 async def test_a_restarted_poller_polls_the_moved_url_and_never_the_gone_feed(redis: Redis, settings: Settings) -> None:
     """End to end: a poller follows a 301 and stops at a 410; one started again with the same TOML polls the new URL
     only, and never the gone feed."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-    from threading import Thread
-
-    body = rss(("g1", "Man shot", "critical"))
-    served: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            served.append(self.path)
-            if self.path == "/old.xml":
-                self.send_response(308)
-                self.send_header("Location", "/new.xml")
-                self.end_headers()
-            elif self.path == "/gone.xml":
-                self.send_response(410)
-                self.end_headers()
-            else:
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    toml = [FeedSource(id="moved", name="m", url=f"{base}/old.xml"), FeedSource(id="gone", name="g",
-                                                                               url=f"{base}/gone.xml")]
-    registry = FeedRegistry(redis, settings.keys)
-    try:
+    with FeedServer() as server:
+        server.routes["/new.xml"] = rss(("g1", "Man shot", "critical"))
+        server.failures["/old.xml"] = (308, {"Location": "/new.xml"})
+        server.failures["/gone.xml"] = (410, {})
+        base = server.url
+        toml = [FeedSource(id="moved", name="m", url=f"{base}/old.xml"),
+                FeedSource(id="gone", name="g", url=f"{base}/gone.xml")]
+        registry = FeedRegistry(redis, settings.keys)
         async with build_client(settings) as client:
             await _run_pollers([Poller(StageContext(settings, redis), toml, client)], 1.0)
-            assert sorted(served) == ["/gone.xml", "/new.xml", "/old.xml"]
-            served.clear()
+            assert sorted(path for path, _ in server.requests) == ["/gone.xml", "/new.xml", "/old.xml"]
+            server.requests.clear()
             await registry.schedule("moved", datetime.now(UTC))  # `livedesk feeds poll moved`
             await _run_pollers([Poller(StageContext(settings, redis), toml, client)], 1.0)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-    assert served == ["/new.xml"]
+    assert [path for path, _ in server.requests] == ["/new.xml"]
     stored = await registry.get("moved")
     assert stored is not None
     assert (stored.url, stored.configured_url) == (f"{base}/new.xml", f"{base}/old.xml")
