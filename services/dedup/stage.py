@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from datasketch import LeanMinHash
 from faststream.redis import RedisRouter
 from faststream.redis.annotations import RedisStreamMessage
 from redis.asyncio import Redis
@@ -126,13 +127,10 @@ class _Read:
     index: _NearIndex | None
 
 
-async def _read(redis: Redis, keys: Keys, raw: RawUpdate, story: str, known_field: str, policy: DedupPolicy,
-                now_ms: int) -> _Read:
-    """What dedup knows about `raw`: its entry, its exact story, and the closest recent near-copy from another
-    source at or above the threshold."""
-    signature = shingles.signature(raw.entry.title, raw.entry.text)
-    # Too short a text has no signature: too little to tell a copy from a coincidence, so exact copies only.
-    bands = shingles.band_keys(signature, policy.near_threshold) if signature is not None else []
+async def _read(redis: Redis, keys: Keys, raw: RawUpdate, story: str, known_field: str,
+                signature: LeanMinHash | None, bands: list[str], policy: DedupPolicy, now_ms: int) -> _Read:
+    """What dedup knows about `raw` (its `signature` and LSH `bands` computed by the caller): its entry, its exact
+    story, and the closest recent near-copy from another source at or above the threshold."""
     since_ms = now_ms - policy.window_s * 1000
     current_text, known, owner, counts, found = await redis.eval(
         _READ, 2 + len(bands), keys.dedup_entry(raw.identity), keys.dedup_story(story),
@@ -176,9 +174,12 @@ async def process(redis: Redis, keys: Keys, raw: RawUpdate, *, raw_id: str = "",
     """
     story = story_key(raw)
     known_field = f"v:{raw.fingerprint}"
+    signature = shingles.signature(raw.entry.title, raw.entry.text)
+    # Too short a text has no signature: too little to tell a copy from a coincidence, so exact copies only.
+    bands = shingles.band_keys(signature, policy.near_threshold) if signature is not None else []
     for _ in range(_MAX_ATTEMPTS):
         now_ms = int(time.time() * 1000)
-        read = await _read(redis, keys, raw, story, known_field, policy, now_ms)
+        read = await _read(redis, keys, raw, story, known_field, signature, bands, policy, now_ms)
         seen, index = read.seen, read.index
         update = judge(raw, seen)
         if update is None:
