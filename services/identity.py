@@ -140,8 +140,9 @@ def canonical_link(url: str) -> str:
 
 def normalise_text(text: str) -> str:
     """Text folded for comparison: Unicode-normalised, typographic variants folded, lower case, single spaces."""
-    folded = unicodedata.normalize("NFKC", text).translate(_FOLD).lower()
-    return _SPACE.sub(" ", folded).strip()
+    # ASCII is already NFKC and has nothing to fold: the common case skips both passes.
+    folded = text.lower() if text.isascii() else unicodedata.normalize("NFKC", text).translate(_FOLD).lower()
+    return " ".join(folded.split())  # str.split's whitespace is exactly regex \s, and it is several times faster
 
 
 def _guid(entry: FeedEntry) -> str | None:

@@ -98,13 +98,11 @@ class Keys:
         """String, expiring with the window: `update_id|identity` of the first entry with this exact text."""
         return f"{self.prefix}:dedup:story:{story}"
 
-    def dedup_band(self, band: str) -> str:
-        """Sorted set, expiring with the window: ids of the updates whose MinHash has this LSH band, by when judged."""
-        return f"{self.prefix}:dedup:band:{band}"
-
-    def dedup_signature(self, update_id: str) -> str:
-        """Hash, expiring with the window: an indexed update's MinHash signature, identity and source."""
-        return f"{self.prefix}:dedup:sig:{update_id}"
+    def dedup_near(self, bucket: int) -> str:
+        """Hash, expiring a window after its time bucket ends: the near-copy index of the updates judged in bucket
+        number `bucket` (LSH band → update ids; update id → compact signature and source; see `services.dedup.stage`).
+        """
+        return f"{self.prefix}:dedup:near:{bucket}"
 
     @property
     def dedup_stats(self) -> str:

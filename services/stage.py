@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -20,12 +20,14 @@ from faststream._internal.basic_types import AsyncFuncAny
 from faststream.message import StreamMessage
 from faststream.middlewares import BaseMiddleware
 from faststream.redis import RedisRouter, StreamSub
+from faststream.redis.annotations import RedisBatchStreamMessage
+from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from services.errors import PermanentError
 from services.names import Keys
 from services.settings import Settings
-from services.wire import as_text
+from services.wire import DATA_FIELD, as_text
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +57,22 @@ def raise_if_cancelled() -> None:
         raise asyncio.CancelledError
 
 
+Model = TypeVar("Model", bound=BaseModel)
+# Gets the entries of one read as (payload, entry id) pairs, returns the ids it finished.
+BatchHandler = Callable[[list[tuple[Model, str]]], Awaitable[Collection[str]]]
+
+
+def _reclaimer(stream: str, group: str, settings: Settings) -> StreamSub:
+    """A subscription that takes over entries of `group` pending for longer than `reclaim_idle_ms`, one at a time."""
+    return StreamSub(
+        stream,
+        group=group,
+        consumer=settings.consumer,
+        min_idle_time=settings.reclaim_idle_ms,
+        polling_interval=max(settings.reclaim_idle_ms // 2, 100),
+    )
+
+
 def subscribe_stream(router: RedisRouter, ctx: StageContext, stream: str, group: str) -> Callable[[Handler], Handler]:
     """Register `handler` on `stream` for `group` twice: reader of new entries, reclaimer of abandoned ones."""
     settings = ctx.settings
@@ -66,13 +84,7 @@ def subscribe_stream(router: RedisRouter, ctx: StageContext, stream: str, group:
         max_records=settings.batch_size,
         polling_interval=500,
     )
-    reclaimer = StreamSub(
-        stream,
-        group=group,
-        consumer=settings.consumer,
-        min_idle_time=settings.reclaim_idle_ms,
-        polling_interval=max(settings.reclaim_idle_ms // 2, 100),
-    )
+    reclaimer = _reclaimer(stream, group, settings)
 
     def register(handler: Handler) -> Handler:
         # NACK_ON_ERROR: a failed entry stays pending (Redis has no nack) and the reclaimer retries it later;
@@ -82,6 +94,74 @@ def subscribe_stream(router: RedisRouter, ctx: StageContext, stream: str, group:
         return handler
 
     return register
+
+
+def subscribe_stream_batches(
+    router: RedisRouter,
+    ctx: StageContext,
+    stream: str,
+    group: str,
+    model: type[Model],
+    handle_batch: BatchHandler[Model],
+    handle_one: Handler,
+) -> None:
+    """Read `stream` for `group` in batches of up to `batch_size` entries, reclaim abandoned entries one at a time.
+
+    Each entry's `__data__` is parsed as `model`; one that does not parse is dead-lettered at once (bad data fails
+    the same way every time). `handle_batch` gets the others and returns the ids it finished: those are acknowledged
+    in one XACK after it returned; the rest stay pending, and so do all of them if it raises. The reclaimer hands
+    each pending entry to `handle_one` (a `subscribe_stream` handler) once it has been idle for `reclaim_idle_ms`,
+    where failures count towards dead-lettering it. So one bad entry is retried alone and never holds up its batch.
+    """
+    settings = ctx.settings
+    reader = StreamSub(
+        stream,
+        group=group,
+        consumer=settings.consumer,
+        batch=True,
+        max_records=settings.batch_size,  # pending on this consumer until acked: a crash strands at most this many
+        polling_interval=500,
+    )
+    reclaimer = _reclaimer(stream, group, settings)
+    data_field = DATA_FIELD.encode()
+
+    # MANUAL: only what the batch handler finished is acknowledged (FastStream would ack the whole batch).
+    @router.subscriber(stream=reader, ack_policy=AckPolicy.MANUAL, title=f"{group}:read")
+    async def read(message: RedisBatchStreamMessage) -> None:
+        raw = message.raw_message
+        parsed: list[tuple[Model, str]] = []
+        for entry_id, fields in zip(raw["message_ids"], raw["data"], strict=True):
+            data = fields.get(data_field)
+            if data is None:
+                continue  # not livedesk's envelope: left to the reclaimer, whose parser reads other layouts too
+            try:
+                parsed.append((model.model_validate_json(data), as_text(entry_id)))
+            except ValueError as error:
+                await dead_letter(ctx.redis, ctx.keys, stream, group, entry_id, data, error, deliveries=1)
+        done = await handle_batch(parsed)
+        if done:
+            await ctx.redis.xack(stream, group, *done)
+
+    router.subscriber(stream=reclaimer, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:reclaim")(handle_one)
+
+
+async def dead_letter(redis: Redis, keys: Keys, stream: str, group: str, entry_id: bytes | str, body: bytes,
+                      error: Exception, deliveries: int) -> None:
+    """Move one entry to the `deadletter` stream with its error and acknowledge it, in one transaction: the entry is
+    either still pending or dead-lettered, never lost in between."""
+    record = {
+        "stream": stream,
+        "group": group,
+        "entry_id": as_text(entry_id),
+        "error": f"{type(error).__name__}: {error}",
+        "deliveries": deliveries,
+        "payload": body.decode("utf-8", errors="replace"),
+    }
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xadd(keys.deadletter, {DATA_FIELD: json.dumps(record)})
+        pipe.xack(stream, group, entry_id)
+        await pipe.execute()
+    log.error("message dead-lettered", **{k: v for k, v in record.items() if k != "payload"})
 
 
 class DeadLetterMiddleware(BaseMiddleware):
@@ -119,27 +199,8 @@ class DeadLetterMiddleware(BaseMiddleware):
                             error=f"{type(error).__name__}: {error}")
                 raise
             group = msg.group  # type: ignore[attr-defined]
-            await self._dead_letter(stream, group, entry_id, msg.body, error, deliveries)
+            await dead_letter(self._redis, self._keys, stream, group, entry_id, msg.body, error, deliveries)
             return None
-
-    async def _dead_letter(
-        self, stream: str, group: str, entry_id: bytes | str, body: bytes, error: Exception, deliveries: int
-    ) -> None:
-        record = {
-            "stream": stream,
-            "group": group,
-            "entry_id": as_text(entry_id),
-            "error": f"{type(error).__name__}: {error}",
-            "deliveries": deliveries,
-            "payload": body.decode("utf-8", errors="replace"),
-        }
-        # One transaction: the entry is either still pending or dead-lettered, never lost in between.
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.xadd(self._keys.deadletter, {"__data__": json.dumps(record)})
-            pipe.xack(stream, group, entry_id)
-            await pipe.execute()
-        log.error("message dead-lettered", **{k: v for k, v in record.items() if k != "payload"})
-
 
 # Bad data: ValueError covers JSON and Unicode decoding errors and pydantic's ValidationError.
 _PERMANENT = (PermanentError, ValueError)

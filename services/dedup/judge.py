@@ -21,9 +21,12 @@ from services.identity import normalise_text, update_id
 _STORY_MIN_WORDS = 40
 
 
-def story_key(raw: RawUpdate) -> str:
-    """Key shared by exact copies of one text across outlets (agency copy, syndication), whatever their titles."""
-    text = normalise_text(raw.entry.text)
+def story_key(raw: RawUpdate, *, normalised: str | None = None) -> str:
+    """Key shared by exact copies of one text across outlets (agency copy, syndication), whatever their titles.
+
+    `normalised`: `normalise_text(raw.entry.text)`, when the caller has it already.
+    """
+    text = normalise_text(raw.entry.text) if normalised is None else normalised
     basis = text if len(text.split()) >= _STORY_MIN_WORDS else normalise_text(raw.entry.title) + "\n" + text
     return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
@@ -56,7 +59,6 @@ class NearMatch:
     """The closest indexed text from another source."""
 
     update_id: str
-    identity: str
     source_id: str
     similarity: float
 

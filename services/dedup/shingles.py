@@ -14,8 +14,7 @@ articles, 5M cross-source pairs; numbers from that run):
   at 0.5, "teen wanted" against "teen arrested"), and a duplicate's facts are dropped. At 0.9: 24 pairs
   flagged, 23 of one incident, all of them copies.
 - `SHINGLE_WORDS` 4: 3 and 4 tie, 5 loses copies. `NUM_PERM` 256: a follow-up at true similarity 0.85 is taken
-  for a copy at 0.9 with probability 0.009, against 0.043 with 128, for about the same time (~1.2 ms a signature,
-  most of it hashing shingles) and 1 KiB stored instead of 512 bytes.
+  for a copy at 0.9 with probability 0.009, against 0.043 with 128; 1 KiB stored instead of 512 bytes.
 - The title is not shingled: outlets rewrite or suffix headlines (" - WALB.com") and keep the copy; shingling it
   loses one copy in eight at 0.9 and gains no precision.
 - Dropping chrome sentences takes the flagged pairs at 0.9 from 76 (30% of one incident) to 24.
@@ -25,10 +24,11 @@ articles, 5M cross-source pairs; numbers from that run):
   stage's story key.
 - Band layout: datasketch's criterion (see `band_params`) weighted towards recall, as the stage checks every
   candidate's estimate anyway; no pair at or above any threshold was missed by banding.
-- Everything that decides a signature is pinned here (datasketch's seed 1, its "affine32" scheme, SHA-1 of each
-  shingle): the same text gives the same signature in every process and every release, and stored signatures and
-  band keys stay comparable. Changing a constant here means a new index (the old one expires with the dedup
-  window).
+- The MinHash itself is rensa's `RMinHash` (Rust): about 20 µs a signature where a numpy MinHash takes 400, which
+  is most of what the dedup stage spends per update. Its algorithm version and our seed are pinned (`ALGORITHM`,
+  `SEED`) and part of every band key, and a golden-bytes test fails if a rensa release changes the digests: the
+  same text gives the same signature in every process and every release, and stored signatures and band keys stay
+  comparable. Changing a constant here means a new index (the old one expires with the dedup window).
 """
 
 from __future__ import annotations
@@ -38,8 +38,7 @@ import re
 from functools import lru_cache
 
 import numpy as np
-from datasketch import LeanMinHash, MinHash
-from datasketch.hashfunc import sha1_hash32  # pinned: the default today
+from rensa import RMinHash
 
 from services.identity import normalise_text
 
@@ -49,9 +48,11 @@ MIN_WORDS = 50
 DEFAULT_THRESHOLD = 0.9  # measured, see the module doc
 # A missed candidate is a copy published as news; a needless one costs the stage one signature read and compare.
 FALSE_NEGATIVE_WEIGHT = 0.98
-SEED = 1  # datasketch's default, pinned: the permutations are drawn from numpy's RandomState(SEED)
-SCHEME = "affine32"  # datasketch 2's default, pinned: hash values are uint32
+SEED = 1
+ALGORITHM = f"rensa-r{RMinHash.ALGORITHM_VERSION}"  # rensa numbers changes to its digests; 2 when this was measured
 _DTYPE = np.dtype("<u4")  # how `encode` writes the uint32 hash values: little-endian whatever the host
+
+Signature = np.ndarray  # NUM_PERM uint32 MinHash values, read-only
 
 _WORD = re.compile(r"\w+(?:['.-]\w+)*")  # "o'brien", "st.louis" and "17-year-old" stay one word each
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -65,60 +66,99 @@ _CHROME = re.compile(
     r"|javascript|premium (?:clicks|content)|digital pass|enjoyed your preview|owner of this article"
     r"|thank you for reading|click here|your inbox|\{\*|\[website\]"
 )
+# One literal that each `_CHROME` phrase contains: a text holding none of them has no chrome sentence, and these
+# substring tests take a tenth of the time of the pattern (which the stage would otherwise run on every text).
+_CHROME_HINTS = (
+    "rights reserved", "copyright", "©", "may not be published", "redistributed", "sign", "log", "subscri",
+    "newsletter", "notification", "verification", "confirmation email", "registration", "thank you for",
+    "an account", "privacy policy", "terms of", "javascript", "premium", "digital pass", "preview",
+    "owner of this article", "click here", "your inbox", "{*", "[website]",
+)
 
 
-def words(text: str, *, drop_chrome: bool = True) -> list[str]:
-    """The words of `text` that signatures are made of: normalised, sentences of site chrome dropped."""
-    sentences = _SENTENCE_END.split(normalise_text(text))
-    return _WORD.findall(" ".join(s for s in sentences if not (drop_chrome and _CHROME.search(s))))
+def words(text: str, *, drop_chrome: bool = True, normalised: str | None = None) -> list[str]:
+    """The words of `text` that signatures are made of: normalised, sentences of site chrome dropped.
+
+    `normalised`: `services.identity.normalise_text(text)`, when the caller has it already.
+    """
+    folded = normalise_text(text) if normalised is None else normalised
+    if drop_chrome and any(hint in folded for hint in _CHROME_HINTS):
+        folded = " ".join(s for s in _SENTENCE_END.split(folded) if not _CHROME.search(s))
+    return _WORD.findall(folded)
+
+
+def shingle_list(found: list[str], k: int = SHINGLE_WORDS) -> list[str]:
+    """The `k`-word shingles of a list of `words`, in order, repeats included (empty when it has fewer than `k`)."""
+    return [" ".join(found[i : i + k]) for i in range(len(found) - k + 1)]
 
 
 def shingle_set(found: list[str], k: int = SHINGLE_WORDS) -> set[str]:
-    """The `k`-word shingles of a list of `words` (empty when it has fewer than `k`)."""
-    return {" ".join(found[i : i + k]) for i in range(len(found) - k + 1)}
+    """The distinct `k`-word shingles of a list of `words`: the set a signature estimates Jaccard similarity on."""
+    return set(shingle_list(found, k))
 
 
-@lru_cache(maxsize=4)
-def _permutations(num_perm: int) -> np.ndarray:
-    """The permutations datasketch draws for SEED, drawn once rather than per signature (a fifth of its time)."""
-    drawn: np.ndarray = MinHash(num_perm=num_perm, seed=SEED, scheme=SCHEME).permutations
-    drawn.flags.writeable = False  # shared by every signature
-    return drawn
-
-
-def signature(title: str, text: str, num_perm: int = NUM_PERM) -> LeanMinHash | None:
+def signature(title: str, text: str, num_perm: int = NUM_PERM, *, normalised: str | None = None) -> Signature | None:
     """The MinHash signature of an update's text, or None when the text is too short to judge (< `MIN_WORDS`).
 
     `title` is accepted so callers pass the whole update, but is not part of the signature (see the module doc).
+    `normalised`: as for `words`.
     """
     del title
-    found = words(text)
+    found = words(text, normalised=normalised)
     if len(found) < MIN_WORDS:
         return None
-    minhash = MinHash(
-        num_perm=num_perm, seed=SEED, scheme=SCHEME, hashfunc=sha1_hash32, permutations=_permutations(num_perm)
-    )
-    minhash.update_batch([shingle.encode("utf-8") for shingle in shingle_set(found)])
-    return LeanMinHash(minhash)
+    hashes = shingle_hashes(found)
+    # A repeated shingle changes no minimum: no need to make a set.
+    offsets = np.array([0, len(hashes)], np.uint64)
+    digest = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm, SEED)
+    return _frozen(np.array(digest.to_rows()[0], dtype=np.uint32))
 
 
-def similarity(a: LeanMinHash, b: LeanMinHash) -> float:
-    """The estimated Jaccard similarity of the two texts' shingle sets, in [0, 1].
+@lru_cache(maxsize=1 << 17)  # a news vocabulary: most words of a text were hashed for an earlier one
+def _word_hash(word: str) -> int:
+    return int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+
+
+_SHINGLE_MULTIPLIERS = np.random.default_rng(0x5EED).integers(1, 2**64, SHINGLE_WORDS, dtype=np.uint64, endpoint=False)
+_SHINGLE_MULTIPLIERS |= np.uint64(1)
+
+
+def shingle_hashes(found: list[str]) -> np.ndarray:
+    """A 64-bit hash of each `SHINGLE_WORDS`-word shingle of `found` (in order, repeats included), computed from the
+    words' hashes with one multilinear combination: equal shingles hash equal, different ones collide about once in
+    2⁶⁴. What the MinHash is taken of; it stands for `shingle_set`, at a fraction of the cost of joining strings."""
+    count = len(found) - SHINGLE_WORDS + 1
+    if count <= 0:
+        return np.zeros(0, np.uint64)
+    words_hashed = np.fromiter(map(_word_hash, found), dtype=np.uint64, count=len(found))
+    hashes: np.ndarray = words_hashed[:count] * _SHINGLE_MULTIPLIERS[0]
+    for position in range(1, SHINGLE_WORDS):
+        hashes += words_hashed[position : position + count] * _SHINGLE_MULTIPLIERS[position]
+    return hashes
+
+
+def _frozen(values: np.ndarray) -> Signature:
+    values.flags.writeable = False
+    return values
+
+
+def similarity(a: Signature, b: Signature) -> float:
+    """The estimated Jaccard similarity of the two texts' shingle sets, in [0, 1]: the share of equal minima.
 
     Raises:
-        ValueError: The signatures differ in length, seed or scheme and cannot be compared.
+        ValueError: The signatures differ in length and cannot be compared.
     """
-    return float(a.jaccard(b))
+    if len(a) != len(b):
+        raise ValueError(f"signatures of {len(a)} and {len(b)} hash values cannot be compared")
+    return float(np.count_nonzero(a == b)) / len(a)
 
 
-def encode(sig: LeanMinHash) -> bytes:
-    """The signature's hash values as bytes (4 per value, little-endian): 512 bytes at `NUM_PERM` 128."""
-    if sig.seed != SEED or sig.scheme != SCHEME:
-        raise ValueError(f"not a signature of this module (seed {sig.seed}, scheme {sig.scheme})")
-    return bytes(np.asarray(sig.hashvalues).astype(_DTYPE).tobytes())
+def encode(sig: Signature) -> bytes:
+    """The signature's hash values as bytes (4 per value, little-endian): 1 KiB at `NUM_PERM` 256."""
+    return sig.astype(_DTYPE).tobytes()
 
 
-def decode(data: bytes) -> LeanMinHash:
+def decode(data: bytes) -> Signature:
     """The signature `encode` wrote.
 
     Raises:
@@ -126,8 +166,29 @@ def decode(data: bytes) -> LeanMinHash:
     """
     if not data or len(data) % _DTYPE.itemsize:
         raise ValueError(f"a signature is a non-empty multiple of {_DTYPE.itemsize} bytes, got {len(data)}")
-    values = np.frombuffer(data, dtype=_DTYPE).astype(np.uint32)
-    return LeanMinHash(seed=SEED, hashvalues=values, scheme=SCHEME)
+    return _frozen(np.frombuffer(data, dtype=_DTYPE).astype(np.uint32))
+
+
+COMPACT_BITS = 16
+
+
+def compact(sig: Signature) -> bytes:
+    """The signature as an index stores it: the low `COMPACT_BITS` bits of each value (b-bit MinHash, Li and König
+    2010), half the bytes of `encode`. Two different minima agree there once in 65,536, which moves an estimate of
+    similarity by about 0.00002: nothing against a threshold of 0.9."""
+    return (sig & 0xFFFF).astype("<u2").tobytes()
+
+
+def compact_similarity(sig: Signature, stored: bytes) -> float:
+    """`similarity` of a full signature and a `compact` one.
+
+    Raises:
+        ValueError: `stored` is not a compact signature of the same length.
+    """
+    if len(stored) != 2 * len(sig):
+        raise ValueError(f"a compact signature of {len(sig)} values is {2 * len(sig)} bytes, got {len(stored)}")
+    other = np.frombuffer(stored, dtype="<u2")
+    return float(np.count_nonzero((sig & 0xFFFF) == other)) / len(sig)
 
 
 @lru_cache(maxsize=64)
@@ -159,22 +220,39 @@ def band_params(threshold: float, num_perm: int = NUM_PERM) -> tuple[int, int]:
     return best[1], best[2]
 
 
-def band_keys(sig: LeanMinHash, threshold: float, num_perm: int | None = None) -> list[str]:
-    """The LSH band keys of `sig` for `threshold`: texts sharing any key are candidate near-copies.
+@lru_cache(maxsize=64)
+def _band_multipliers(bands: int, rows: int) -> np.ndarray:
+    """One odd 64-bit multiplier per value of a band, and a salt per band, drawn from a seed named by the algorithm
+    and the layout: keys of other layouts or algorithms never meet."""
+    seed = int.from_bytes(hashlib.blake2b(f"{ALGORITHM}:{SEED}:{bands}x{rows}".encode(), digest_size=8).digest())
+    drawn = np.random.default_rng(seed).integers(0, 2**64, size=(bands, rows + 1), dtype=np.uint64, endpoint=False)
+    drawn |= np.uint64(1)
+    drawn.flags.writeable = False
+    return drawn
 
-    Each key is 16 hex digits of a SHA-256 over the band layout, the band index and the band's hash values, so
-    keys made for different thresholds or signature lengths never collide.
+
+def packed_bands(sig: Signature, threshold: float) -> bytes:
+    """The LSH band keys of `sig` for `threshold`, 8 bytes each, concatenated: texts sharing any are candidate
+    near-copies.
+
+    A band's key is a multilinear hash of its values (Σ valueᵢ·mᵢ + salt, modulo 2⁶⁴, with `_band_multipliers`):
+    two different bands collide about once in 2⁶⁴, and a collision only makes a candidate, whose similarity is then
+    checked. One numpy expression for all bands: a per-band cryptographic hash cost more than the signature.
+    """
+    bands, rows = band_params(threshold, len(sig))
+    multipliers = _band_multipliers(bands, rows)
+    values = sig[: bands * rows].astype(np.uint64).reshape(bands, rows)
+    keys = (values * multipliers[:, :rows]).sum(axis=1, dtype=np.uint64) + multipliers[:, rows]
+    return bytes(keys.astype(">u8").tobytes())
+
+
+def band_keys(sig: Signature, threshold: float, num_perm: int | None = None) -> list[str]:
+    """`packed_bands` as 16-hex-digit strings, one per band.
 
     Raises:
         ValueError: `num_perm` is given and is not the signature's length.
     """
-    length = len(sig.hashvalues)
-    if num_perm is not None and num_perm != length:
-        raise ValueError(f"signature has {length} hash values, not {num_perm}")
-    bands, rows = band_params(threshold, length)
-    values = np.asarray(sig.hashvalues).astype(_DTYPE)
-    keys = []
-    for index in range(bands):
-        band = values[index * rows : (index + 1) * rows].tobytes()
-        keys.append(hashlib.sha256(f"{bands}x{rows}:{index}:".encode() + band).hexdigest()[:16])
-    return keys
+    if num_perm is not None and num_perm != len(sig):
+        raise ValueError(f"signature has {len(sig)} hash values, not {num_perm}")
+    packed = packed_bands(sig, threshold)
+    return [packed[i : i + 8].hex() for i in range(0, len(packed), 8)]

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp  # a dependency of datasketch
+import scipy.sparse as sp  # a dependency of datasketch (the test extra)
 
 from services.dedup import shingles
 from services.identity import entry_guid, normalise_text
@@ -129,7 +129,7 @@ def estimated(values: np.ndarray, usable: np.ndarray, src: np.ndarray, inc: np.n
     return Pairs(i, j, s[keep], inc[i] == inc[j])
 
 
-def lsh_candidates(sigs: list[shingles.LeanMinHash | None], src: np.ndarray, threshold: float) -> set[tuple[int, int]]:
+def lsh_candidates(sigs: list[shingles.Signature | None], src: np.ndarray, threshold: float) -> set[tuple[int, int]]:
     """Cross-source pairs sharing at least one band key at `threshold`."""
     buckets: defaultdict[str, list[int]] = defaultdict(list)
     for n, sig in enumerate(sigs):
@@ -214,7 +214,7 @@ def perms(docs: list[Doc], src: np.ndarray, inc: np.ndarray, sets: list[set[str]
         sigs = [shingles.signature(d.title, d.text, num_perm) for d in docs]
         ms = (time.perf_counter() - t0) * 1000 / len(docs)
         usable = np.array([s is not None for s in sigs])
-        values = np.stack([np.asarray(s.hashvalues) if s is not None else np.zeros(num_perm, np.uint32) for s in sigs])
+        values = np.stack([np.asarray(s) if s is not None else np.zeros(num_perm, np.uint32) for s in sigs])
         est = estimated(values, usable, src, inc, 0.3)
         keys = set(zip(exact.i.tolist(), exact.j.tolist(), strict=True))
         keys |= set(zip(est.i.tolist(), est.j.tolist(), strict=True))
@@ -248,7 +248,7 @@ def main(root: Path) -> None:
     per_sig_ms = (time.perf_counter() - t0) * 1000 / len(docs)
     usable = np.array([s is not None for s in sigs])
     values = np.stack(
-        [np.asarray(s.hashvalues) if s is not None else np.zeros(shingles.NUM_PERM, np.uint32) for s in sigs]
+        [np.asarray(s) if s is not None else np.zeros(shingles.NUM_PERM, np.uint32) for s in sigs]
     )
     sets = [
         shingles.shingle_set(shingles.words(d.text)) if s is not None else None for d, s in zip(docs, sigs, strict=True)

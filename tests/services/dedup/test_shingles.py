@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -78,7 +79,7 @@ SECOND = report("Lakeside", "Fifth Avenue", 41, "Tuesday", "2:30 a.m.", "Lakesid
                 "Lt. Maria Cordova")
 
 
-def sig(text: str, title: str = "") -> datasketch.LeanMinHash:
+def sig(text: str, title: str = "") -> shingles.Signature:
     found = shingles.signature(title, text)
     assert found is not None
     return found
@@ -146,7 +147,7 @@ def test_encode_then_decode_gives_the_same_signature() -> None:
     assert isinstance(data, bytes)
     assert len(data) == 4 * NUM_PERM
     back = shingles.decode(data)
-    assert np.array_equal(back.hashvalues, original.hashvalues)
+    assert np.array_equal(back, original)
     assert shingles.similarity(back, sig(OUTLET)) == shingles.similarity(original, sig(OUTLET))
     assert shingles.band_keys(back, DEFAULT_THRESHOLD) == shingles.band_keys(original, DEFAULT_THRESHOLD)
 
@@ -171,17 +172,27 @@ def test_signatures_are_the_same_in_another_process() -> None:
     assert done.stdout == shingles.encode(sig(WIRE)).hex()
 
 
-def test_signatures_are_datasketch_minhash_with_its_defaults_and_stay_put() -> None:
-    """A signature is datasketch's default MinHash of the shingles (seed 1), and its bytes never change (stored)."""
-    assert datasketch.MinHash().seed == shingles.SEED
-    plain = datasketch.MinHash(num_perm=NUM_PERM)
-    plain.update_batch([s.encode() for s in shingles.shingle_set(shingles.words(WIRE))])
-    assert np.array_equal(plain.hashvalues, sig(WIRE).hashvalues)
-    # Golden bytes: a new datasketch or numpy that changed them would orphan every stored signature and band key.
+def test_signatures_estimate_jaccard_like_the_reference_minhash_and_stay_put() -> None:
+    """rensa's signature estimates the true Jaccard similarity as closely as datasketch's reference MinHash does, on
+    pairs from identical to unrelated; and its bytes never change (they are stored)."""
+    shortened = " ".join(WIRE.split()[: len(WIRE.split()) * 2 // 3])
+    for a, b in ((WIRE, WIRE), (WIRE, OUTLET), (WIRE, shortened), (FIRST, SECOND), (WIRE, FIRST)):
+        reference = []
+        for text in (a, b):
+            minhash = datasketch.MinHash(num_perm=NUM_PERM)
+            minhash.update_batch([s.encode() for s in shingles.shingle_set(shingles.words(text))])
+            reference.append(minhash)
+        true = exact(a, b)
+        # Both estimate the same quantity with the same number of values: three standard deviations apart at most.
+        tolerance = 3 * max((true * (1 - true) / NUM_PERM) ** 0.5, 1 / NUM_PERM)
+        assert abs(shingles.similarity(sig(a), sig(b)) - true) <= tolerance
+        assert abs(reference[0].jaccard(reference[1]) - true) <= tolerance
+    # Golden bytes: a rensa release that changed its digests would orphan every stored signature and band key.
     assert shingles.encode(sig(WIRE))[:16].hex() == GOLDEN_PREFIX
+    assert shingles.ALGORITHM == "rensa-r2"
 
 
-GOLDEN_PREFIX = "74300b0197b84200240b41029f91ac00"
+GOLDEN_PREFIX = "31b91a05712ca81096c727087a331b48"
 
 
 @pytest.mark.parametrize("threshold", [0.5, 0.7, 0.8, 0.9])
@@ -203,3 +214,54 @@ def test_band_keys_are_short_hex_one_per_band() -> None:
     assert shingles.band_keys(sig(WIRE), DEFAULT_THRESHOLD, NUM_PERM) == keys
     with pytest.raises(ValueError, match="hash values"):
         shingles.band_keys(sig(WIRE), DEFAULT_THRESHOLD, NUM_PERM // 2)
+
+
+CHROME_SAMPLES = (
+    "all rights reserved", "copyright 2025", "© 2025 wcnc", "may not be published, broadcast",
+    "rewritten or redistributed", "signing up is free", "log in to continue", "subscribe today",
+    "our newsletter", "email notifications", "your notification settings", "verification email sent",
+    "confirmation email sent", "your registration information", "thank you for registering",
+    "already have an account?", "need an account?", "privacy policy", "terms of use", "enable javascript",
+    "premium content", "digital pass", "you have enjoyed your preview", "owner of this article",
+    "thank you for reading", "click here", "straight to your inbox", "{* loginwidget *}", "visit [website]",
+)
+
+
+def _top_level_alternatives(pattern: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in pattern:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "|" and depth == 0:
+            parts, current = [*parts, current], ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+def test_every_chrome_phrase_has_a_hint_so_the_quick_check_never_skips_chrome() -> None:
+    """Each phrase of the chrome pattern has a sample here, and each sample contains one of the literal hints that
+    decide whether the pattern runs at all; a phrase added without a hint fails this test."""
+    alternatives = _top_level_alternatives(shingles._CHROME.pattern)
+    assert len(alternatives) == len(CHROME_SAMPLES)
+    for alternative, sample in zip(alternatives, CHROME_SAMPLES, strict=True):
+        assert re.search(alternative, sample), (alternative, sample)
+        assert any(hint in sample for hint in shingles._CHROME_HINTS), sample
+        assert shingles.words(f"police said. {sample}. officers left.") == ["police", "said", "officers", "left"]
+
+
+def test_compact_signatures_are_half_the_bytes_and_estimate_the_same() -> None:
+    """The index stores 16 bits of each value: half of `encode`, and the estimate stays within a hash value's
+    worth of the full one (two different minima agree in 16 bits once in 65,536)."""
+    wire, outlet, first = sig(WIRE), sig(OUTLET), sig(FIRST)
+    assert len(shingles.compact(wire)) == len(shingles.encode(wire)) // 2
+    for a, b in ((wire, wire), (wire, outlet), (wire, first)):
+        assert abs(shingles.compact_similarity(a, shingles.compact(b)) - shingles.similarity(a, b)) <= 1 / NUM_PERM
+    with pytest.raises(ValueError, match="compact signature"):
+        shingles.compact_similarity(wire, shingles.compact(wire)[:-2])
+
+
+def test_packed_bands_are_the_band_keys_as_bytes() -> None:
+    """What the stage sends to Redis is the band keys, 8 bytes each, in band order."""
+    packed = shingles.packed_bands(sig(WIRE), DEFAULT_THRESHOLD)
+    assert packed.hex() == "".join(shingles.band_keys(sig(WIRE), DEFAULT_THRESHOLD))
+    assert shingles.packed_bands(sig(WIRE), 0.5) != packed[: len(shingles.packed_bands(sig(WIRE), 0.5))]
