@@ -49,16 +49,18 @@ local function band_fields(bands)
   for i = 1, #bands, 8 do fields[#fields + 1] = 'b' .. string.sub(bands, i, i + 7) end
   return fields
 end
+-- The members of `bands` in KEYS[first_bucket..] (bucket position, their ids), and the newest bucket's values.
 local function near_members(first_bucket, bands)
-  local fields, members = band_fields(bands), {}
-  if #fields == 0 then return members end
+  local fields, members, newest = band_fields(bands), {}, nil
+  if #fields == 0 then return members, newest end
   for k = first_bucket, #KEYS do
     local values = redis.call('HMGET', KEYS[k], unpack(fields))
     for _, value in ipairs(values) do
       if value then members[#members + 1] = {k, value, k - first_bucket} end
     end
+    newest = values
   end
-  return members
+  return members, newest
 end
 local function digest(members)
   local parts = {}
@@ -107,7 +109,12 @@ end
 if (redis.call('HGET', KEYS[1], 'current') or '') ~= ARGV[1] then return 'conflict' end
 local owner = redis.call('GET', KEYS[2]) or ''
 if owner ~= ARGV[4] then return 'conflict' end
-if ARGV[13] ~= '' and digest(near_members(5, ARGV[12])) ~= ARGV[13] then return 'conflict' end
+local newest_values = nil
+if ARGV[13] ~= '' then
+  local members, newest = near_members(5, ARGV[12])
+  if digest(members) ~= ARGV[13] then return 'conflict' end
+  newest_values = newest
+end
 redis.call('XADD', KEYS[3], '*', ARGV[7], ARGV[6])
 redis.call('HSET', KEYS[1], 'current', ARGV[2], ARGV[3], '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
@@ -116,7 +123,7 @@ redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
 if ARGV[10] == '1' then
   local bucket = KEYS[#KEYS]
   local fields = band_fields(ARGV[12])
-  local values = redis.call('HMGET', bucket, unpack(fields))
+  local values = newest_values or redis.call('HMGET', bucket, unpack(fields))
   local writes = {'s' .. ARGV[11], ARGV[14]}
   for i, field in ipairs(fields) do
     writes[#writes + 1] = field
