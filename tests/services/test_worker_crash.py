@@ -73,17 +73,22 @@ def incident_updates(count: int) -> list[Update]:
 
 async def _kill_mid_stream(stage: str, redis: Redis, redis_url: str, key_prefix: str, output: str, total: int) -> None:
     victim = worker(stage, redis_url, key_prefix, "victim", reclaim_idle_ms=600_000)
+    stream, group = STAGE_INPUTS[stage]
     try:
         for _ in range(3000):  # start-up can take seconds on a loaded machine
             if await redis.xlen(output) > 0:
-                break
+                # Frozen, it holds what it holds: kill it only while it has read entries it has not acknowledged
+                # (a batch worker acknowledges whole batches, so between two batches it holds none).
+                victim.send_signal(signal.SIGSTOP)
+                if (await redis.xpending(Keys(key_prefix).stream(stream), group))["pending"] > 0:
+                    break
+                victim.send_signal(signal.SIGCONT)
             await asyncio.sleep(0.01)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
     finally:
         victim.kill()
     assert 0 < await redis.xlen(output) < total, "the victim must die mid-stream"
-    stream, group = STAGE_INPUTS[stage]
     pending = await redis.xpending(Keys(key_prefix).stream(stream), group)
     assert pending["pending"] > 0, "the victim must die holding unacknowledged entries"
 
