@@ -135,7 +135,6 @@ end
 return 'published'
 """
 _BUCKETS_PER_WINDOW = 4  # a bucket spans a quarter of the window: what expires late is at most a quarter of it
-_ID_BYTES = 12  # an update id ("u_" + 24 hex digits) as the index stores it
 
 
 @dataclass(frozen=True)
@@ -152,33 +151,19 @@ class DedupPolicy:
 
 @dataclass(frozen=True)
 class _Buckets:
-    """The index buckets a judge at `now_ms` reads (oldest first), and when the newest, which it writes, expires."""
+    """The index buckets a judge at some time reads (their keys, oldest first), and when the newest, which it
+    writes, expires."""
 
-    indexes: list[int]
-    span_ms: int
+    keys: list[str]
+    newest_expires_at_ms: int
 
     @classmethod
-    def at(cls, now_ms: int, window_s: int) -> _Buckets:
-        span_ms = max(window_s * 1000 // _BUCKETS_PER_WINDOW, 1)
-        first, last = (now_ms - window_s * 1000) // span_ms, now_ms // span_ms
-        return cls(list(range(first, last + 1)), span_ms)
-
-    def keys(self, keys: Keys) -> list[str]:
-        return [keys.dedup_near(index) for index in self.indexes]
-
-    def newest_expires_at_ms(self, window_s: int) -> int:
-        # Read while its end is inside some judge's window: until `window_s` after it ends.
-        return (self.indexes[-1] + 1) * self.span_ms + window_s * 1000
-
-
-@dataclass(frozen=True)
-class _NearIndex:
-    """Where one text's bands are looked up and written, and what was found there (for the check-and-set)."""
-
-    signature: bytes  # as stored: truncated values, then the source id
-    bands: bytes  # packed, 8 bytes a band
-    digest: str  # of the band members read; '' when they were not read (a revision)
-    buckets: _Buckets
+    def at(cls, now_ms: int, policy: DedupPolicy, keys: Keys) -> _Buckets:
+        window_ms = policy.window_s * 1000
+        span_ms = max(window_ms // _BUCKETS_PER_WINDOW, 1)
+        first, last = (now_ms - window_ms) // span_ms, now_ms // span_ms
+        # A bucket is read while its end is inside some judge's window: until a window after it ends.
+        return cls([keys.dedup_near(n) for n in range(first, last + 1)], (last + 1) * span_ms + window_ms)
 
 
 @dataclass(frozen=True)
@@ -204,7 +189,8 @@ class _Item:
 @dataclass(frozen=True)
 class _Read:
     seen: Seen
-    index: _NearIndex | None
+    buckets: _Buckets
+    digest: str  # of the band members read, for the check-and-set; '' when they were not read (a revision)
 
 
 @dataclass(frozen=True)
@@ -235,7 +221,8 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
                         policy: DedupPolicy = DedupPolicy()) -> Judged:
     """Judge raw entries (each with its id on `raw`) and publish each verdict atomically, as `process` does.
 
-    The whole batch is read in one round trip and committed, in order, in another. Entries of one batch that decide
+    The whole batch is read in one pipeline and committed, in order, in another (redis-py checks the scripts are
+    loaded before each: SCRIPT EXISTS, one more short round trip). Entries of one batch that decide
     each other's verdict (two versions of one entry, two copies of one text) are caught by the commit's
     check-and-set, as concurrent workers are, and judged again in the next round, so the verdicts are the ones
     one-by-one processing in batch order gives.
@@ -262,14 +249,13 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
 
 
 async def _read_all(redis: Redis, keys: Keys, items: list[_Item], policy: DedupPolicy, now_ms: int) -> list[_Read]:
-    """What dedup knows about each item, in one round trip (and one more for the previous texts of revisions)."""
-    buckets = _Buckets.at(now_ms, policy.window_s)
-    bucket_keys = buckets.keys(keys)
+    """What dedup knows about each item, in one pipeline (and one more for the previous texts of revisions)."""
+    buckets = _Buckets.at(now_ms, policy, keys)
     script = redis.register_script(_READ)
     async with redis.pipeline(transaction=False) as pipe:
         for item in items:
             await script(
-                keys=[keys.dedup_entry(item.raw.identity), keys.dedup_story(item.story), *bucket_keys],
+                keys=[keys.dedup_entry(item.raw.identity), keys.dedup_story(item.story), *buckets.keys],
                 args=[item.known_field, item.bands],
                 client=pipe,
             )
@@ -279,12 +265,8 @@ async def _read_all(redis: Redis, keys: Keys, items: list[_Item], policy: DedupP
         redis, keys, [seen.current if seen.current and not seen.known else None for seen, _ in interpreted]
     )
     return [
-        _Read(
-            replace(seen, previous=text),
-            _NearIndex(shingles.compact(item.signature) + item.raw.source_id.encode(), item.bands, digest, buckets)
-            if item.signature is not None else None,
-        )
-        for item, (seen, digest), text in zip(items, interpreted, previous, strict=True)
+        _Read(replace(seen, previous=text), buckets, digest)
+        for (seen, digest), text in zip(interpreted, previous, strict=True)
     ]
 
 
@@ -294,12 +276,12 @@ def _interpret(item: _Item, reply: list[Any], policy: DedupPolicy) -> tuple[Seen
     current_text, known, owner, digest, found = reply
     best: NearMatch | None = None
     raw = item.raw
-    cut = 2 * shingles.NUM_PERM
     for member, stored in found:
+        assert item.signature is not None  # candidates come only from this text's bands
+        cut = shingles.COMPACT.itemsize * len(item.signature)  # the stored value: compact signature, then source
         source = stored[cut:].decode()
         if source == raw.source_id:
             continue  # the same outlet: its own follow-ups share its boilerplate and are not corroboration
-        assert item.signature is not None  # candidates come only from this text's bands
         similarity = shingles.compact_similarity(item.signature, stored[:cut])
         if similarity >= policy.near_threshold and (best is None or similarity > best.similarity):
             best = NearMatch(f"u_{member.hex()}", source, similarity)
@@ -340,16 +322,11 @@ async def _commit_all(redis: Redis, keys: Keys, judged: list[tuple[_Item, Update
 
 async def _commit(script: AsyncScript, pipe: Pipeline, keys: Keys, item: _Item, update: Update, read: _Read,
                   policy: DedupPolicy) -> None:
-    raw, seen, index = item.raw, read.seen, read.index
-    indexed = index is not None and update.verdict is not Verdict.duplicate
+    raw, seen, signature = item.raw, read.seen, item.signature
+    indexed = signature is not None and update.verdict is not Verdict.duplicate
     await script(
-        keys=[
-            keys.dedup_entry(raw.identity),
-            keys.dedup_story(item.story),
-            keys.updates,
-            keys.dedup_stats,
-            *(index.buckets.keys(keys) if index is not None else []),
-        ],
+        keys=[keys.dedup_entry(raw.identity), keys.dedup_story(item.story), keys.updates, keys.dedup_stats,
+              *read.buckets.keys],
         args=[
             seen.current.encode() if seen.current else "",
             Version.of(raw, item.raw_id).encode(),
@@ -361,12 +338,12 @@ async def _commit(script: AsyncScript, pipe: Pipeline, keys: Keys, item: _Item, 
             policy.window_s * 1000,
             update.verdict.value,
             "1" if indexed else "0",
-            bytes.fromhex(update.update_id.removeprefix("u_")),
-            index.bands if index is not None else b"",
+            bytes.fromhex(update.update_id.removeprefix("u_")),  # 12 bytes: how the index names an update
+            item.bands,
             # A revision's bands were not read: nothing to check them against.
-            index.digest if index is not None and seen.current is None else "",
-            index.signature if index is not None else b"",
-            index.buckets.newest_expires_at_ms(policy.window_s) if index is not None else 0,
+            read.digest if seen.current is None else "",
+            shingles.compact(signature) + raw.source_id.encode() if indexed and signature is not None else b"",
+            read.buckets.newest_expires_at_ms,
         ],
         client=pipe,
     )

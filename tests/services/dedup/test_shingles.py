@@ -261,7 +261,14 @@ def test_compact_signatures_are_half_the_bytes_and_estimate_the_same() -> None:
 
 
 def test_packed_bands_are_the_band_keys_as_bytes() -> None:
-    """What the stage sends to Redis is the band keys, 8 bytes each, in band order."""
+    """What the stage sends to Redis is the band keys, 8 bytes each, in band order; a key depends on its band's
+    values only."""
     packed = shingles.packed_bands(sig(WIRE), DEFAULT_THRESHOLD)
     assert packed.hex() == "".join(shingles.band_keys(sig(WIRE), DEFAULT_THRESHOLD))
-    assert shingles.packed_bands(sig(WIRE), 0.5) != packed[: len(shingles.packed_bands(sig(WIRE), 0.5))]
+    # Two signatures equal in the first band's values only share that band's key and no other.
+    bands, rows = shingles.band_params(DEFAULT_THRESHOLD, NUM_PERM)
+    other = sig(WIRE).copy()
+    other[rows:] += np.uint32(1)
+    theirs = shingles.band_keys(other, DEFAULT_THRESHOLD)
+    ours = shingles.band_keys(sig(WIRE), DEFAULT_THRESHOLD)
+    assert [a == b for a, b in zip(ours, theirs, strict=True)] == [True] + [False] * (bands - 1)
