@@ -12,10 +12,10 @@ import httpx
 import structlog
 from faststream import FastStream
 from faststream.redis import RedisBroker
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services import dedup
+from services.connection import connect
 from services.errors import ConfigurationError
 from services.groups import ensure_groups, prune_consumers, trim
 from services.poller.fetch import build_client
@@ -66,7 +66,7 @@ def build_app(settings: Settings, url: str, stages: Iterable[str]) -> FastStream
     if "push" in chosen and not settings.public_url:
         raise ConfigurationError("WebSub push needs the URL hubs reach this process at: set LIVEDESK_PUBLIC_URL")
     sources = load_registry(settings.sources) if "poller" in chosen and settings.sources else []
-    ctx = StageContext(settings, Redis.from_url(url))
+    ctx = StageContext(settings, connect(url))
     broker = build_broker(ctx, url, chosen)
     app = FastStream(broker, logger=_FASTSTREAM_LOG)
     background: list[asyncio.Task[None]] = []

@@ -133,8 +133,7 @@ def tail(
     from_start: Annotated[bool, typer.Option("--from-start", help="Print the stream's history first.")] = False,
 ) -> None:
     """Follow the `changes` stream and print events as they arrive."""
-    from redis.asyncio import Redis
-
+    from services.connection import connect
     from services.redis_server import redis_url
     from services.render import event_line
     from services.wire import entry_data
@@ -142,7 +141,7 @@ def tail(
     settings = _settings()
 
     async def follow(url: str) -> None:
-        redis = Redis.from_url(url)
+        redis = connect(url)
         last = "0" if from_start else "$"
         try:
             while True:
@@ -164,9 +163,9 @@ def tail(
 @cli.command()
 def health() -> None:
     """Exit 0 when the configured Redis answers; print each stage's backlog and the dedup verdict counts as JSON."""
-    from redis.asyncio import Redis
     from redis.exceptions import RedisError
 
+    from services.connection import connect
     from services.groups import backlog
     from services.wire import as_text
 
@@ -175,7 +174,7 @@ def health() -> None:
         raise _fail(ConfigurationError("health needs LIVEDESK_REDIS_URL: an embedded server has no one to ask"))
 
     async def ask(url: str) -> dict[str, object]:
-        redis = Redis.from_url(url, socket_timeout=3)
+        redis = connect(url, socket_timeout=3)
         try:
             await redis.ping()
             verdicts = await redis.hgetall(settings.keys.dedup_stats)
@@ -193,15 +192,14 @@ def health() -> None:
 
 def _with_registry(work: Callable[[FeedRegistry, Settings], Awaitable[int]]) -> None:
     """Run `work` against the registry of the configured Redis; its return value is the exit code."""
-    from redis.asyncio import Redis
-
+    from services.connection import connect
     from services.poller.feeds import FeedRegistry
     from services.redis_server import redis_url
 
     settings = _settings(log_level=os.environ.get("LIVEDESK_LOG_LEVEL", "warning"))
 
     async def run(url: str) -> int:
-        redis = Redis.from_url(url)
+        redis = connect(url)
         try:
             return await work(FeedRegistry(redis, settings.keys), settings)
         finally:

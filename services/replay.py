@@ -21,6 +21,7 @@ import structlog
 from redis.asyncio import Redis
 
 from schemas import ChangeEvent, FeedSource, Incident
+from services.connection import connect
 from services.errors import ConfigurationError, FeedError
 from services.groups import backlog, ensure_groups
 from services.names import Keys
@@ -131,7 +132,7 @@ async def replay(
     archive = read_archive(root)
     prefix = key_prefix or f"{settings.key_prefix}:replay:{uuid.uuid4().hex[:12]}"
     private = settings.model_copy(update={"key_prefix": prefix, "consumer": f"replay-{uuid.uuid4().hex[:8]}"})
-    redis = Redis.from_url(url)
+    redis = connect(url)
     ctx = StageContext(private, redis)
     keys = ctx.keys
     reader = EventReader(redis, keys)

@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 from services.errors import PermanentError
 from services.names import Keys
 from services.settings import Settings
-from services.wire import DATA_FIELD, as_text
+from services.wire import DATA_FIELD, JSONMessageFormat, as_text
 
 log = structlog.get_logger(__name__)
 
@@ -96,6 +96,18 @@ def subscribe_stream(router: RedisRouter, ctx: StageContext, stream: str, group:
     return register
 
 
+class _BodyNotRead(JSONMessageFormat):
+    """The batch reader's message format: the reader parses each entry itself from the raw message, so FastStream
+    gets a placeholder for each body instead of decoding every entry's JSON and encoding the batch again as one
+    body no one reads (a sixth of the dedup reader's time)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, data: bytes) -> tuple[bytes, dict[str, Any]]:
+        return JSONMessageFormat.parse(b"null")
+
+
 def subscribe_stream_batches(
     router: RedisRouter,
     ctx: StageContext,
@@ -126,7 +138,7 @@ def subscribe_stream_batches(
     data_field = DATA_FIELD.encode()
 
     # MANUAL: only what the batch handler finished is acknowledged (FastStream would ack the whole batch).
-    @router.subscriber(stream=reader, ack_policy=AckPolicy.MANUAL, title=f"{group}:read")
+    @router.subscriber(stream=reader, ack_policy=AckPolicy.MANUAL, title=f"{group}:read", message_format=_BodyNotRead)
     async def read(message: RedisBatchStreamMessage) -> None:
         raw = message.raw_message
         parsed: list[tuple[Model, str]] = []

@@ -11,6 +11,7 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from services.connection import connect
 from services.redis_server import answers_ping, embedded_valkey
 from services.replay import delete_prefix
 from services.settings import Settings
@@ -53,7 +54,7 @@ def key_prefix(redis_url: str) -> Iterator[str]:
 
 @pytest.fixture
 async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+    client = connect(redis_url)
     yield client
     await delete_prefix(client, key_prefix)
     await client.aclose()

@@ -82,7 +82,7 @@ def words(text: str, *, drop_chrome: bool = True, normalised: str | None = None)
     `normalised`: `services.identity.normalise_text(text)`, when the caller has it already.
     """
     folded = normalise_text(text) if normalised is None else normalised
-    if drop_chrome and any(hint in folded for hint in _CHROME_HINTS):
+    if drop_chrome and any(map(folded.__contains__, _CHROME_HINTS)):
         folded = " ".join(s for s in _SENTENCE_END.split(folded) if not _CHROME.search(s))
     return _WORD.findall(folded)
 
@@ -104,14 +104,29 @@ def signature(title: str, text: str, num_perm: int = NUM_PERM, *, normalised: st
     `normalised`: as for `words`.
     """
     del title
-    found = words(text, normalised=normalised)
-    if len(found) < MIN_WORDS:
-        return None
-    hashes = shingle_hashes(found)
-    # A repeated shingle changes no minimum: no need to make a set.
-    offsets = np.array([0, len(hashes)], np.uint64)
-    digest = RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm, SEED)
-    return _frozen(np.array(digest.to_rows()[0], dtype=np.uint32))
+    return signatures([text], num_perm, normalised=None if normalised is None else [normalised])[0]
+
+
+def signatures(texts: list[str], num_perm: int = NUM_PERM, *,
+               normalised: list[str] | None = None) -> list[Signature | None]:
+    """`signature` of each text, computed together (one MinHash call for all of them): what a batch costs.
+
+    `normalised`: `services.identity.normalise_text` of each text, when the caller has them already.
+    """
+    found = [words(text, normalised=None if normalised is None else normalised[n]) for n, text in enumerate(texts)]
+    judged = [n for n, text_words in enumerate(found) if len(text_words) >= MIN_WORDS]
+    result: list[Signature | None] = [None] * len(texts)
+    if not judged:
+        return result
+    hashes = [shingle_hashes(found[n]) for n in judged]
+    # A repeated shingle changes no minimum: no need to make sets.
+    offsets = np.zeros(len(hashes) + 1, np.uint64)
+    np.cumsum([len(h) for h in hashes], out=offsets[1:])
+    digests = RMinHash.digest_matrix_from_flat_token_hashes(np.concatenate(hashes), offsets, num_perm, SEED)
+    matrix = _frozen(np.array(digests.to_rows(), dtype=np.uint32))
+    for row, n in enumerate(judged):
+        result[n] = matrix[row]
+    return result
 
 
 @lru_cache(maxsize=1 << 17)  # a news vocabulary: most words of a text were hashed for an earlier one
@@ -239,11 +254,20 @@ def packed_bands(sig: Signature, threshold: float) -> bytes:
     two different bands collide about once in 2⁶⁴, and a collision only makes a candidate, whose similarity is then
     checked. One numpy expression for all bands: a per-band cryptographic hash cost more than the signature.
     """
-    bands, rows = band_params(threshold, len(sig))
+    return packed_bands_of([sig], threshold)[0]
+
+
+def packed_bands_of(sigs: list[Signature], threshold: float) -> list[bytes]:
+    """`packed_bands` of each signature (all of one length), in one numpy expression for all of them."""
+    if not sigs:
+        return []
+    bands, rows = band_params(threshold, len(sigs[0]))
     multipliers = _band_multipliers(bands, rows)
-    values = sig[: bands * rows].astype(np.uint64).reshape(bands, rows)
-    keys = (values * multipliers[:, :rows]).sum(axis=1, dtype=np.uint64) + multipliers[:, rows]
-    return bytes(keys.astype(">u8").tobytes())
+    values = np.stack(sigs)[:, : bands * rows].astype(np.uint64).reshape(len(sigs), bands, rows)
+    keys = (values * multipliers[:, :rows]).sum(axis=2, dtype=np.uint64) + multipliers[:, rows]
+    packed = keys.astype(">u8").tobytes()
+    size = bands * 8
+    return [packed[n * size : (n + 1) * size] for n in range(len(sigs))]
 
 
 def band_keys(sig: Signature, threshold: float, num_perm: int | None = None) -> list[str]:

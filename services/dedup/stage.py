@@ -41,22 +41,23 @@ _DEFAULTS = Settings.model_fields
 # `b<band>` → the ids of the updates with that LSH band judged in the bucket (12 bytes each, concatenated) and
 # `s<id>` → that update's `shingles.compact` signature followed by its source id. One field per band instead of one
 # sorted set per band, and truncated signatures, keep the index at about a third of the memory; and a read names a
-# handful of bucket keys rather than one key per band. KEYS of both scripts end with the buckets a judge reads,
-# oldest first; ARGV carries the bands packed (8 bytes each).
-_NEAR_MEMBERS = """
+# handful of bucket keys rather than one key per band. Both scripts get the buckets a judge reads in KEYS, oldest
+# first, and an entry's bands packed in one ARGV (8 bytes each).
+_INDEX = """
 local function band_fields(bands)
   local fields = {}
   for i = 1, #bands, 8 do fields[#fields + 1] = 'b' .. string.sub(bands, i, i + 7) end
   return fields
 end
--- The members of `bands` in KEYS[first_bucket..] (bucket position, their ids), and the newest bucket's values.
-local function near_members(first_bucket, bands)
-  local fields, members, newest = band_fields(bands), {}, nil
+-- The members of band `fields` in buckets KEYS[first..last] ({bucket key index, ids, bucket position}), and the
+-- last bucket's values of those fields.
+local function near_members(first, last, fields)
+  local members, newest = {}, nil
   if #fields == 0 then return members, newest end
-  for k = first_bucket, #KEYS do
+  for k = first, last do
     local values = redis.call('HMGET', KEYS[k], unpack(fields))
     for _, value in ipairs(values) do
-      if value then members[#members + 1] = {k, value, k - first_bucket} end
+      if value then members[#members + 1] = {k, value, k - first} end
     end
     newest = values
   end
@@ -67,20 +68,9 @@ local function digest(members)
   for i, member in ipairs(members) do parts[i] = member[3] .. ':' .. member[2] end
   return redis.sha1hex(table.concat(parts, '|'))
 end
-"""
-
-# Everything a verdict is decided on, in one round trip: the entry's current version, whether this version was judged
-# before, the story's owner, and, for an entry seen for the first time, the updates sharing a band with it (a digest
-# of them, for the check-and-set) and their stored signatures and sources.
-# KEYS: entry, story, bucket... ARGV: known field, packed bands.
-_READ = _NEAR_MEMBERS + """
-local current = redis.call('HGET', KEYS[1], 'current')
-local known = redis.call('HEXISTS', KEYS[1], ARGV[1])
-local owner = redis.call('GET', KEYS[2])
-local members_digest, found, seen = '', {}, {}
-if not current and known == 0 then
-  local members = near_members(3, ARGV[2])
-  members_digest = digest(members)
+-- The stored value of each update that `members` name, once each: {12-byte id, compact signature .. source}.
+local function candidates(members)
+  local seen, found = {}, {}
   for _, member in ipairs(members) do
     for j = 1, #member[2], 12 do
       local id = string.sub(member[2], j, j + 11)
@@ -91,17 +81,80 @@ if not current and known == 0 then
       end
     end
   end
+  return found
 end
-return {current, known, owner, members_digest, found}
+-- Index update `id` in `bucket`: its stored value under 's<id>', its id appended to each of its band fields
+-- (`values`: their values now).
+local function index(bucket, expires_at_ms, id, stored, fields, values)
+  local writes = {'s' .. id, stored}
+  for i, field in ipairs(fields) do
+    writes[#writes + 1] = field
+    writes[#writes + 1] = (values[i] or '') .. id
+  end
+  redis.call('HSET', bucket, unpack(writes))
+  redis.call('PEXPIREAT', bucket, expires_at_ms)
+end
 """
 
-# Check-and-set in one step: the verdict is published and the keys that decide the next verdict are recorded
-# together, so a crash can only lead to the same verdict again (absorbed downstream), and two workers racing on
-# copies of one text cannot both call theirs `new`: the updates sharing a band with it must be exactly those read
-# (same digest; '' skips the check: a revision's bands are only written). The newest bucket is written.
+# A batch in one call, in order. What Redis alone can decide is settled here: an exact repeat is counted, and an entry
+# with nothing like it (no version of it judged, no copy of its text, nothing in its bands) is published as `new`
+# with its keys recorded, atomically. Every other entry needs judging in Python: its reply is what was read (its
+# current version, the story's owner, a digest of its band members and their stored values), and it is held, as is
+# every later entry of the batch that shares its entry key, story key or a band with a held one, because the held
+# entry's verdict could change theirs. So no verdict settled here depends on one still to be made, and the verdicts
+# are those of one-by-one processing; only entries that cannot affect each other pass each other on `updates`.
+# KEYS: updates, stats, buckets..., then each entry's entry key and story key.
+# ARGV: number of buckets, window ms, the newest bucket's expiry (ms), the data field, then 7 per entry: known field,
+# packed bands, version, story value, its `new` update, its 12-byte id, its index value ('' when not indexed).
+# Returns per entry: 'published' | 'repeat' | {current version, story owner, members digest, candidates}.
+_SETTLE = _INDEX + """
+local last = 2 + tonumber(ARGV[1])
+local held_keys, held_bands, results = {}, {}, {}
+local counts = {new = 0, ['repeat'] = 0}
+for n = 0, (#ARGV - 4) / 7 - 1 do
+  local a, k = 4 + 7 * n, last + 1 + 2 * n
+  local entry, story, fields = KEYS[k], KEYS[k + 1], band_fields(ARGV[a + 2])
+  if redis.call('HEXISTS', entry, ARGV[a + 1]) == 1 then
+    counts['repeat'] = counts['repeat'] + 1
+    results[n + 1] = 'repeat'
+  else
+    local current = redis.call('HGET', entry, 'current')
+    local owner = redis.call('GET', story)
+    local members, newest = {}, nil
+    if not current then members, newest = near_members(3, last, fields) end
+    local held = held_keys[entry] or held_keys[story]
+    for _, field in ipairs(fields) do held = held or held_bands[field] end
+    if current or owner or #members > 0 or held then
+      held_keys[entry], held_keys[story] = true, true
+      for _, field in ipairs(fields) do held_bands[field] = true end
+      results[n + 1] = {current, owner, digest(members), candidates(members)}
+    else
+      redis.call('XADD', KEYS[1], '*', ARGV[4], ARGV[a + 5])
+      redis.call('HSET', entry, 'current', ARGV[a + 3], ARGV[a + 1], '1')
+      redis.call('PEXPIRE', entry, ARGV[2])
+      redis.call('SET', story, ARGV[a + 4], 'PX', ARGV[2])
+      if ARGV[a + 7] ~= '' then index(KEYS[last], ARGV[3], ARGV[a + 6], ARGV[a + 7], fields, newest) end
+      counts.new = counts.new + 1
+      results[n + 1] = 'published'
+    end
+  end
+end
+for verdict, count in pairs(counts) do
+  if count > 0 then redis.call('HINCRBY', KEYS[2], verdict, count) end
+end
+return results
+"""
+
+# Check-and-set for an entry judged in Python: the verdict is published and the keys that decide the next verdict
+# are recorded together, so a crash can only lead to the same verdict again (absorbed downstream), and two workers
+# racing on copies of one text cannot both call theirs `new`: the updates sharing a band with it must be exactly
+# those read (same digest; '' skips the check: a revision's bands are only written). The newest bucket is written.
+# KEYS: entry, story, updates, stats, buckets...
+# ARGV: current version read ('' none), new version, known field, story owner read ('' none), story value, update,
+# data field, window ms, verdict, 12-byte id, packed bands, members digest, index value ('' when not indexed),
+# the newest bucket's expiry (ms).
 # Returns published | repeat | conflict.
-# KEYS: entry, story, updates, stats, bucket... ARGV: see `_commit`.
-_PUBLISH_VERDICT = _NEAR_MEMBERS + """
+_PUBLISH_VERDICT = _INDEX + """
 if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then
   redis.call('HINCRBY', KEYS[4], 'repeat', 1)
   return 'repeat'
@@ -109,28 +162,19 @@ end
 if (redis.call('HGET', KEYS[1], 'current') or '') ~= ARGV[1] then return 'conflict' end
 local owner = redis.call('GET', KEYS[2]) or ''
 if owner ~= ARGV[4] then return 'conflict' end
-local newest_values = nil
-if ARGV[13] ~= '' then
-  local members, newest = near_members(5, ARGV[12])
-  if digest(members) ~= ARGV[13] then return 'conflict' end
-  newest_values = newest
+local fields, newest = band_fields(ARGV[11]), nil
+if ARGV[12] ~= '' then
+  local members
+  members, newest = near_members(5, #KEYS, fields)
+  if digest(members) ~= ARGV[12] then return 'conflict' end
 end
 redis.call('XADD', KEYS[3], '*', ARGV[7], ARGV[6])
 redis.call('HSET', KEYS[1], 'current', ARGV[2], ARGV[3], '1')
 redis.call('PEXPIRE', KEYS[1], ARGV[8])
 if owner == '' then redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[8]) end
 redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
-if ARGV[10] == '1' then
-  local bucket = KEYS[#KEYS]
-  local fields = band_fields(ARGV[12])
-  local values = newest_values or redis.call('HMGET', bucket, unpack(fields))
-  local writes = {'s' .. ARGV[11], ARGV[14]}
-  for i, field in ipairs(fields) do
-    writes[#writes + 1] = field
-    writes[#writes + 1] = (values[i] or '') .. ARGV[11]
-  end
-  redis.call('HSET', bucket, unpack(writes))
-  redis.call('PEXPIREAT', bucket, ARGV[15])
+if ARGV[13] ~= '' then
+  index(KEYS[#KEYS], ARGV[14], ARGV[10], ARGV[13], fields, newest or redis.call('HMGET', KEYS[#KEYS], unpack(fields)))
 end
 return 'published'
 """
@@ -176,20 +220,33 @@ class _Item:
     known_field: str
     signature: shingles.Signature | None
     bands: bytes  # its LSH band keys, packed (8 bytes each); empty without a signature
+    as_new: Update  # its verdict if nothing like it was seen: what `_SETTLE` publishes without asking Python
+    index_id: bytes  # how the index names its update: the 12 bytes of the update id
+    index_value: bytes  # what the index stores for it (compact signature, then source id); empty without a signature
 
     @classmethod
-    def of(cls, raw: RawUpdate, raw_id: str, policy: DedupPolicy) -> _Item:
-        normalised = normalise_text(raw.entry.text)
-        signature = shingles.signature(raw.entry.title, raw.entry.text, normalised=normalised)
+    def all_of(cls, batch: Sequence[tuple[RawUpdate, str]], policy: DedupPolicy) -> list[_Item]:
+        """The items of a batch; signatures and bands are computed for the whole batch at once."""
+        normalised = [normalise_text(raw.entry.text) for raw, _ in batch]
+        signatures = shingles.signatures([raw.entry.text for raw, _ in batch], normalised=normalised)
         # Too short a text has no signature: too little to tell a copy from a coincidence, so exact copies only.
-        bands = shingles.packed_bands(signature, policy.near_threshold) if signature is not None else b""
-        return cls(raw, raw_id, story_key(raw, normalised=normalised), f"v:{raw.fingerprint}", signature, bands)
+        bands = iter(shingles.packed_bands_of([s for s in signatures if s is not None], policy.near_threshold))
+        items = []
+        for (raw, raw_id), text, signature in zip(batch, normalised, signatures, strict=True):
+            as_new = judge(raw, Seen(current=None))
+            assert as_new is not None  # nothing seen: always a verdict
+            items.append(cls(
+                raw, raw_id, story_key(raw, normalised=text), f"v:{raw.fingerprint}", signature,
+                next(bands) if signature is not None else b"", as_new,
+                bytes.fromhex(as_new.update_id.removeprefix("u_")),
+                shingles.compact(signature) + raw.source_id.encode() if signature is not None else b"",
+            ))
+        return items
 
 
 @dataclass(frozen=True)
 class _Read:
     seen: Seen
-    buckets: _Buckets
     digest: str  # of the band members read, for the check-and-set; '' when they were not read (a revision)
 
 
@@ -221,23 +278,32 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
                         policy: DedupPolicy = DedupPolicy()) -> Judged:
     """Judge raw entries (each with its id on `raw`) and publish each verdict atomically, as `process` does.
 
-    The whole batch is read in one pipeline and committed, in order, in another (redis-py checks the scripts are
-    loaded before each: SCRIPT EXISTS, one more short round trip). Entries of one batch that decide
-    each other's verdict (two versions of one entry, two copies of one text) are caught by the commit's
-    check-and-set, as concurrent workers are, and judged again in the next round, so the verdicts are the ones
-    one-by-one processing in batch order gives.
+    One script call settles, in batch order, every entry whose verdict Redis alone can give: exact repeats, and texts
+    with nothing like them (`new`). The others (revisions, copies, and entries that share keys with those) are judged
+    in Python from what that call read and committed, in order, with one check-and-set each in one pipeline. Entries
+    of one batch that decide each other's verdict are caught by the check-and-set, as concurrent workers are, and
+    go round again, so the verdicts are the ones one-by-one processing in batch order gives.
     """
-    items = [_Item.of(raw, raw_id, policy) for raw, raw_id in batch]
+    items = _Item.all_of(batch, policy)
     updates: list[Update | None] = [None] * len(items)
     pending = list(range(len(items)))
     for _ in range(_MAX_ATTEMPTS):
-        now_ms = int(time.time() * 1000)
-        reads = await _read_all(redis, keys, [items[i] for i in pending], policy, now_ms)
-        verdicts = [(i, judge(items[i].raw, read.seen), read) for i, read in zip(pending, reads, strict=True)]
+        buckets = _Buckets.at(int(time.time() * 1000), policy, keys)
+        replies = await _settle(redis, keys, [items[i] for i in pending], buckets, policy)
+        held: list[tuple[int, list[Any]]] = []
+        for i, reply in zip(pending, replies, strict=True):
+            if reply == b"published":
+                updates[i] = items[i].as_new
+            elif reply != b"repeat":
+                held.append((i, reply))
+        pending = []
+        if not held:
+            break
+        reads = await _reads(redis, keys, [(items[i], reply) for i, reply in held], policy)
+        verdicts = [(i, judge(items[i].raw, read.seen), read) for (i, _), read in zip(held, reads, strict=True)]
         to_commit = [(i, update, read) for i, update, read in verdicts if update is not None]
         outcomes = await _commit_all(redis, keys, [(items[i], update, read) for i, update, read in to_commit],
-                                     repeats=len(verdicts) - len(to_commit), policy=policy)
-        pending = []
+                                     buckets, repeats=len(verdicts) - len(to_commit), policy=policy)
         for (i, update, _), outcome in zip(to_commit, outcomes, strict=True):
             if outcome == "published":
                 updates[i] = update
@@ -248,32 +314,36 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
     return Judged(updates, pending)
 
 
-async def _read_all(redis: Redis, keys: Keys, items: list[_Item], policy: DedupPolicy, now_ms: int) -> list[_Read]:
-    """What dedup knows about each item, in one pipeline (and one more for the previous texts of revisions)."""
-    buckets = _Buckets.at(now_ms, policy, keys)
-    script = redis.register_script(_READ)
-    async with redis.pipeline(transaction=False) as pipe:
-        for item in items:
-            await script(
-                keys=[keys.dedup_entry(item.raw.identity), keys.dedup_story(item.story), *buckets.keys],
-                args=[item.known_field, item.bands],
-                client=pipe,
-            )
-        replies = await pipe.execute()
-    interpreted = [_interpret(item, reply, policy) for item, reply in zip(items, replies, strict=True)]
-    previous = await _previous_texts(
-        redis, keys, [seen.current if seen.current and not seen.known else None for seen, _ in interpreted]
+async def _settle(redis: Redis, keys: Keys, items: list[_Item], buckets: _Buckets, policy: DedupPolicy) -> list[Any]:
+    """`_SETTLE` on `items`: per item b'published', b'repeat', or what was read for judging it in Python."""
+    entry_keys: list[str] = []
+    args: list[str | bytes | int] = [len(buckets.keys), policy.window_s * 1000, buckets.newest_expires_at_ms,
+                                     DATA_FIELD]
+    for item in items:
+        entry_keys += [keys.dedup_entry(item.raw.identity), keys.dedup_story(item.story)]
+        args += [item.known_field, item.bands, Version.of(item.raw, item.raw_id).encode(),
+                 f"{item.as_new.update_id}|{item.raw.identity}", item.as_new.model_dump_json(), item.index_id,
+                 item.index_value]
+    replies: list[Any] = await redis.register_script(_SETTLE)(
+        keys=[keys.updates, keys.dedup_stats, *buckets.keys, *entry_keys], args=args
     )
+    return replies
+
+
+async def _reads(redis: Redis, keys: Keys, held: list[tuple[_Item, list[Any]]], policy: DedupPolicy) -> list[_Read]:
+    """What `_SETTLE` read for each held item, with the previous text of each entry that has a version (one
+    pipeline)."""
+    interpreted = [_interpret(item, reply, policy) for item, reply in held]
+    previous = await _previous_texts(redis, keys, [seen.current for seen, _ in interpreted])
     return [
-        _Read(replace(seen, previous=text), buckets, digest)
+        _Read(replace(seen, previous=text), digest)
         for (seen, digest), text in zip(interpreted, previous, strict=True)
     ]
 
 
 def _interpret(item: _Item, reply: list[Any], policy: DedupPolicy) -> tuple[Seen, str]:
-    """The `_READ` script's reply for `item`: what was seen (without the previous text) and the band members' digest.
-    """
-    current_text, known, owner, digest, found = reply
+    """`_SETTLE`'s reply for a held `item`: what was seen (without the previous text) and the band members' digest."""
+    current_text, owner, digest, found = reply
     best: NearMatch | None = None
     raw = item.raw
     for member, stored in found:
@@ -286,7 +356,7 @@ def _interpret(item: _Item, reply: list[Any], policy: DedupPolicy) -> tuple[Seen
         if similarity >= policy.near_threshold and (best is None or similarity > best.similarity):
             best = NearMatch(f"u_{member.hex()}", source, similarity)
     current = Version.decode(as_optional_text(current_text))
-    return Seen(current, as_optional_text(owner), bool(known), best), as_text(digest)
+    return Seen(current, as_optional_text(owner), near=best), as_text(digest)
 
 
 async def _previous_texts(redis: Redis, keys: Keys, versions: list[Version | None]) -> list[tuple[str, str] | None]:
@@ -306,14 +376,14 @@ async def _previous_texts(redis: Redis, keys: Keys, versions: list[Version | Non
     return texts
 
 
-async def _commit_all(redis: Redis, keys: Keys, judged: list[tuple[_Item, Update, _Read]], *, repeats: int,
-                      policy: DedupPolicy) -> list[str]:
+async def _commit_all(redis: Redis, keys: Keys, judged: list[tuple[_Item, Update, _Read]], buckets: _Buckets, *,
+                      repeats: int, policy: DedupPolicy) -> list[str]:
     """Publish each verdict with the keys it was decided on (`_PUBLISH_VERDICT`), in order, in one round trip;
     count the `repeats` judged without a verdict. Returns each commit's outcome: published | repeat | conflict."""
     script = redis.register_script(_PUBLISH_VERDICT)
     async with redis.pipeline(transaction=False) as pipe:
         for item, update, read in judged:
-            await _commit(script, pipe, keys, item, update, read, policy)
+            await _commit(script, pipe, keys, item, update, read, buckets, policy)
         if repeats:
             pipe.hincrby(keys.dedup_stats, "repeat", repeats)
         replies = await pipe.execute()
@@ -321,12 +391,11 @@ async def _commit_all(redis: Redis, keys: Keys, judged: list[tuple[_Item, Update
 
 
 async def _commit(script: AsyncScript, pipe: Pipeline, keys: Keys, item: _Item, update: Update, read: _Read,
-                  policy: DedupPolicy) -> None:
-    raw, seen, signature = item.raw, read.seen, item.signature
-    indexed = signature is not None and update.verdict is not Verdict.duplicate
+                  buckets: _Buckets, policy: DedupPolicy) -> None:
+    raw, seen = item.raw, read.seen
     await script(
         keys=[keys.dedup_entry(raw.identity), keys.dedup_story(item.story), keys.updates, keys.dedup_stats,
-              *read.buckets.keys],
+              *buckets.keys],
         args=[
             seen.current.encode() if seen.current else "",
             Version.of(raw, item.raw_id).encode(),
@@ -337,13 +406,13 @@ async def _commit(script: AsyncScript, pipe: Pipeline, keys: Keys, item: _Item, 
             DATA_FIELD,
             policy.window_s * 1000,
             update.verdict.value,
-            "1" if indexed else "0",
-            bytes.fromhex(update.update_id.removeprefix("u_")),  # 12 bytes: how the index names an update
+            item.index_id,
             item.bands,
             # A revision's bands were not read: nothing to check them against.
             read.digest if seen.current is None else "",
-            shingles.compact(signature) + raw.source_id.encode() if indexed and signature is not None else b"",
-            read.buckets.newest_expires_at_ms,
+            # A duplicate is not indexed: its original stands for the text.
+            item.index_value if update.verdict is not Verdict.duplicate else b"",
+            buckets.newest_expires_at_ms,
         ],
         client=pipe,
     )

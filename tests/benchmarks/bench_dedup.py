@@ -28,6 +28,7 @@ from redis.asyncio import Redis
 
 from schemas import Authority, FeedEntry, RawUpdate
 from services.app import build_broker
+from services.connection import connect
 from services.dedup import process
 from services.dedup.stage import DedupPolicy
 from services.groups import backlog, ensure_groups
@@ -150,7 +151,7 @@ async def bench(args: argparse.Namespace) -> None:
                         consumer=f"bench-{os.getpid()}", log_format="json", log_level="error")
     configure_logging(settings)
     keys, policy, rng = Keys(prefix), DedupPolicy.of(settings), random.Random(7)
-    redis = Redis.from_url(args.redis_url)
+    redis = connect(args.redis_url)
     try:
         print(f"dedup benchmark: window {args.window} updates ({args.copies:.0%} near-copies), measured "
               f"{args.measure}, prefix {prefix}")
