@@ -9,10 +9,9 @@ batch, so the packing alone cost more than the server's work; `connect` gives th
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
-from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.connection import AbstractConnection
 from redis.connection import HiredisRespSerializer
 
 _SERIALIZER = HiredisRespSerializer()
@@ -24,27 +23,19 @@ class _HiredisPacking(AbstractConnection):
         return packed
 
 
-class _TCPConnection(_HiredisPacking, Connection):
-    pass
+_PACKING_IN_C: dict[type[AbstractConnection], type[AbstractConnection]] = {}
 
 
-class _TLSConnection(_HiredisPacking, SSLConnection):
-    pass
-
-
-class _UnixConnection(_HiredisPacking, UnixDomainSocketConnection):
-    pass
-
-
-_BY_SCHEME: dict[str, type[AbstractConnection]] = {
-    "redis": _TCPConnection, "rediss": _TLSConnection, "unix": _UnixConnection,
-}
+def _packing_in_c(transport: type[AbstractConnection]) -> type[AbstractConnection]:
+    if transport not in _PACKING_IN_C:
+        _PACKING_IN_C[transport] = type(f"HiredisPacking{transport.__name__}", (_HiredisPacking, transport), {})
+    return _PACKING_IN_C[transport]
 
 
 def connect(url: str, **options: Any) -> Redis:
-    """An asyncio client for `url` (redis://, rediss:// or unix://, as `Redis.from_url` reads it) that packs
+    """An asyncio client for `url` (whatever `Redis.from_url` reads: redis://, rediss://, unix://) that packs
     commands in C. `options` are `Redis.from_url`'s."""
-    connection_class = _BY_SCHEME.get(urlsplit(url).scheme)
-    if connection_class is not None:
-        options.setdefault("connection_class", connection_class)
-    return Redis.from_url(url, **options)
+    pool = ConnectionPool.from_url(url, **options)
+    # The URL chooses the transport (TCP, TLS, Unix socket); only the packing is replaced.
+    pool.connection_class = _packing_in_c(pool.connection_class)
+    return Redis.from_pool(pool)

@@ -54,7 +54,9 @@ _DTYPE = np.dtype("<u4")  # how `encode` writes the uint32 hash values: little-e
 
 Signature = np.ndarray  # NUM_PERM uint32 MinHash values, read-only
 
-_WORD = re.compile(r"\w+(?:['.-]\w+)*")  # "o'brien", "st.louis" and "17-year-old" stay one word each
+# "o'brien", "st.louis" and "17-year-old" stay one word each. Possessive: nothing follows a word that could take
+# characters back from it, so the matches are those of the greedy pattern, found without backtracking bookkeeping.
+_WORD = re.compile(r"\w++(?:['.-]\w++)*+")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 # Site chrome that crawled article bodies carry (or consist of): the same sentences on every page of an outlet's
 # network, so two unrelated articles would look alike. Phrases specific enough not to occur in news copy.

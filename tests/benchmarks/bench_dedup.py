@@ -2,15 +2,17 @@
 
 Run from the repo root (nothing outside a fresh `livedesk-bench:<hex>` prefix is touched; it is deleted afterwards):
 
-    python -m tests.benchmarks.bench_dedup [--window 100000] [--measure 20000] [--copies 0.2]
+    python -m tests.benchmarks.bench_dedup [--window 100000] [--measure 20000] [--copies 0.2] [--workers 1]
                                            [--redis-url redis://127.0.0.1:6379/0]
 
 1. Fill: `--window` synthetic news texts (a fraction `--copies` of them near-copies of earlier ones, from other
    outlets) are judged by `process`, filling the entry, story, signature and LSH band keys; the memory those keys
    take is read with MEMORY USAGE (every key) and reported per 100,000 updates.
 2. Measure: `--measure` further raw entries are put on `raw` and the real dedup stage (the FastStream router, batch
-   reads, acknowledgements) drains them; then a bare relay (XREADGROUP a batch → XADD each → XACK, pipelined) does the
-   same number on its own streams. Prints updates/s of each and their ratio (target: dedup >= 50% of the relay).
+   reads, acknowledgements) drains them in `--workers` processes; then a bare relay (XREADGROUP a batch → XADD each →
+   XACK, pipelined) does the same number on its own streams. Prints updates/s of each and their ratio (target: dedup
+   >= 50% of the relay), and the CPU each spends per update, in its own process(es) and in Redis: what the stage's
+   rate costs in cores, on this machine or a bigger one.
 Figures are printed, never asserted.
 """
 
@@ -18,11 +20,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event as EventType
 
 from redis.asyncio import Redis
 
@@ -108,30 +113,70 @@ async def _memory(redis: Redis, prefix: str) -> tuple[int, int]:
     return total, count
 
 
-async def _dedup_stage(redis: Redis, settings: Settings, url: str, items: list[RawUpdate]) -> float:
+def _stage_worker(url: str, prefix: str, n: int, go: EventType, done: EventType, cpu: Queue[float]) -> None:
+    """One dedup worker process (its own consumer in the group): waits for `go`, drains `raw` with the real stage
+    (FastStream router, batch reads, acknowledgements), reports its CPU seconds in between."""
+    settings = Settings(_env_file=None, redis_url=url, key_prefix=prefix,  # type: ignore[call-arg]
+                        consumer=f"bench-{os.getpid()}-{n}", log_format="json", log_level="error")
+    configure_logging(settings)
+
+    async def run() -> None:
+        ctx = StageContext(settings, connect(url))
+        async with build_broker(ctx, url, ["dedup"]) as broker:
+            while not go.is_set():  # noqa: ASYNC110 - a process event
+                await asyncio.sleep(0.005)
+            started = time.process_time()
+            await broker.start()
+            while not done.is_set():  # noqa: ASYNC110 - a process event
+                await asyncio.sleep(0.02)
+            cpu.put(time.process_time() - started)
+        await ctx.redis.aclose()
+
+    asyncio.run(run())
+
+
+async def _server_cpu(redis: Redis) -> float:
+    info = await redis.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+async def _dedup_stage(redis: Redis, settings: Settings, url: str, items: list[RawUpdate],
+                       workers: int) -> tuple[float, float, float]:
+    """Seconds for `workers` dedup processes to drain `items` from `raw`, their CPU seconds, the server's."""
     keys = settings.keys
     async with redis.pipeline(transaction=False) as pipe:
         for item in items:
             pipe.xadd(keys.raw, {DATA_FIELD: item.model_dump_json()})
         await pipe.execute()
-    ctx = StageContext(settings, redis)
     await ensure_groups(redis, keys, ["dedup"])
-    started = time.perf_counter()
-    async with build_broker(ctx, url, ["dedup"]) as broker:
-        await broker.start()
-        while (await backlog(redis, keys))["dedup"]:  # noqa: ASYNC110 - the state is in Redis
-            await asyncio.sleep(0.02)
-    return time.perf_counter() - started
+    spawn = multiprocessing.get_context("spawn")
+    go, done, cpu = spawn.Event(), spawn.Event(), spawn.Queue()
+    processes = [spawn.Process(target=_stage_worker, args=(url, settings.key_prefix, n, go, done, cpu))
+                 for n in range(workers)]
+    for worker in processes:
+        worker.start()
+    await asyncio.sleep(3)  # imports and connections, before the clock starts
+    server_before, started = await _server_cpu(redis), time.perf_counter()
+    go.set()
+    while (await backlog(redis, keys))["dedup"]:  # noqa: ASYNC110 - the state is in Redis
+        await asyncio.sleep(0.02)
+    elapsed, server = time.perf_counter() - started, await _server_cpu(redis) - server_before
+    done.set()
+    client = sum(cpu.get(timeout=30) for _ in processes)
+    for worker in processes:
+        worker.join(timeout=30)
+    return elapsed, client, server
 
 
-async def _relay(redis: Redis, prefix: str, items: list[RawUpdate], batch: int) -> float:
+async def _relay(redis: Redis, prefix: str, items: list[RawUpdate], batch: int) -> tuple[float, float, float]:
+    """Seconds for a bare relay to move `items`, its CPU seconds, the server's."""
     source, sink, group = f"{prefix}:relay:in", f"{prefix}:relay:out", "relay"
     async with redis.pipeline(transaction=False) as pipe:
         for item in items:
             pipe.xadd(source, {DATA_FIELD: item.model_dump_json()})
         await pipe.execute()
     await redis.xgroup_create(source, group, id="0")
-    started = time.perf_counter()
+    server_before, cpu_before, started = await _server_cpu(redis), time.process_time(), time.perf_counter()
     done = 0
     while done < len(items):
         rows = await redis.xreadgroup(group, "c", {source: ">"}, count=batch, block=1000)
@@ -142,7 +187,8 @@ async def _relay(redis: Redis, prefix: str, items: list[RawUpdate], batch: int) 
                     pipe.xack(source, group, entry_id)
                 await pipe.execute()
             done += len(entries)
-    return time.perf_counter() - started
+    elapsed, client = time.perf_counter() - started, time.process_time() - cpu_before
+    return elapsed, client, await _server_cpu(redis) - server_before
 
 
 async def bench(args: argparse.Namespace) -> None:
@@ -160,13 +206,20 @@ async def bench(args: argparse.Namespace) -> None:
         print(f"fill      {args.window / fill_s:8.0f} updates/s (process(), 32 concurrent)  "
               f"{count} keys, {used / 1e6:.1f} MB = {used / args.window * 100_000 / 1e6:.1f} MB per 100,000 updates")
         measured = _corpus(args.window, args.measure, args.copies, rng)
-        stage_s = await _dedup_stage(redis, settings, args.redis_url, measured)
-        relay_s = await _relay(redis, prefix, measured, settings.batch_size)
+        stage_s, stage_cpu, stage_server = await _dedup_stage(redis, settings, args.redis_url, measured, args.workers)
+        relay_s, relay_cpu, relay_server = await _relay(redis, prefix, measured, settings.batch_size)
         stage_rate, relay_rate = args.measure / stage_s, args.measure / relay_s
-        print(f"dedup     {stage_rate:8.0f} updates/s  (the stage: FastStream router, batch {settings.batch_size})")
-        print(f"relay     {relay_rate:8.0f} updates/s  (bare redis-py XREADGROUP → XADD → XACK)")
+        per_update = 1e6 / args.measure
+        print(f"dedup     {stage_rate:8.0f} updates/s  (the stage: {args.workers} worker process(es), FastStream "
+              f"router, batch {settings.batch_size})  CPU per update: {stage_cpu * per_update:.0f} µs in the "
+              f"workers + {stage_server * per_update:.0f} µs in Redis")
+        print(f"relay     {relay_rate:8.0f} updates/s  (bare redis-py XREADGROUP → XADD → XACK)  CPU per update: "
+              f"{relay_cpu * per_update:.0f} µs in the relay + {relay_server * per_update:.0f} µs in Redis")
         print(f"ratio     dedup / relay = {stage_rate / relay_rate:.2f}  (target >= 0.50: "
               f"{'MET' if stage_rate / relay_rate >= 0.5 else 'NOT MET'})")
+        stage_total, cores = (stage_cpu + stage_server) / args.measure, os.cpu_count() or 1
+        print(f"cores     dedup at half the relay's rate needs {stage_total * relay_rate / 2:.1f} cores busy "
+              f"(CPU per update x rate); this machine has {cores}")
     finally:
         print(f"cleanup   deleted {await delete_prefix(redis, prefix)} keys under {prefix}:")
         await redis.aclose()
@@ -177,6 +230,7 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=100_000)
     parser.add_argument("--measure", type=int, default=20_000)
     parser.add_argument("--copies", type=float, default=0.2)
+    parser.add_argument("--workers", type=int, default=1, help="dedup worker processes sharing the group")
     parser.add_argument("--redis-url", default=os.environ.get("LIVEDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     asyncio.run(bench(parser.parse_args()))
 

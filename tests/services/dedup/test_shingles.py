@@ -11,6 +11,8 @@ import datasketch
 import datasketch.lsh
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.dedup import shingles
 from services.dedup.shingles import DEFAULT_THRESHOLD, MIN_WORDS, NUM_PERM
@@ -272,3 +274,10 @@ def test_packed_bands_are_the_band_keys_as_bytes() -> None:
     theirs = shingles.band_keys(other, DEFAULT_THRESHOLD)
     ours = shingles.band_keys(sig(WIRE), DEFAULT_THRESHOLD)
     assert [a == b for a, b in zip(ours, theirs, strict=True)] == [True] + [False] * (bands - 1)
+
+
+@given(st.text(alphabet=st.sampled_from("ab1_é '.-,\n"), max_size=60) | st.text(max_size=60))
+def test_words_are_split_as_the_greedy_pattern_splits_them(text: str) -> None:
+    """The word pattern is possessive for speed; it must find exactly what the plain greedy pattern finds, or every
+    stored signature would change."""
+    assert shingles._WORD.findall(text) == re.findall(r"\w+(?:['.-]\w+)*", text)
