@@ -27,7 +27,8 @@ def story_key(raw: RawUpdate, *, normalised: str | None = None) -> str:
     `normalised`: `normalise_text(raw.entry.text)`, when the caller has it already.
     """
     text = normalise_text(raw.entry.text) if normalised is None else normalised
-    basis = text if len(text.split()) >= _STORY_MIN_WORDS else normalise_text(raw.entry.title) + "\n" + text
+    words = text.count(" ") + 1 if text else 0  # normalised text has single spaces between words, none around them
+    basis = text if words >= _STORY_MIN_WORDS else normalise_text(raw.entry.title) + "\n" + text
     return hashlib.sha256(basis.encode()).hexdigest()[:32]
 
 

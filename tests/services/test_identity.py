@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from schemas import FeedEntry
 from services.identity import (
@@ -12,6 +14,7 @@ from services.identity import (
     entry_identity,
     guid_trouble,
     name_entries,
+    normalise_text,
 )
 
 ARTICLE = "https://example.org/news/story"
@@ -190,3 +193,11 @@ def test_a_pin_two_links_claim_is_ignored() -> None:
     naming = name_entries([item("g1", A), item("g1", B)], guid_reliable=False, links={A: "g1", B: "g1"})
     assert naming.names == [A, B]
     assert naming.links == {}
+
+
+@given(st.text(alphabet=st.sampled_from("aÉ1 \t\n\u00a0\u2003\u2019-."), max_size=40) | st.text(max_size=40))
+def test_normalised_text_has_single_spaces_between_words_and_none_around(text: str) -> None:
+    """What callers count words by (a story key's length check counts spaces)."""
+    normalised = normalise_text(text)
+    assert normalised == " ".join(normalised.split())
+    assert normalised.split(" ") == (normalised.split() or [""])
