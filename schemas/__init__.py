@@ -5,7 +5,17 @@ This package imports nothing from `services`; JSON Schema files generated from i
 
 from schemas.events import ChangeEvent, Evidence
 from schemas.feeds import FeedEntry, FeedSource, RawUpdate
-from schemas.incidents import Casualty, Incident, Investigation, ItemRef, Location, Provenance, Statement
+from schemas.incidents import (
+    Casualty,
+    Decision,
+    Incident,
+    IncidentVersion,
+    Investigation,
+    ItemRef,
+    Location,
+    Provenance,
+    Statement,
+)
 from schemas.updates import RevisionDiff, Update
 from schemas.vocabulary import (
     Authority,
@@ -29,11 +39,13 @@ __all__ = [
     "ChangeEvent",
     "Condition",
     "Cordon",
+    "Decision",
     "EventType",
     "Evidence",
     "FeedEntry",
     "FeedSource",
     "Incident",
+    "IncidentVersion",
     "Investigation",
     "InvestigationBody",
     "InvestigationKind",

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from schemas.events import ChangeEvent
 from schemas.feeds import FeedSource, RawUpdate
-from schemas.incidents import Incident
+from schemas.incidents import Incident, IncidentVersion
 from schemas.updates import Update
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -20,6 +20,7 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "RawUpdate": RawUpdate,
     "Update": Update,
     "Incident": Incident,
+    "IncidentVersion": IncidentVersion,
     "ChangeEvent": ChangeEvent,
 }
 

@@ -94,3 +94,29 @@ class Incident(WireModel):
         default_factory=dict,
         description="Per field path (`condition.man`, `investigations.IOPC`, `cordon`…) every piece of evidence seen.",
     )
+
+
+class Decision(WireModel):
+    """Why one update was merged into an incident: the clustering decision, with the features that matched."""
+
+    update_id: str
+    source_id: str
+    guid: str
+    verdict: str = Field(description="The update's dedup verdict: `new`, `revision` or `duplicate`.")
+    how: str = Field(description="`opened` (it opened the incident), `same entry` (an edit of an entry already "
+                                 "merged), `copy` (a copy of one), or `matched` (clustered on its features).")
+    reason: str = Field(description="The features that matched, or why it opened an incident.")
+    score: int | None = Field(default=None, description="The clustering score, when it was `matched`.")
+
+
+class IncidentVersion(WireModel):
+    """One stored state of an incident: what livedesk believed from `believed_at` on, and what made it so."""
+
+    incident_id: str
+    rev: int = Field(ge=1, description="The stored revision: goes up with every merged update.")
+    version: int = Field(ge=1, description="The incident's version (its number of change events) at this revision.")
+    believed_at: AwareDatetime = Field(description="When livedesk came to believe it: the fetch time of the update "
+                                                   "that made it (in a replay, the snapshot's instant).")
+    decision: Decision
+    events: list[str] = Field(default_factory=list, description="The one-line summaries of the events it emitted.")
+    state: dict[str, Any] = Field(description="The incident's facts at this revision, as in `incident_opened`.")

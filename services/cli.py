@@ -18,6 +18,8 @@ from services.errors import ConfigurationError
 from services.settings import Settings
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from services.poller.feeds import FeedRegistry
     from services.replay import ReplayResult
 
@@ -28,6 +30,8 @@ feed_cli = typer.Typer(no_args_is_help=True, help="Look at feeds the way livedes
 cli.add_typer(feed_cli, name="feed")
 feeds_cli = typer.Typer(no_args_is_help=True, help="The live feed registry the pollers share.")
 cli.add_typer(feeds_cli, name="feeds")
+incidents_cli = typer.Typer(no_args_is_help=True, help="The incidents livedesk follows, and how each came to be.")
+cli.add_typer(incidents_cli, name="incidents")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -190,10 +194,9 @@ def health() -> None:
         raise typer.Exit(code=1) from error
 
 
-def _with_registry(work: Callable[[FeedRegistry, Settings], Awaitable[int]]) -> None:
-    """Run `work` against the registry of the configured Redis; its return value is the exit code."""
+def _with_redis(work: Callable[[Redis, Settings], Awaitable[int]]) -> None:
+    """Run `work` against the configured Redis; its return value is the exit code."""
     from services.connection import connect
-    from services.poller.feeds import FeedRegistry
     from services.redis_server import redis_url
 
     settings = _settings(log_level=os.environ.get("LIVEDESK_LOG_LEVEL", "warning"))
@@ -201,7 +204,7 @@ def _with_registry(work: Callable[[FeedRegistry, Settings], Awaitable[int]]) -> 
     async def run(url: str) -> int:
         redis = connect(url)
         try:
-            return await work(FeedRegistry(redis, settings.keys), settings)
+            return await work(redis, settings)
         finally:
             await redis.aclose()
 
@@ -211,6 +214,16 @@ def _with_registry(work: Callable[[FeedRegistry, Settings], Awaitable[int]]) -> 
     except ConfigurationError as error:
         raise _fail(error) from error
     raise typer.Exit(code=code)
+
+
+def _with_registry(work: Callable[[FeedRegistry, Settings], Awaitable[int]]) -> None:
+    """Run `work` against the registry of the configured Redis; its return value is the exit code."""
+    from services.poller.feeds import FeedRegistry
+
+    async def with_registry(redis: Redis, settings: Settings) -> int:
+        return await work(FeedRegistry(redis, settings.keys), settings)
+
+    _with_redis(with_registry)
 
 
 @feeds_cli.command("add")
@@ -337,3 +350,61 @@ def feed_check(
 
 def main() -> None:
     cli()
+
+
+@incidents_cli.command("list")
+def incidents_list(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per incident.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, most recently active first.")] = 50,
+) -> None:
+    """The incidents, most recently active first: id, version, category, place, counts, sources, title."""
+    from services.render import incident_line
+    from services.tracker.store import IncidentStore
+
+    async def show(redis: Redis, settings: Settings) -> int:
+        incidents = await IncidentStore(redis, settings.keys).recent(limit)
+        for incident in incidents:
+            typer.echo(incident.model_dump_json(exclude={"provenance"}) if as_json else incident_line(incident))
+        return 0
+
+    _with_redis(show)
+
+
+@incidents_cli.command("show")
+def incidents_show(
+    incident_id: Annotated[str, typer.Argument(help="The incident's id, as `incidents list` prints it.")],
+    at: Annotated[str | None, typer.Option(help="An ISO 8601 time (UTC unless it says): show the state livedesk "
+                                                "believed then, and the history up to it.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="The state and history as one JSON object.")] = False,
+) -> None:
+    """One incident: its state (now, or as believed at --at) and every revision, with why its update joined."""
+    from services.render import history_lines
+    from services.tracker.store import IncidentStore, believed_at
+
+    when: datetime | None = None
+    if at is not None:
+        try:
+            when = datetime.fromisoformat(at)
+        except ValueError as error:
+            raise _fail(ValueError(f"--at {at!r} is not an ISO 8601 time (e.g. 2025-10-24T10:30Z)")) from error
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+
+    async def show(redis: Redis, settings: Settings) -> int:
+        history = await IncidentStore(redis, settings.keys).history(incident_id)
+        if not history:
+            typer.echo(f"livedesk: no incident {incident_id}", err=True)
+            return 2
+        believed = believed_at(history, when) if when else history[-1]
+        if believed is None:
+            typer.echo(f"livedesk: {incident_id} was not known yet at {when:%Y-%m-%d %H:%M:%SZ}", err=True)
+            return 1
+        shown = [version for version in history if version.rev <= believed.rev]
+        if as_json:
+            typer.echo(json.dumps({"believed": believed.model_dump(mode="json"),
+                                   "history": [version.model_dump(mode="json") for version in shown]},
+                                  ensure_ascii=False))
+        else:
+            typer.echo("\n".join(history_lines(believed, shown)))
+        return 0
+
+    _with_redis(show)

@@ -113,6 +113,10 @@ class Keys:
         """Hash: `state` (the incident's JSON) and `rev` (its compare-and-set revision)."""
         return f"{self.prefix}:incident:{incident_id}"
 
+    def incident_history(self, incident_id: str) -> str:
+        """Stream: every stored revision of the incident, oldest first (`IncidentVersion` JSON in `__data__`)."""
+        return f"{self.prefix}:incident:{incident_id}:history"
+
     @property
     def incident_index(self) -> str:
         """Sorted set: incident id scored by the reported time of its newest evidence."""

@@ -7,7 +7,7 @@ import hashlib
 import structlog
 from faststream.redis import RedisRouter
 
-from schemas import ChangeEvent, Incident, RevisionKind, Update, Verdict
+from schemas import ChangeEvent, Decision, Incident, RevisionKind, Update, Verdict
 from services.errors import TransientError
 from services.names import STAGE_INPUTS
 from services.poller.scheduling_state import mark_feed_hot, schedule_policy
@@ -79,13 +79,17 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             )
             loaded = await store.load(candidate_ids)
         current: Incident | None
+        score: int | None = None
         if linked and linked in loaded:
             current, rev = loaded[linked]
-            reason = "same entry" if update.verdict is not Verdict.duplicate else "copy of a merged entry"
+            how = "copy" if update.verdict is Verdict.duplicate else "same entry"
+            reason = "copy of a merged entry" if how == "copy" else "an edit of an entry already merged"
         else:
             match = best_match([incident for incident, _ in loaded.values()], update, facts)
             current, rev = loaded[match.incident.incident_id] if match else (None, 0)
-            reason = "; ".join(match.reasons) if match else "no matching incident"
+            how = "matched" if match else "opened"
+            reason = "; ".join(match.reasons) if match else _opening_reason(facts)
+            score = match.score if match else None
         if current is None:
             if not facts.is_incident or facts.location is None:
                 # Without a place there is nothing to anchor a new incident to, and nothing later reports could
@@ -99,7 +103,9 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             incident, events = merge(current, update, facts)
             if incident == current:
                 return []
-        if await store.commit(incident, rev, events, update, places, candidate_ids if places else None):
+        decision = Decision(update_id=update.update_id, source_id=update.source_id, guid=update.guid,
+                            verdict=update.verdict.value, how=how, reason=reason, score=score)
+        if await store.commit(incident, rev, events, update, places, candidate_ids if places else None, decision):
             log.info(
                 "update merged",
                 update_id=update.update_id,
@@ -111,6 +117,12 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             )
             return events
     raise ConcurrentUpdateError(f"update {update.update_id}: incident kept changing under it")
+
+
+def _opening_reason(facts: Facts) -> str:
+    category = facts.category.value.value if facts.category else "other"
+    place = facts.location.value.name if facts.location else "no place"
+    return f"no matching incident: a {category} in {place}"
 
 
 def build_router(ctx: StageContext) -> RedisRouter:

@@ -7,9 +7,10 @@ from datetime import datetime
 
 from redis.asyncio import Redis
 
-from schemas import ChangeEvent, Incident, Update
+from schemas import ChangeEvent, Decision, Incident, IncidentVersion, Update
 from services.names import Keys
-from services.wire import DATA_FIELD, as_text
+from services.tracker.merge import public_state
+from services.wire import DATA_FIELD, as_text, entry_data
 
 # Value of the item index for an entry the tracker read and found not to be about an incident.
 NOT_AN_INCIDENT = "-"
@@ -19,9 +20,11 @@ NOT_AN_INCIDENT = "-"
 # already merged and nothing to emit. No event is lost and none is told twice.
 # The place sets are checked too: if an incident appeared at one of the update's places since the candidates were
 # read (another worker opened it), the clustering decision is stale and the update is clustered again.
-# KEYS: incident, changes, incident index, item index, source index, place sets...
+# The revision is recorded in the incident's history with the state, so `incidents show --at` can tell what was
+# believed when, and why each update joined.
+# KEYS: incident, changes, incident index, item index, source index, history, place sets...
 # ARGV: expected rev, state, data field, score, incident id, identity, update id, check places (0|1),
-#       number of candidates, candidates..., number of events, events...
+#       number of candidates, candidates..., number of events, events..., history record
 _COMMIT = """
 local rev = redis.call('HGET', KEYS[1], 'rev') or '0'
 if rev ~= ARGV[1] then return 0 end
@@ -29,7 +32,7 @@ local candidates = tonumber(ARGV[9])
 if ARGV[8] == '1' then
   local known = {[ARGV[5]] = true}
   for i = 1, candidates do known[ARGV[9 + i]] = true end
-  for i = 6, #KEYS do
+  for i = 7, #KEYS do
     for _, member in ipairs(redis.call('SMEMBERS', KEYS[i])) do
       if not known[member] then return 0 end
     end
@@ -39,9 +42,11 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2], 'rev', tonumber(rev) + 1)
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[5])
 redis.call('HSET', KEYS[4], ARGV[6], ARGV[5], ARGV[7], ARGV[5])
-for i = 6, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
+for i = 7, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
 local first_event = 10 + candidates
-for i = 1, tonumber(ARGV[first_event]) do redis.call('XADD', KEYS[2], '*', ARGV[3], ARGV[first_event + i]) end
+local events = tonumber(ARGV[first_event])
+for i = 1, events do redis.call('XADD', KEYS[2], '*', ARGV[3], ARGV[first_event + i]) end
+redis.call('XADD', KEYS[6], '*', ARGV[3], ARGV[first_event + events + 1])
 return 1
 """
 
@@ -90,6 +95,12 @@ class IncidentStore:
                 loaded[incident_id] = (Incident.model_validate_json(state), int(rev))
         return loaded
 
+    async def recent(self, limit: int) -> list[Incident]:
+        """The `limit` incidents with the newest evidence, newest first."""
+        ids = [as_text(m) for m in await self._redis.zrevrange(self._keys.incident_index, 0, max(limit, 1) - 1)]
+        loaded = await self.load(ids)
+        return [loaded[i][0] for i in ids if i in loaded]
+
     async def all(self) -> list[Incident]:
         """Every incident, oldest activity first (for replay output and the console; not for the hot path)."""
         ids = [as_text(m) for m in await self._redis.zrange(self._keys.incident_index, 0, -1)]
@@ -104,8 +115,10 @@ class IncidentStore:
         update: Update,
         places: Iterable[str],
         candidates: list[str] | None,
+        decision: Decision,
     ) -> bool:
-        """Store `incident` and append `events` atomically.
+        """Store `incident`, append `events`, and record the revision with its `decision` in the incident's history,
+        atomically.
 
         False when another worker changed the incident first, or, when `candidates` (the incidents considered at
         the update's places) is given, when an incident not among them has appeared at those places since.
@@ -116,8 +129,14 @@ class IncidentStore:
             self._keys.incident_index,
             self._keys.item_index,
             self._keys.source_incidents(update.source_id),
+            self._keys.incident_history(incident.incident_id),
             *(self._keys.place(place) for place in sorted(set(places))),
         ]
+        record = IncidentVersion(
+            incident_id=incident.incident_id, rev=expected_rev + 1, version=incident.version,
+            believed_at=update.fetched_at, decision=decision, events=[event.summary for event in events],
+            state=public_state(incident),
+        )
         args: list[str | int | float] = [
             str(expected_rev),
             incident.model_dump_json(),
@@ -131,6 +150,18 @@ class IncidentStore:
             *(candidates or []),
             len(events),
             *(event.model_dump_json() for event in events),
+            record.model_dump_json(),
         ]
         done = await self._redis.eval(_COMMIT, len(keys), *keys, *args)
         return bool(done)
+
+    async def history(self, incident_id: str) -> list[IncidentVersion]:
+        """Every stored revision of the incident, oldest first (empty for an unknown incident)."""
+        rows = await self._redis.xrange(self._keys.incident_history(incident_id))
+        return [IncidentVersion.model_validate_json(data) for _, data in entry_data(rows)]
+
+
+def believed_at(history: list[IncidentVersion], at: datetime) -> IncidentVersion | None:
+    """The revision livedesk held at `at`: the last one believed at or before it (None before the first)."""
+    held = [version for version in history if version.believed_at <= at]
+    return max(held, key=lambda version: (version.believed_at, version.rev)) if held else None

@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from schemas import Authority, EventType, Update, Verdict
+from schemas import Authority, Decision, EventType, Update, Verdict
 from services.identity import update_id
 from services.names import Keys
 from services.tracker.extract import extract
 from services.tracker.merge import open_incident
 from services.tracker.stage import OriginalNotYetTrackedError, new_incident_id, process
-from services.tracker.store import IncidentStore
+from services.tracker.store import IncidentStore, believed_at
 
 pytestmark = pytest.mark.redis
 
@@ -30,6 +30,11 @@ def update(source: str, guid: str, title: str, text: str, minutes: int = 0, *,
                   reported_at=at, fetched_at=at)
 
 
+def opened(update: Update) -> Decision:
+    return Decision(update_id=update.update_id, source_id=update.source_id, guid=update.guid,
+                    verdict=update.verdict.value, how="opened", reason="test")
+
+
 STABBING = ("Man stabbed in Leyton", "A man was stabbed in Leyton on Friday morning. He is in a critical condition.")
 
 
@@ -43,9 +48,9 @@ async def test_second_worker_does_not_open_a_twin_incident(store: IncidentStore)
     police, echo = update("police", "p1", *STABBING), update("echo", "e1", *STABBING, minutes=5)
     # Both workers looked for candidates at Leyton before either had committed: both saw none.
     incident, events = open_incident(new_incident_id(police), police, extract(police.title, police.text))
-    assert await store.commit(incident, 0, events, police, ["leyton"], candidates=[])
+    assert await store.commit(incident, 0, events, police, ["leyton"], candidates=[], decision=opened(police))
     late, late_events = open_incident(new_incident_id(echo), echo, extract(echo.title, echo.text))
-    assert not await store.commit(late, 0, late_events, echo, ["leyton"], candidates=[])
+    assert not await store.commit(late, 0, late_events, echo, ["leyton"], candidates=[], decision=opened(echo))
     # Clustered again, the second report joins the first incident.
     await process(store, echo)
     (only,) = await store.all()
@@ -105,3 +110,41 @@ async def test_a_cosmetic_revision_is_provenance_not_evidence(store: IncidentSto
     assert any(e.type is EventType.condition_updated for e in events) is told
     (incident,) = await store.all()
     assert incident.casualties[0].condition.value == ("stable" if told else "critical")
+
+
+async def test_every_revision_is_kept_with_why_its_update_joined(store: IncidentStore) -> None:
+    """The history holds each stored state with its clustering decision, and the state believed at any time."""
+    first = update("police", "p1", *STABBING)
+    follow_up = update("echo", "e1", "Leyton stabbing victim now stable",
+                       "The man stabbed in Leyton on Friday is now in a stable condition, police said.", minutes=30)
+    copy = update("wire", "w1", *STABBING, minutes=40, verdict=Verdict.duplicate, duplicate_of=first.update_id)
+    for item in (first, follow_up, copy):
+        await process(store, item)
+    (incident,) = await store.all()
+    history = await store.history(incident.incident_id)
+    assert [(v.rev, v.decision.update_id, v.decision.how) for v in history] == [
+        (1, first.update_id, "opened"), (2, follow_up.update_id, "matched"), (3, copy.update_id, "copy"),
+    ]
+    assert "leyton" in history[1].decision.reason.lower()
+    assert history[1].decision.score is not None
+    assert history[0].state["casualties"][0]["condition"] == "critical"
+    assert history[1].state["casualties"][0]["condition"] == "stable"
+    assert any("condition" in summary for summary in history[1].events)
+    assert history[-1].version == incident.version
+    # What was believed when: nothing before the first report, critical until the follow-up was fetched.
+    assert believed_at(history, T0 - timedelta(seconds=1)) is None
+    believed = believed_at(history, T0 + timedelta(minutes=29))
+    assert believed is not None
+    assert believed.rev == 1
+    assert believed.state["casualties"][0]["condition"] == "critical"
+    latest = believed_at(history, T0 + timedelta(days=1))
+    assert latest is not None
+    assert latest.rev == 3
+
+
+async def test_an_update_that_changes_nothing_adds_no_revision(store: IncidentStore) -> None:
+    first = update("police", "p1", *STABBING)
+    await process(store, first)
+    await process(store, first)
+    (incident,) = await store.all()
+    assert len(await store.history(incident.incident_id)) == 1
