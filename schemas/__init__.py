@@ -7,6 +7,7 @@ from schemas.events import ChangeEvent, Evidence
 from schemas.feeds import FeedEntry, FeedSource, RawUpdate
 from schemas.incidents import (
     Casualty,
+    Conflict,
     Decision,
     Incident,
     IncidentVersion,
@@ -38,6 +39,7 @@ __all__ = [
     "Category",
     "ChangeEvent",
     "Condition",
+    "Conflict",
     "Cordon",
     "Decision",
     "EventType",

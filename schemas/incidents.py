@@ -68,6 +68,17 @@ class ItemRef(WireModel):
     guid: str
 
 
+class Conflict(WireModel):
+    """Sources of equal rank (the same minute, the same authority) that stated different values for one field.
+
+    The value first stated holds (`held`); the others are kept here until newer evidence settles the field.
+    """
+
+    field: str = Field(description="The field path, as in `provenance`: `category`, `casualties.man.condition`…")
+    held: Provenance
+    contradicted_by: list[Provenance]
+
+
 class Incident(WireModel):
     """One real-world incident as livedesk currently believes it to be."""
 
@@ -87,6 +98,8 @@ class Incident(WireModel):
     arrests: int | None = None
     charges: int | None = None
     statements: list[Statement] = Field(default_factory=list)
+    conflicts: list[Conflict] = Field(default_factory=list, description="Fields on which sources of equal rank "
+                                      "disagree at the newest evidence.")
     places: list[str] = Field(default_factory=list, description="Every place its reports name, lower case.")
     sources: list[str] = Field(default_factory=list, description="Every source that reported on it, first seen first.")
     items: list[ItemRef] = Field(default_factory=list, description="Every entry merged into it.")

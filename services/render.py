@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from schemas import ChangeEvent, EventType, Incident, IncidentVersion
@@ -67,6 +68,9 @@ def history_lines(believed: IncidentVersion, history: list[IncidentVersion]) -> 
         f"  casualties: {casualties}",
         f"  investigations: {investigations}",
         f"  sources: {', '.join(state.get('sources', [])) or '-'}",
+        *(f"  conflict on {c['field']}: {c['held']['source_id']} said {json.dumps(c['held']['value'])} (held); "
+          + "; ".join(f"{p['source_id']} said {json.dumps(p['value'])}" for p in c["contradicted_by"])
+          for c in state.get("conflicts", [])),
         "history:",
     ]
     for version in history:

@@ -5,6 +5,8 @@ order the evidence arrived in. That one choice gives the rules their guarantees:
 - the newest evidence decides (official outranks news, news outranks blog, within the same minute), so a late
   straggler is recorded as provenance and changes nothing;
 - counts are the highest reported since the newest official figure, which may correct them downwards;
+- sources of equal rank that state different values in the same minute are a conflict: the value first stated holds
+  and the conflict is recorded on the incident (`Incident.conflicts`), so the field never flips between them;
 - evidence is a set, so the same update processed twice, or any order of the same updates, gives the same state.
 """
 
@@ -18,6 +20,7 @@ from schemas import (
     Casualty,
     Category,
     Condition,
+    Conflict,
     Cordon,
     Incident,
     Investigation,
@@ -50,6 +53,36 @@ def rank(evidence: Provenance) -> tuple[Any, ...]:
 def newest(evidence: list[Provenance]) -> Provenance:
     """The evidence that decides a field: the highest-ranked."""
     return max(evidence, key=rank)
+
+
+def _tier(evidence: Provenance) -> tuple[Any, ...]:
+    """What ranks evidence as equals: the minute it was published and its authority."""
+    return evidence.reported_at.replace(second=0, microsecond=0), evidence.authority.rank
+
+
+def _said(evidence: Provenance) -> str:
+    return json.dumps(evidence.value, sort_keys=True)
+
+
+def decisive(evidence: list[Provenance]) -> tuple[Provenance, list[Provenance]]:
+    """The evidence that decides a field, and the evidence of equal rank that contradicts it (empty: no conflict).
+
+    Equal rank is the newest minute at the highest authority. Within it each entry counts once, by its latest
+    version (an outlet correcting itself is not a conflict). When those entries disagree, the value first stated in
+    that minute holds: a contradiction arriving later records a conflict instead of flipping the field, and the
+    choice depends on the evidence alone, not on the order it arrived in.
+    """
+    top = newest(evidence)
+    entries: dict[tuple[str, str], Provenance] = {}
+    for item in evidence:
+        if _tier(item) == _tier(top):
+            key = (item.source_id, item.guid)
+            if key not in entries or rank(item) > rank(entries[key]):
+                entries[key] = item
+    if len({_said(item) for item in entries.values()}) < 2:
+        return top, []
+    first = min(entries.values(), key=lambda item: (item.reported_at, item.source_id, item.guid))
+    return first, sorted((item for item in entries.values() if _said(item) != _said(first)), key=rank)
 
 
 def _count(evidence: list[Provenance]) -> Provenance:
@@ -105,9 +138,16 @@ def observe(update: Update, facts: Facts) -> dict[str, Provenance]:
 def derive(incident: Incident) -> Incident:
     """The incident with every field recomputed from its provenance."""
     evidence = incident.provenance
+    conflicts: list[Conflict] = []
 
-    def value_of(path: str) -> Any:
-        return newest(evidence[path]).value if evidence.get(path) else None
+    def value_of(path: str, candidates: list[Provenance] | None = None) -> Any:
+        found = evidence.get(path) if candidates is None else candidates
+        if not found:
+            return None
+        held, contradicting = decisive(found)
+        if contradicting:
+            conflicts.append(Conflict(field=path, held=held, contradicted_by=contradicting))
+        return held.value
 
     categories = [e for e in evidence.get("category", []) if e.value != Category.other.value]
     casualty_labels = sorted(
@@ -115,6 +155,8 @@ def derive(incident: Incident) -> Incident:
         key=lambda label: min(e.reported_at for p, es in evidence.items() if p.startswith(f"{CASUALTY}{label}.")
                               for e in es),
     )
+    category = value_of("category", categories)
+    location = value_of("location")
     casualties = [
         Casualty(
             label=label,
@@ -129,16 +171,17 @@ def derive(incident: Incident) -> Incident:
         for path in sorted(evidence, key=lambda p: min(e.reported_at for e in evidence[p]))
         if path.startswith(INVESTIGATION)
     ]
-    location = value_of("location")
+    cordon, public_risk = value_of("cordon"), value_of("public_risk")
     return incident.model_copy(
         update={
-            "category": Category(newest(categories).value) if categories else Category.other,
+            "category": Category(category) if category else Category.other,
             "location": Location(**location) if location else None,
             "casualties": casualties,
             "investigations": investigations,
-            "cordon": Cordon(value_of("cordon")) if value_of("cordon") else None,
-            "public_risk": PublicRisk(value_of("public_risk")) if value_of("public_risk") else None,
+            "cordon": Cordon(cordon) if cordon else None,
+            "public_risk": PublicRisk(public_risk) if public_risk else None,
             **{name: _count(evidence[name]).value if evidence.get(name) else None for name in _COUNTS},
+            "conflicts": sorted(conflicts, key=lambda conflict: conflict.field),
         }
     )
 

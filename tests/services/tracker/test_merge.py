@@ -23,7 +23,7 @@ from schemas import (
     Update,
     Verdict,
 )
-from services.tracker.evidence import rank
+from services.tracker.evidence import decisive, rank
 from services.tracker.facts import CasualtyFact, Facts, InvestigationFact, Stated
 from services.tracker.merge import merge, open_incident
 
@@ -108,6 +108,55 @@ class TestNewestEvidenceWins:
         assert [(e.field, e.before, e.after) for e in events if e.type is EventType.casualties_updated] == [
             ("dead", 3, 2)
         ]
+
+
+def at(n: int, minutes: int, seconds: int, source: str) -> Update:
+    made = update(n, minutes, source=source)
+    when = made.reported_at.replace(second=seconds)
+    return made.model_copy(update={"reported_at": when, "fetched_at": when})
+
+
+class TestConflicts:
+    def test_equal_sources_disagreeing_in_one_minute_are_a_conflict_not_a_flip(self) -> None:
+        """Two outlets in the same minute: the first stated holds, the other is recorded, no event flips it back."""
+        first, contradiction = at(2, 30, 10, "echo"), at(3, 30, 40, "wire")
+        incident, events = run([(update(1, 0), facts(condition=Condition.critical)),
+                                (first, facts(condition=Condition.stable)),
+                                (contradiction, facts(condition=Condition.critical))])
+        assert incident.casualties[0].condition is Condition.stable
+        assert [(e.before, e.after) for e in events if e.type is EventType.condition_updated] == [
+            ("critical", "stable")
+        ]
+        (conflict,) = incident.conflicts
+        assert conflict.field == "casualties.man.condition"
+        assert (conflict.held.source_id, conflict.held.value) == ("echo", "stable")
+        assert [(p.source_id, p.value) for p in conflict.contradicted_by] == [("wire", "critical")]
+        # Arriving the other way round, the same evidence gives the same state.
+        reversed_order, _ = run([(update(1, 0), facts(condition=Condition.critical)),
+                                 (contradiction, facts(condition=Condition.critical)),
+                                 (first, facts(condition=Condition.stable))])
+        assert reversed_order.casualties == incident.casualties
+        assert reversed_order.conflicts == incident.conflicts
+
+    def test_newer_evidence_settles_a_conflict(self) -> None:
+        incident, events = run([(update(1, 0), facts(cordon=Cordon.in_place)),
+                                (at(2, 30, 10, "echo"), facts(cordon=Cordon.lifted)),
+                                (at(3, 30, 20, "wire"), facts(cordon=Cordon.in_place)),
+                                (update(4, 45, source="police", authority=Authority.official),
+                                 facts(cordon=Cordon.lifted))])
+        assert incident.cordon is Cordon.lifted
+        assert incident.conflicts == []
+        assert [(e.before, e.after) for e in events if e.type is EventType.cordon_updated] == [("in_place", "lifted")]
+
+    def test_an_outlet_correcting_itself_is_no_conflict(self) -> None:
+        """Two versions of one entry in the same minute: the later one counts, alone."""
+        first = at(2, 30, 10, "echo")
+        corrected = first.model_copy(update={"update_id": "u2b", "reported_at": first.reported_at.replace(second=50),
+                                             "fetched_at": first.reported_at.replace(second=50)})
+        incident, _ = run([(update(1, 0), facts()), (first, facts(cordon=Cordon.in_place)),
+                           (corrected, facts(cordon=Cordon.lifted))])
+        assert incident.cordon is Cordon.lifted
+        assert incident.conflicts == []
 
 
 class TestEvents:
@@ -215,6 +264,7 @@ def test_never_a_regression_to_older_evidence(draws: list[tuple]) -> None:  # ty
         for event in events:
             if event.type is EventType.condition_updated and event.field == "condition":
                 path = f"casualties.{event.subject}.condition"
-                decisive = max(incident.provenance[path], key=rank)
-                assert decisive.guid == step[0].guid
-                assert all(rank(decisive) > rank(old) for old in before.get(path, []))
+                deciding, contradicting = decisive(incident.provenance[path])
+                assert step[0].guid in {deciding.guid, *(item.guid for item in contradicting)}
+                assert all(rank(deciding) > rank(old) or old in contradicting for old in before.get(path, [])
+                           if old.guid != deciding.guid)
