@@ -19,8 +19,6 @@ import structlog
 from faststream.redis import RedisRouter
 from faststream.redis.annotations import RedisStreamMessage
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-from redis.commands.core import AsyncScript
 
 from schemas import RawUpdate, Update, Verdict
 from services.dedup import shingles
@@ -96,20 +94,21 @@ local function index(bucket, expires_at_ms, id, stored, fields, values)
 end
 """
 
-# A batch in one call, in order. What Redis alone can decide is settled here: an exact repeat is counted, and an entry
+# A batch in one call, in order. What Redis alone can decide is settled here, up to the first entry that needs
+# judging in Python: an exact repeat is counted (anywhere in the batch: a known version stays known), and an entry
 # with nothing like it (no version of it judged, no copy of its text, nothing in its bands) is published as `new`
-# with its keys recorded, atomically. Every other entry needs judging in Python: its reply is what was read (its
-# current version, the story's owner, a digest of its band members and their stored values), and it is held, as is
-# every later entry of the batch that shares its entry key, story key or a band with a held one, because the held
-# entry's verdict could change theirs. So no verdict settled here depends on one still to be made, and the verdicts
-# are those of one-by-one processing; only entries that cannot affect each other pass each other on `updates`.
+# with its keys recorded, atomically. From the first entry that has something like it (a revision, a copy), every
+# entry is only read: its reply is what was read (its current version, the story's owner, a digest of its band
+# members and their stored values), and Python judges and commits them in order. So `updates` gets the verdicts in
+# the order of `raw`, as one-by-one processing gives them, and a replay publishes the same updates in the same order
+# however its batches fall.
 # KEYS: updates, stats, buckets..., then each entry's entry key and story key.
 # ARGV: number of buckets, window ms, the newest bucket's expiry (ms), the data field, then 7 per entry: known field,
 # packed bands, version, story value, its `new` update, its 12-byte id, its index value ('' when not indexed).
 # Returns per entry: 'published' | 'repeat' | {current version, story owner, members digest, candidates}.
 _SETTLE = _INDEX + """
 local last = 2 + tonumber(ARGV[1])
-local held_keys, held_bands, results = {}, {}, {}
+local held, results = false, {}
 local counts = {new = 0, ['repeat'] = 0}
 for n = 0, (#ARGV - 4) / 7 - 1 do
   local a, k = 4 + 7 * n, last + 1 + 2 * n
@@ -122,11 +121,8 @@ for n = 0, (#ARGV - 4) / 7 - 1 do
     local owner = redis.call('GET', story)
     local members, newest = {}, nil
     if not current then members, newest = near_members(3, last, fields) end
-    local held = held_keys[entry] or held_keys[story]
-    for _, field in ipairs(fields) do held = held or held_bands[field] end
     if current or owner or #members > 0 or held then
-      held_keys[entry], held_keys[story] = true, true
-      for _, field in ipairs(fields) do held_bands[field] = true end
+      held = true
       results[n + 1] = {current, owner, digest(members), candidates(members)}
     else
       redis.call('XADD', KEYS[1], '*', ARGV[4], ARGV[a + 5])
@@ -145,38 +141,53 @@ end
 return results
 """
 
-# Check-and-set for an entry judged in Python: the verdict is published and the keys that decide the next verdict
-# are recorded together, so a crash can only lead to the same verdict again (absorbed downstream), and two workers
-# racing on copies of one text cannot both call theirs `new`: the updates sharing a band with it must be exactly
-# those read (same digest; '' skips the check: a revision's bands are only written). The newest bucket is written.
-# KEYS: entry, story, updates, stats, buckets...
-# ARGV: current version read ('' none), new version, known field, story owner read ('' none), story value, update,
-# data field, window ms, verdict, 12-byte id, packed bands, members digest, index value ('' when not indexed),
-# the newest bucket's expiry (ms).
-# Returns published | repeat | conflict.
-_PUBLISH_VERDICT = _INDEX + """
-if redis.call('HEXISTS', KEYS[1], ARGV[3]) == 1 then
-  redis.call('HINCRBY', KEYS[4], 'repeat', 1)
-  return 'repeat'
+# Check-and-set for the entries judged in Python, in batch order: each verdict is published and the keys that decide
+# the next verdict are recorded together, so a crash can only lead to the same verdict again (absorbed downstream),
+# and two workers racing on copies of one text cannot both call theirs `new`: the entry's version and the story's
+# owner must be those read, and the updates sharing a band with it exactly those read (same digest; '' skips the
+# check: a revision's bands are only written). The first entry whose check fails ends the call: it and every later
+# entry are judged again, so `updates` keeps the batch's order. The newest bucket is written.
+# KEYS: updates, stats, buckets..., then each entry's entry key and story key.
+# ARGV: number of buckets, window ms, the newest bucket's expiry (ms), the data field, then 11 per entry: current
+# version read ('' none), new version, known field, story owner read ('' none), story value, update, verdict, 12-byte
+# id, packed bands, members digest, index value ('' when not indexed).
+# Returns per entry: published | repeat | conflict | not tried (after a conflict).
+_PUBLISH_VERDICTS = _INDEX + """
+local last = 2 + tonumber(ARGV[1])
+local results = {}
+for n = 0, (#ARGV - 4) / 11 - 1 do
+  local a, k = 4 + 11 * n, last + 1 + 2 * n
+  local entry, story = KEYS[k], KEYS[k + 1]
+  if redis.call('HEXISTS', entry, ARGV[a + 3]) == 1 then
+    redis.call('HINCRBY', KEYS[2], 'repeat', 1)
+    results[n + 1] = 'repeat'
+  else
+    local fields, newest, fresh = band_fields(ARGV[a + 9]), nil, true
+    local owner = redis.call('GET', story) or ''
+    if (redis.call('HGET', entry, 'current') or '') ~= ARGV[a + 1] or owner ~= ARGV[a + 4] then fresh = false end
+    if fresh and ARGV[a + 10] ~= '' then
+      local members
+      members, newest = near_members(3, last, fields)
+      fresh = digest(members) == ARGV[a + 10]
+    end
+    if not fresh then
+      results[n + 1] = 'conflict'
+      for rest = n + 2, (#ARGV - 4) / 11 do results[rest] = 'not tried' end
+      return results
+    end
+    redis.call('XADD', KEYS[1], '*', ARGV[4], ARGV[a + 6])
+    redis.call('HSET', entry, 'current', ARGV[a + 2], ARGV[a + 3], '1')
+    redis.call('PEXPIRE', entry, ARGV[2])
+    if owner == '' then redis.call('SET', story, ARGV[a + 5], 'PX', ARGV[2]) end
+    redis.call('HINCRBY', KEYS[2], ARGV[a + 7], 1)
+    if ARGV[a + 11] ~= '' then
+      index(KEYS[last], ARGV[3], ARGV[a + 8], ARGV[a + 11], fields,
+            newest or redis.call('HMGET', KEYS[last], unpack(fields)))
+    end
+    results[n + 1] = 'published'
+  end
 end
-if (redis.call('HGET', KEYS[1], 'current') or '') ~= ARGV[1] then return 'conflict' end
-local owner = redis.call('GET', KEYS[2]) or ''
-if owner ~= ARGV[4] then return 'conflict' end
-local fields, newest = band_fields(ARGV[11]), nil
-if ARGV[12] ~= '' then
-  local members
-  members, newest = near_members(5, #KEYS, fields)
-  if digest(members) ~= ARGV[12] then return 'conflict' end
-end
-redis.call('XADD', KEYS[3], '*', ARGV[7], ARGV[6])
-redis.call('HSET', KEYS[1], 'current', ARGV[2], ARGV[3], '1')
-redis.call('PEXPIRE', KEYS[1], ARGV[8])
-if owner == '' then redis.call('SET', KEYS[2], ARGV[5], 'PX', ARGV[8]) end
-redis.call('HINCRBY', KEYS[4], ARGV[9], 1)
-if ARGV[13] ~= '' then
-  index(KEYS[#KEYS], ARGV[14], ARGV[10], ARGV[13], fields, newest or redis.call('HMGET', KEYS[#KEYS], unpack(fields)))
-end
-return 'published'
+return results
 """
 _BUCKETS_PER_WINDOW = 4  # a bucket spans a quarter of the window: what expires late is at most a quarter of it
 
@@ -278,11 +289,11 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
                         policy: DedupPolicy = DedupPolicy()) -> Judged:
     """Judge raw entries (each with its id on `raw`) and publish each verdict atomically, as `process` does.
 
-    One script call settles, in batch order, every entry whose verdict Redis alone can give: exact repeats, and texts
-    with nothing like them (`new`). The others (revisions, copies, and entries that share keys with those) are judged
-    in Python from what that call read and committed, in order, with one check-and-set each in one pipeline. Entries
-    of one batch that decide each other's verdict are caught by the check-and-set, as concurrent workers are, and
-    go round again, so the verdicts are the ones one-by-one processing in batch order gives.
+    One script call settles, in batch order, exact repeats and the texts with nothing like them (`new`) up to the
+    first entry that has something like it; that entry and the rest are judged in Python from what the call read
+    and committed, in order, with one check-and-set each in one pipeline. Entries of one batch that decide each
+    other's verdict are caught by the check-and-set, as concurrent workers are, and go round again, so the verdicts,
+    and their order on `updates`, are the ones one-by-one processing in batch order gives.
     """
     items = _Item.all_of(batch, policy)
     updates: list[Update | None] = [None] * len(items)
@@ -307,7 +318,7 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
         for (i, update, _), outcome in zip(to_commit, outcomes, strict=True):
             if outcome == "published":
                 updates[i] = update
-            elif outcome == "conflict":
+            elif outcome in ("conflict", "not tried"):
                 pending.append(i)
         if not pending:
             break
@@ -378,33 +389,21 @@ async def _previous_texts(redis: Redis, keys: Keys, versions: list[Version | Non
 
 async def _commit_all(redis: Redis, keys: Keys, judged: list[tuple[_Item, Update, _Read]], buckets: _Buckets, *,
                       repeats: int, policy: DedupPolicy) -> list[str]:
-    """Publish each verdict with the keys it was decided on (`_PUBLISH_VERDICT`), in order, in one round trip;
-    count the `repeats` judged without a verdict. Returns each commit's outcome: published | repeat | conflict."""
-    script = redis.register_script(_PUBLISH_VERDICT)
-    async with redis.pipeline(transaction=False) as pipe:
-        for item, update, read in judged:
-            await _commit(script, pipe, keys, item, update, read, buckets, policy)
-        if repeats:
-            pipe.hincrby(keys.dedup_stats, "repeat", repeats)
-        replies = await pipe.execute()
-    return [as_text(outcome) for outcome in replies[: len(judged)]]
-
-
-async def _commit(script: AsyncScript, pipe: Pipeline, keys: Keys, item: _Item, update: Update, read: _Read,
-                  buckets: _Buckets, policy: DedupPolicy) -> None:
-    raw, seen = item.raw, read.seen
-    await script(
-        keys=[keys.dedup_entry(raw.identity), keys.dedup_story(item.story), keys.updates, keys.dedup_stats,
-              *buckets.keys],
-        args=[
+    """Publish each verdict with the keys it was decided on (`_PUBLISH_VERDICTS`), in order, in one call; count the
+    `repeats` judged without a verdict. Returns each entry's outcome: published | repeat | conflict | not tried."""
+    entry_keys: list[str] = []
+    args: list[str | bytes | int] = [len(buckets.keys), policy.window_s * 1000, buckets.newest_expires_at_ms,
+                                     DATA_FIELD]
+    for item, update, read in judged:
+        raw, seen = item.raw, read.seen
+        entry_keys += [keys.dedup_entry(raw.identity), keys.dedup_story(item.story)]
+        args += [
             seen.current.encode() if seen.current else "",
             Version.of(raw, item.raw_id).encode(),
             item.known_field,
             seen.story_owner or "",
             f"{update.update_id}|{raw.identity}",
             update.model_dump_json(),
-            DATA_FIELD,
-            policy.window_s * 1000,
             update.verdict.value,
             item.index_id,
             item.bands,
@@ -412,10 +411,16 @@ async def _commit(script: AsyncScript, pipe: Pipeline, keys: Keys, item: _Item, 
             read.digest if seen.current is None else "",
             # A duplicate is not indexed: its original stands for the text.
             item.index_value if update.verdict is not Verdict.duplicate else b"",
-            buckets.newest_expires_at_ms,
-        ],
-        client=pipe,
-    )
+        ]
+    outcomes: list[str] = []
+    if judged:
+        replies = await redis.register_script(_PUBLISH_VERDICTS)(
+            keys=[keys.updates, keys.dedup_stats, *buckets.keys, *entry_keys], args=args
+        )
+        outcomes = [as_text(outcome) for outcome in replies]
+    if repeats:
+        await redis.hincrby(keys.dedup_stats, "repeat", repeats)
+    return outcomes
 
 
 def build_router(ctx: StageContext) -> RedisRouter:

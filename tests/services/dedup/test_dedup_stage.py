@@ -164,7 +164,9 @@ async def test_demo_archive_verdicts(settings: Settings, redis_url: str, redis: 
 
 async def test_a_batch_gives_the_verdicts_of_one_by_one_processing(redis: Redis, key_prefix: str) -> None:
     """Entries of one batch that decide each other's verdict (an entry and its edit, a text and its copies, a repeat)
-    are judged as they would be one at a time, in order; only the order of `updates` across identities may differ."""
+    are judged as they would be one at a time, and published on `updates` in the same order: a replay gives the same
+    updates in the same order however its batches fall. (The copy after the edit was read before the edit was
+    committed: its check fails, and it and the entry after it are judged again.)"""
     first = raw("echo", "e1", "Man shot by police in Walthamstow", STORY, minute=5)
     items = [
         first,
@@ -174,6 +176,7 @@ async def test_a_batch_gives_the_verdicts_of_one_by_one_processing(redis: Redis,
         raw("post", "p1", "Walthamstow shooting", STORY, minute=8),
         raw("fire", "f1", "House fire in Leyton", OTHER_STORY, minute=9),
         raw("wire", "w2", "Another outlet's copy", f"From the wires. {STORY} Ends.", minute=10),
+        raw("fire", "f2", "Fire in Leyton: update", OTHER_STORY.replace("midnight", "1am"), minute=11),
     ]
     one_by_one, batched = Keys(f"{key_prefix}:single"), Keys(f"{key_prefix}:batch")
     expected = [await process(redis, one_by_one, item) for item in items]
@@ -183,7 +186,9 @@ async def test_a_batch_gives_the_verdicts_of_one_by_one_processing(redis: Redis,
         u.model_dump() if u else None for u in expected
     ]
     assert [u.verdict if u else None for u in judged.updates] == [
-        Verdict.new, Verdict.duplicate, Verdict.revision, None, Verdict.duplicate, Verdict.new, Verdict.duplicate
+        Verdict.new, Verdict.duplicate, Verdict.revision, None, Verdict.duplicate, Verdict.new, Verdict.duplicate,
+        Verdict.new,
     ]
-    by_id = {u.update_id for u in await published(redis, batched)}
-    assert by_id == {u.update_id for u in judged.updates if u}
+    in_order = [u.update_id for u in judged.updates if u]
+    assert [u.update_id for u in await published(redis, batched)] == in_order
+    assert [u.update_id for u in await published(redis, one_by_one)] == in_order
