@@ -101,6 +101,8 @@ class Incident(WireModel):
     conflicts: list[Conflict] = Field(default_factory=list, description="Fields on which sources of equal rank "
                                       "disagree at the newest evidence.")
     places: list[str] = Field(default_factory=list, description="Every place its reports name, lower case.")
+    terms: dict[str, float] = Field(default_factory=dict, description="Its reports' most distinctive words with "
+                                    "their summed TF-IDF weights: what clustering compares a new report with.")
     sources: list[str] = Field(default_factory=list, description="Every source that reported on it, first seen first.")
     items: list[ItemRef] = Field(default_factory=list, description="Every entry merged into it.")
     provenance: dict[str, list[Provenance]] = Field(

@@ -131,6 +131,15 @@ class Keys:
         """Sorted set: ids of the incidents a source reported on, scored by their newest evidence."""
         return f"{self.prefix}:source-incidents:{source_id}"
 
+    @property
+    def tracker_words(self) -> str:
+        """Hash: word → in how many reports the tracker read it; field `__reports__`: how many it read."""
+        return f"{self.prefix}:tracker:words"
+
+    def word_incidents(self, word: str) -> str:
+        """Set: ids of the incidents whose reports have `word` among their most distinctive."""
+        return f"{self.prefix}:word:{word}"
+
     def place(self, place: str) -> str:
         """Set: ids of the incidents whose reports name `place` (lower case)."""
         return f"{self.prefix}:place:{place}"

@@ -1,18 +1,36 @@
-"""Which incident an update is about: a first, explainable clustering on place, category and time."""
+"""Which incident an update is about: the evidence an editor weighs, scored, with the reasons kept.
+
+Features: the place (a street counts more than a neighbourhood or a small town, which counts more than a big city;
+places in different regions count against), the category, the time (reports of one incident arrive over days; a
+later follow-up, such as a charge or an inquest, must share the incident's distinctive words), and those words
+(TF-IDF cosine with the incident's reports, `services.tracker.words`: names, streets and venues weigh, "police"
+and "said" do not). An update joins the best-scoring incident from `JOIN_SCORE`, or opens its own.
+"""
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from schemas import Category, Incident, Update
+from schemas import Category, Incident, Location, Update
 from services.tracker.facts import Facts
+from services.tracker.places import CITY, GAZETTEER, NATION
+from services.tracker.words import cosine, shared
 
-# Reports of one incident arrive over days, not weeks; outside this window a shared place is a coincidence.
+# Reports of one incident arrive over days: within this of its newest evidence an update may join on any feature.
 WINDOW = timedelta(days=3)
-# A shared specific place alone reaches it, so two separate stabbings in one town within the window become one
-# incident: a first clustering, which people, times and the words of the text will refine.
-JOIN_SCORE = 2
+# A follow-up weeks later (a charge, a funeral, an inquest) joins only when it shares the incident's words.
+FOLLOW_UP_WINDOW = timedelta(days=60)
+FOLLOW_UP_SIMILARITY = 0.3
+JOIN_SCORE = 3
+NEARBY_KM = 40  # two places this close may be one incident's (a suburb and its city)
+# Word similarity → points: a near-identical account, the same names and places, a few distinctive words shared.
+_SIMILARITY_POINTS = ((0.5, 3), (0.3, 2), (0.15, 1))
+_UNLIKE = 0.05  # below this two accounts with words enough to compare share nothing distinctive: a point against
+_WORDS_TO_COMPARE = 8
+_STREET_NAME = re.compile(r" (?:street|road|avenue|lane|close|drive|way|grove|gardens|crescent|terrace|square|parade)$")
 # Names too wide to tie two reports together on their own.
 BROAD_PLACES = frozenset(
     {
@@ -20,6 +38,15 @@ BROAD_PLACES = frozenset(
         "england", "scotland", "wales", "northern ireland", "uk", "united kingdom", "britain", "great britain",
     }
 )
+
+
+@dataclass(frozen=True)
+class Report:
+    """What clustering knows of one update: its facts and the weighted words of its title and lead."""
+
+    update: Update
+    facts: Facts
+    words: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -37,24 +64,106 @@ def specific_places(places: frozenset[str] | list[str], facts: Facts | None = No
     return {place.lower() for place in places} - broad
 
 
-def score(incident: Incident, update: Update, facts: Facts) -> Match:
-    """How strongly `update` belongs to `incident`, and why."""
-    reasons: list[str] = []
-    points = 0
-    if not (incident.opened_at - WINDOW <= update.reported_at <= incident.updated_at + WINDOW):
-        return Match(incident, 0, ("outside the time window",))
+def _is_wide(name: str) -> bool:
+    """A big city (or a state, a nation): many incidents at once, so sharing it says little."""
+    known = GAZETTEER.get(name)
+    return known is not None and known.rank in (CITY, NATION)
+
+
+def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tuple[int, bool]:
+    """Points for where the report and the incident happened, and whether they name unrelated places."""
+    facts, update = report.facts, report.update
     own_places = specific_places(facts.places, facts)
+    points, apart = 0, False
     if not own_places and update.source_id in incident.sources:
         points += 2
         reasons.append("same source, no place named")
-    shared = own_places & specific_places(incident.places)
-    if incident.location and facts.location and incident.location.name.lower() == facts.location.value.name.lower():
-        points += 2
-        reasons.append(f"same place: {incident.location.name}")
-        shared.discard(incident.location.name.lower())
-    if shared:
-        points += len(shared)
-        reasons.append("shared places: " + ", ".join(sorted(shared)))
+    shared_places = own_places & specific_places(incident.places)
+    here, there = (facts.location.value if facts.location else None), incident.location
+    if here and there:
+        street = _street_of(here)
+        if street is not None and street == _street_of(there):
+            points += 3
+            reasons.append(f"same street: {street}")
+            shared_places.discard(street)
+        elif here.name.lower() == there.name.lower():
+            points += 1 if _is_wide(there.name) else 2
+            reasons.append(f"same {'city' if _is_wide(there.name) else 'place'}: {there.name}")
+        elif (here.name.lower() in incident.places and not _is_wide(here.name) and _is_wide(there.name)
+              and (here.region is None or here.region.lower() in _areas(there))):
+            # A place within the city the incident is placed in, which its reports named ("Soho Road in Handsworth"
+            # under "Birmingham"); a place they only mentioned in passing is no such evidence.
+            points += 2
+            reasons.append(f"same place: {here.name}, as its reports name it")
+            shared_places.discard(here.name.lower())
+        elif _areas(here) & _areas(there):
+            # Handsworth (Birmingham) and Birmingham (West Midlands): one lies within the other.
+            points += 1
+            reasons.append(f"within {', '.join(sorted(_areas(here) & _areas(there)))}")
+        elif (distance := _distance_km(here, there)) is not None and distance <= NEARBY_KM:
+            # A suburb and the city next to it (Olathe, Kansas and Kansas City, Missouri).
+            points += 1
+            reasons.append(f"nearby: {here.name} is {distance:.0f} km from {there.name}")
+        elif here.region and there.region:
+            points, apart = points - 3, True
+            reasons.append(f"elsewhere: {here.name} ({here.region}) vs {there.name} ({there.region})")
+        else:
+            apart = True
+        shared_places.discard(there.name.lower())
+    named_streets = {place for place in shared_places if _STREET_NAME.search(place)}
+    if named_streets and points < 3:
+        # A street named as the place by one report and as the street of the other's place.
+        points += 3
+        reasons.append("same street: " + ", ".join(sorted(named_streets)))
+    elif shared_places:
+        points += min(len(shared_places), 2)
+        reasons.append("shared places: " + ", ".join(sorted(shared_places)))
+    return points, apart and not shared_places
+
+
+def _distance_km(a: Location, b: Location) -> float | None:
+    """Great-circle distance between two located places (None unless both have coordinates)."""
+    if a.lat is None or a.lon is None or b.lat is None or b.lon is None:
+        return None
+    lat_a, lat_b, dlon = math.radians(a.lat), math.radians(b.lat), math.radians(b.lon - a.lon)
+    cos = math.sin(lat_a) * math.sin(lat_b) + math.cos(lat_a) * math.cos(lat_b) * math.cos(dlon)
+    return 6371.0 * math.acos(max(-1.0, min(1.0, cos)))
+
+
+def _street_of(location: Location) -> str | None:
+    """The street of a location, lower case; a report naming only a street has it as the place's name."""
+    if location.street:
+        return location.street.lower()
+    return location.name.lower() if _STREET_NAME.search(location.name.lower()) else None
+
+
+def _areas(location: Location) -> set[str]:
+    return {name.lower() for name in (location.name, location.region) if name}
+
+
+def _word_points(incident: Incident, report: Report, similarity: float, reasons: list[str]) -> int:
+    for floor, points in _SIMILARITY_POINTS:
+        if similarity >= floor:
+            reasons.append(f"words in common: {', '.join(shared(report.words, incident.terms))} "
+                           f"(similarity {similarity:.2f})")
+            return points
+    if similarity < _UNLIKE and min(len(report.words), len(incident.terms)) >= _WORDS_TO_COMPARE:
+        reasons.append(f"no distinctive words in common (similarity {similarity:.2f})")
+        return -1
+    return 0
+
+
+def score(incident: Incident, report: Report) -> Match:
+    """How strongly the report belongs to `incident`, and why."""
+    update, facts = report.update, report.facts
+    similarity = cosine(report.words, incident.terms)
+    if update.reported_at < incident.opened_at - WINDOW:
+        return Match(incident, 0, ("before the incident's time window",))
+    late = update.reported_at > incident.updated_at + WINDOW
+    if late and (update.reported_at > incident.opened_at + FOLLOW_UP_WINDOW or similarity < FOLLOW_UP_SIMILARITY):
+        return Match(incident, 0, (f"after the incident's time window (similarity {similarity:.2f})",))
+    reasons: list[str] = []
+    points, apart = _place_points(incident, report, reasons)
     if facts.category and incident.category is not Category.other and facts.category.value is not Category.other:
         if facts.category.value is incident.category:
             points += 1
@@ -62,12 +171,16 @@ def score(incident: Incident, update: Update, facts: Facts) -> Match:
         else:
             points -= 2
             reasons.append(f"other category: {facts.category.value.value} vs {incident.category.value}")
+    # Two reports naming unrelated places share words by the way incidents are told ("Babe Green", "Bace Green"):
+    # the words alone do not make them one.
+    word_points = _word_points(incident, report, similarity, reasons)
+    points += min(word_points, 1) if apart else word_points
     return Match(incident, points, tuple(reasons))
 
 
-def best_match(candidates: list[Incident], update: Update, facts: Facts) -> Match | None:
-    """The candidate `update` joins, or None when it should open an incident of its own."""
-    matches = [score(incident, update, facts) for incident in candidates]
+def best_match(candidates: list[Incident], report: Report) -> Match | None:
+    """The candidate the report joins, or None when it should open an incident of its own."""
+    matches = [score(incident, report) for incident in candidates]
     joinable = [m for m in matches if m.score >= JOIN_SCORE]
     if not joinable:
         return None

@@ -32,6 +32,7 @@ SNIPPET_CHARS = 300
 # How many sentences (the title first) tell the story itself; later ones often give background ("20 people were shot
 # in the city last weekend").
 LEAD_SENTENCES = 4
+LOCATION_LEAD_SENTENCES = 3  # the headline and the first two sentences
 _SPACE = re.compile(r"\s+")
 # A sentence ends at . ! or ? (perhaps inside a closing quote) before a capital, digit or opening quote; a line break
 # always ends one, so headings and paragraphs stay apart.
@@ -133,14 +134,17 @@ def _category(sentences: Sequence[str]) -> Stated[Category] | None:
 def _location(sentences: Sequence[str], headline: bool) -> tuple[Stated[Location] | None, frozenset[str]]:
     """The most specific place named (first named among equals), its street if given, and every place named. In a
     text that names more US places than UK ones, UK names are homonyms ("Aberdeen, South Dakota") or noise."""
-    found = [(place, sentence) for i, sentence in enumerate(sentences)
+    found = [(i, place, sentence) for i, sentence in enumerate(sentences)
              for _, place in find_places(sentence, headline=i == 0 and headline)]
-    countries = Counter(place.country for place, _ in found)
+    countries = Counter(place.country for _, place, _ in found)
     if countries[US] > countries[UK]:
-        found = [(place, sentence) for place, sentence in found if place.country != UK]
-    names = {place.name.lower() for place, _ in found}
+        found = [(i, place, sentence) for i, place, sentence in found if place.country != UK]
+    names = {place.name.lower() for _, place, _ in found}
+    # The headline and the lead say where it happened; a place named only further down is more often background
+    # ("it comes hours after a man was shot in Walthamstow").
+    lead = [(place, sentence) for i, place, sentence in found if i < LOCATION_LEAD_SENTENCES]
     best: tuple[Place, str] | None = None
-    for place, sentence in found:
+    for place, sentence in lead or [(place, sentence) for _, place, sentence in found]:
         if best is None or place.rank > best[0].rank:
             best = (place, sentence)
     street: str | None = None
@@ -151,7 +155,8 @@ def _location(sentences: Sequence[str], headline: bool) -> tuple[Stated[Location
             street = street or found_street
     if best is not None:
         place, sentence = best
-        return Stated(Location(name=place.name, region=place.region, street=street), _snip(sentence)), frozenset(names)
+        location = Location(name=place.name, region=place.region, street=street, lat=place.lat, lon=place.lon)
+        return Stated(location, _snip(sentence)), frozenset(names)
     if street is not None:
         snippet = next(s for s in sentences if street in s)
         return Stated(Location(name=street), _snip(snippet)), frozenset(names)
@@ -176,6 +181,8 @@ def _count(patterns: Iterable[re.Pattern[str]], sentences: Sequence[str]) -> Sta
     """The highest count stated: counts are cumulative, so "a second man has been arrested" means two."""
     best: Stated[int] | None = None
     for sentence in sentences:
+        if p.TALLY.search(sentence):
+            continue
         for pattern in patterns:
             for m in pattern.finditer(sentence):
                 if _negated(sentence, m.start()):
@@ -206,6 +213,8 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
     best: Stated[int] | None = None
     dead_labels = {c.label for c in people if c.condition and c.condition.value is Condition.deceased}
     for sentence in sentences:
+        if p.TALLY.search(sentence):
+            continue
         for pattern in p.INJURED_PATTERNS:
             for m in pattern.finditer(sentence):
                 if _negated(sentence, m.start()):
@@ -363,8 +372,9 @@ def extract(title: str, text: str) -> Facts:
         investigations=_investigations(sentences),
         cordon=_latest(p.CORDON_RULES, sentences),
         public_risk=_latest(p.PUBLIC_RISK_RULES, sentences),
-        arrests=_count(p.ARREST_PATTERNS, sentences),
-        charges=_count(p.CHARGE_PATTERNS, sentences),
+        # Nobody is charged without being arrested first (or summoned, rarely for violence).
+        arrests=_higher(_count(p.ARREST_PATTERNS, sentences), charges := _count(p.CHARGE_PATTERNS, sentences)),
+        charges=charges,
         statements=_statements(text),
     )
 

@@ -235,7 +235,7 @@ def _place(location: Location | None) -> str | None:
 
 def public_state(incident: Incident) -> dict[str, Any]:
     """The incident as subscribers see it in `incident_opened`: its facts, without the evidence bookkeeping."""
-    return incident.model_dump(mode="json", exclude={"provenance", "places"})
+    return incident.model_dump(mode="json", exclude={"provenance", "places", "terms"})
 
 
 def event_id(incident_id: str, kind: EventType, subject: str | None, after: Any, update_id: str) -> str:

@@ -299,7 +299,7 @@ INJURED_PATTERNS = (
                r"(?:(?:seriously|critically|slightly)\s+)?"
                r"(?:injured|hurt|wounded|hospitali[sz]ed|taken to (?:a |the )?(?:local |area )?hospitals?|"
                r"transported to (?:a |the )?(?:local |area )?hospitals?|treated for)\b", _I),
-    re.compile(rf"\binjur(?:ed|ing)\s+(?P<n>{NUM})\b(?!\s*(?:hours?|days?|minutes?|years?))", _I),
+    re.compile(rf"\binjur(?:ed|ing)\s+(?P<n>{NUM})\b(?![-\s]*(?:hours?|days?|minutes?|years?)\b)", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:injured|hurt|wounded|stabbed|shot|"
                r"taken to hospital)\b", _I),
 )
@@ -310,7 +310,7 @@ DEAD_PATTERNS = (
     # "Three people were shot, one fatally", "two of them died".
     re.compile(rf"\b(?P<n>{NUM})\s+(?:of\s+(?:them|whom|those|the\s+\w+)\s+)?{_BE}(?:later\s+)?"
                r"(?:fatally|died|killed|dead)\b", _I),
-    re.compile(rf"\bkill(?:ed|ing)\s+(?P<n>{NUM})\b(?!\s*(?:hours?|days?|minutes?|years?))", _I),
+    re.compile(rf"\bkill(?:ed|ing)\s+(?P<n>{NUM})\b(?![-\s]*(?:hours?|days?|minutes?|years?)\b)", _I),
     re.compile(rf"\bdeath toll\s+(?:has\s+)?(?:risen|rose|rises|stands|stood|is)\s+(?:to|at)\s+(?P<n>{NUM})\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:died|killed)\b", _I),
 )
@@ -331,12 +331,23 @@ ARREST_PATTERNS = (
                r"(?:also\s+|since\s+|now\s+)*arrested\b", _I),
     re.compile(rf"\barrested\s+(?:an?|the)\s+(?:\S+\s+){{0,2}}?(?:{_PERSON_NOUN})\b", _I),
     re.compile(r"\barrested on suspicion\b|\btaken into custody\b", _I),
+    # US phrasing: "booked into the county jail", "turned himself in", "is being held in custody".
+    re.compile(r"\bbooked into\b|\bturned (?:himself|herself|themselves) in\b|\bapprehended\b|"
+               r"\b(?:is|was|are|were|remains?|remained|being held|held)\s+in\s+(?:police\s+)?custody\b", _I),
 )
 CHARGE_PATTERNS = (
     re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more|further)\s+)?(?:{_PEOPLE}\b(?:,[^.]{{0,40}}?,)?\s+)?{_BE}"
                r"(?:been\s+)?charged\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:\S+\s+){{0,2}}?(?:{_PERSON_NOUN})\b[^.]{{0,60}}?\bcharged\b", _I),
     re.compile(r"\bcharged (?:with|in connection with)\b", _I),
+)
+
+# A sentence counting over a period, not one incident: "more than 750 people have been killed so far this year",
+# "344 were killed in Baltimore last year".
+TALLY = re.compile(
+    r"\b(?:so far )?this year\b|\blast year\b|\bthis month\b|\blast month\b|\bsince (?:january|the (?:start|beginning) "
+    r"of)\b|\bin (?:19|20)\d\d\b|\b(?:a|per|each) year\b|\bannual(?:ly)?\b",
+    re.I,
 )
 
 # --- investigations --------------------------------------------------------------------------------------------------

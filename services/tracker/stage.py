@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 
 import structlog
 from faststream.redis import RedisRouter
 
-from schemas import ChangeEvent, Decision, Incident, RevisionKind, Update, Verdict
+from schemas import ChangeEvent, Decision, Incident, ItemRef, RevisionKind, Update, Verdict
 from services.errors import TransientError
 from services.names import STAGE_INPUTS
 from services.poller.scheduling_state import mark_feed_hot, schedule_policy
 from services.stage import StageContext, subscribe_stream
-from services.tracker.cluster import WINDOW, best_match, specific_places
+from services.tracker.cluster import WINDOW, Report, best_match, specific_places
 from services.tracker.extract import extract
 from services.tracker.facts import Facts
 from services.tracker.merge import merge, open_incident
 from services.tracker.store import NOT_AN_INCIDENT, IncidentStore
+from services.tracker.words import counts, weighted, with_report
 
 log = structlog.get_logger(__name__)
 
 _MAX_ATTEMPTS = 8
+_INDEXED_WORDS = 8  # an incident is found again under each report's most distinctive words
+_WORD_CANDIDATES_MOST = 50  # a word more incidents share than this finds none of them
+_WORDS_TO_OPEN = 6  # an incident naming no place opens on this many distinctive words, to be found again by
 
 
 class ConcurrentUpdateError(TransientError):
@@ -62,6 +67,10 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
     )
     facts = Facts() if restates else extract(update.title, update.text)
     places = specific_places(facts.places, facts)
+    found = Counter[str]() if restates else counts(update.title, update.text)
+    frequencies, reports = await store.word_frequencies(found) if found else ({}, 0)
+    report = Report(update, facts, weighted(found, frequencies, reports))
+    distinctive = sorted(report.words, key=lambda word: (-report.words[word], word))[:_INDEXED_WORDS]
     for _ in range(_MAX_ATTEMPTS):
         linked = await _linked_incident(store, update)
         if linked is None and restates:
@@ -71,12 +80,12 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             loaded = await store.load([linked])
         else:
             # An update that names no place of its own (a police follow-up) is matched against what its source
-            # has been reporting on.
-            candidate_ids = (
-                await store.incidents_at(places)
-                if places
-                else await store.incidents_of_source(update.source_id, update.reported_at - WINDOW)
-            )
+            # has been reporting on; any update, against the incidents that share its most distinctive words.
+            candidate_ids = sorted({
+                *(await store.incidents_at(places) if places
+                  else await store.incidents_of_source(update.source_id, update.reported_at - WINDOW)),
+                *await store.incidents_with_words(distinctive, _WORD_CANDIDATES_MOST),
+            })
             loaded = await store.load(candidate_ids)
         current: Incident | None
         score: int | None = None
@@ -85,27 +94,35 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             how = "copy" if update.verdict is Verdict.duplicate else "same entry"
             reason = "copy of a merged entry" if how == "copy" else "an edit of an entry already merged"
         else:
-            match = best_match([incident for incident, _ in loaded.values()], update, facts)
+            match = best_match([incident for incident, _ in loaded.values()], report)
             current, rev = loaded[match.incident.incident_id] if match else (None, 0)
             how = "matched" if match else "opened"
             reason = "; ".join(match.reasons) if match else _opening_reason(facts)
             score = match.score if match else None
         if current is None:
-            if not facts.is_incident or facts.location is None:
-                # Without a place there is nothing to anchor a new incident to, and nothing later reports could
-                # be matched against.
+            if not facts.is_incident or (facts.location is None and not _anchored_without_a_place(report)):
+                # Without a place there is little to anchor a new incident to and for later reports to be matched
+                # against: only someone hurt or killed, and words distinctive enough to find it again.
                 await store.record_not_an_incident(update)
                 log.info("update opens no incident", update_id=update.update_id, title=update.title,
                          reason="not about an incident" if not facts.is_incident else "names no place")
+                await store.count_words(found)
                 return []
             incident, events = open_incident(new_incident_id(update), update, facts)
+            incident = incident.model_copy(update={"terms": with_report({}, report.words)})
         else:
             incident, events = merge(current, update, facts)
             if incident == current:
                 return []
+            if ItemRef(source_id=update.source_id, guid=update.guid) not in current.items:
+                incident = incident.model_copy(update={"terms": with_report(current.terms, report.words)})
         decision = Decision(update_id=update.update_id, source_id=update.source_id, guid=update.guid,
                             verdict=update.verdict.value, how=how, reason=reason, score=score)
-        if await store.commit(incident, rev, events, update, places, candidate_ids if places else None, decision):
+        committed = await store.commit(incident, rev, events, update, places, candidate_ids if places else None,
+                                       decision, words=distinctive)
+        if committed:
+            if found:
+                await store.count_words(found)
             log.info(
                 "update merged",
                 update_id=update.update_id,
@@ -117,6 +134,12 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             )
             return events
     raise ConcurrentUpdateError(f"update {update.update_id}: incident kept changing under it")
+
+
+def _anchored_without_a_place(report: Report) -> bool:
+    facts = report.facts
+    hurt = bool(facts.casualties) or facts.dead is not None or facts.injured is not None
+    return hurt and len(report.words) >= _WORDS_TO_OPEN
 
 
 def _opening_reason(facts: Facts) -> str:

@@ -22,17 +22,19 @@ NOT_AN_INCIDENT = "-"
 # read (another worker opened it), the clustering decision is stale and the update is clustered again.
 # The revision is recorded in the incident's history with the state, so `incidents show --at` can tell what was
 # believed when, and why each update joined.
-# KEYS: incident, changes, incident index, item index, source index, history, place sets...
+# The incident is also indexed under the update's most distinctive words (word sets: added to, never checked).
+# KEYS: incident, changes, incident index, item index, source index, history, place sets..., word sets...
 # ARGV: expected rev, state, data field, score, incident id, identity, update id, check places (0|1),
-#       number of candidates, candidates..., number of events, events..., history record
+#       number of place sets, number of candidates, candidates..., number of events, events..., history record
 _COMMIT = """
 local rev = redis.call('HGET', KEYS[1], 'rev') or '0'
 if rev ~= ARGV[1] then return 0 end
-local candidates = tonumber(ARGV[9])
+local last_place = 6 + tonumber(ARGV[9])
+local candidates = tonumber(ARGV[10])
 if ARGV[8] == '1' then
   local known = {[ARGV[5]] = true}
-  for i = 1, candidates do known[ARGV[9 + i]] = true end
-  for i = 7, #KEYS do
+  for i = 1, candidates do known[ARGV[10 + i]] = true end
+  for i = 7, last_place do
     for _, member in ipairs(redis.call('SMEMBERS', KEYS[i])) do
       if not known[member] then return 0 end
     end
@@ -43,13 +45,25 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[5])
 redis.call('HSET', KEYS[4], ARGV[6], ARGV[5], ARGV[7], ARGV[5])
 for i = 7, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
-local first_event = 10 + candidates
+local first_event = 11 + candidates
 local events = tonumber(ARGV[first_event])
 for i = 1, events do redis.call('XADD', KEYS[2], '*', ARGV[3], ARGV[first_event + i]) end
 redis.call('XADD', KEYS[6], '*', ARGV[3], ARGV[first_event + events + 1])
 return 1
 """
 
+# The incidents indexed under any of KEYS, leaving out the sets of more than ARGV[1] incidents: a word that many
+# incidents share ties none of them to a new report.
+_INCIDENTS_WITH_WORDS = """
+local found = {}
+for _, key in ipairs(KEYS) do
+  if redis.call('SCARD', key) <= tonumber(ARGV[1]) then
+    for _, member in ipairs(redis.call('SMEMBERS', key)) do found[#found + 1] = member end
+  end
+end
+return found
+"""
+WORDS_REPORTS_FIELD = "__reports__"
 
 
 class IncidentStore:
@@ -76,6 +90,29 @@ class IncidentStore:
         if not keys:
             return []
         return sorted(as_text(m) for m in await self._redis.sunion(keys))
+
+    async def incidents_with_words(self, words: Iterable[str], most: int) -> list[str]:
+        """Ids of incidents indexed under any of `words`, leaving out words that more than `most` incidents share."""
+        keys = [self._keys.word_incidents(word) for word in sorted(set(words))]
+        if not keys:
+            return []
+        found = await self._redis.eval(_INCIDENTS_WITH_WORDS, len(keys), *keys, most)
+        return sorted({as_text(member) for member in found})
+
+    async def word_frequencies(self, words: Iterable[str]) -> tuple[dict[str, int], int]:
+        """In how many reports the tracker read each of `words`, and how many reports it read."""
+        wanted = sorted(set(words))
+        values = await self._redis.hmget(self._keys.tracker_words, [*wanted, WORDS_REPORTS_FIELD])
+        frequencies = {word: int(value) for word, value in zip(wanted, values, strict=False) if value is not None}
+        return frequencies, int(values[-1] or 0)
+
+    async def count_words(self, words: Iterable[str]) -> None:
+        """Count one more report using each of `words` (the document frequencies of `services.tracker.words`)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for word in sorted(set(words)):
+                pipe.hincrby(self._keys.tracker_words, word, 1)
+            pipe.hincrby(self._keys.tracker_words, WORDS_REPORTS_FIELD, 1)
+            await pipe.execute()
 
     async def incidents_of_source(self, source_id: str, since: datetime) -> list[str]:
         """Ids of incidents `source_id` reported on with evidence newer than `since`."""
@@ -116,6 +153,7 @@ class IncidentStore:
         places: Iterable[str],
         candidates: list[str] | None,
         decision: Decision,
+        words: Iterable[str] = (),
     ) -> bool:
         """Store `incident`, append `events`, and record the revision with its `decision` in the incident's history,
         atomically.
@@ -130,7 +168,8 @@ class IncidentStore:
             self._keys.item_index,
             self._keys.source_incidents(update.source_id),
             self._keys.incident_history(incident.incident_id),
-            *(self._keys.place(place) for place in sorted(set(places))),
+            *(place_keys := [self._keys.place(place) for place in sorted(set(places))]),
+            *(self._keys.word_incidents(word) for word in sorted(set(words))),
         ]
         record = IncidentVersion(
             incident_id=incident.incident_id, rev=expected_rev + 1, version=incident.version,
@@ -146,6 +185,7 @@ class IncidentStore:
             update.identity,
             update.update_id,
             "1" if candidates is not None else "0",
+            len(place_keys),
             len(candidates or []),
             *(candidates or []),
             len(events),

@@ -350,6 +350,12 @@ COUNT_CASES = [
     ("Seven shot, one dead in overnight violence.", "injured", 6),
     ("Two men were shot dead.", "injured", None),
     ("Two people were killed, including a 17-year-old boy who was shot dead.", "dead", 2),
+    ("A gunman opened fire, killing 62-year-old Jane Doe outside her home.", "dead", None),
+    ("A man was shot dead on Sunday. More than 750 people have been killed so far this year in Chicago.", "dead", 1),
+    ("Two men were shot. In 2015, 344 people were killed in the city.", "injured", 2),
+    ("A man was shot. The suspect was booked into the county jail.", "arrests", 1),
+    ("A man was shot. A 20-year-old man turned himself in on Monday.", "arrests", 1),
+    ("Two men have been charged with murder after the shooting.", "arrests", 2),
 ]
 
 
@@ -362,7 +368,9 @@ COUNT_CASES = [
          "charges-n", "charged-at-is-not-a-charge", "one-shot-dead", "second-man-injured-after-a-death",
          "singular-shot-and-killed", "singular-died", "two-singular-deaths", "one-death-two-labels",
          "charged-man-is-no-death", "critical-is-no-death", "n-shot-one-fatally-dead", "n-shot-one-fatally-injured",
-         "two-stabbed-injured", "seven-shot-one-dead", "all-shot-dead-none-injured", "number-beats-singular-deaths"],
+         "two-stabbed-injured", "seven-shot-one-dead", "all-shot-dead-none-injured", "number-beats-singular-deaths",
+         "an-age-is-not-a-count", "a-tally-this-year-is-not-this-incident", "a-tally-in-a-year-is-not-injured",
+         "booked-into-jail-is-an-arrest", "turned-himself-in-is-an-arrest", "the-charged-were-arrested"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,

@@ -1,0 +1,94 @@
+"""The words that tell one incident's reports apart from another's: names, streets, venues. Pure functions.
+
+A report's words are weighted by TF-IDF: how often it uses a word, against how many reports use it at all (the
+document frequencies the tracker keeps in Redis, `Keys.tracker_words`). So "police", "said" and "shooting" count for
+little and "Everett", "Pigtown" or "nightclub" for much. An incident keeps the summed vectors of its reports
+(`Incident.terms`, its most weighted words only); the cosine of a new report's vector with it is one of the
+clustering features (`services.tracker.cluster`).
+
+Only the title and the lead are read: crawled pages end in related links and other stories, which would tie
+unrelated incidents together.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Mapping
+
+LEAD_CHARS = 1500
+PROFILE_TERMS = 60  # words an incident keeps: enough for its names and places, bounded whatever its size
+_WORD = re.compile(r"[a-z][a-z'’-]*[a-z]|[0-9]{3,}")
+# Function words and the vocabulary every incident report shares. Document frequencies would weigh them down in
+# time; listing them keeps the first reports of a new deployment, when those counts are still small, from linking
+# on them.
+_STOPWORDS = """
+    about above after again against all also among and another any are around as at away back be because been before
+    being below between both but by can could did does doing down during each either else ever every few for from
+    further had has have having he her here hers him his how however if in into is it its itself just least less like
+    made make many may me might more most much must my near neither never new next no nor not now of off often on once
+    one only or other our ours out over own per perhaps put rather said says same saying see seen several she should
+    since so some still such than that the their theirs them then there these they this those though three through
+    thus to too two under until up upon us very was we well were what when where whether which while who whom whose
+    why will with within without would yet you your first second last year years old day days week weeks month
+    months today yesterday tonight morning afternoon evening night monday tuesday wednesday thursday friday saturday
+    sunday january february march april june july august september october november december time times
+    police officer officers department sheriff deputies spokesman spokeswoman spokesperson told according report
+    reports reported news statement investigation investigating investigators detectives detective authorities
+    shot shots shooting shootings gunfire gun guns fired killed killing dead death died dies injured injuries wounded
+    wound wounds hospital condition victim victims suspect suspects man men woman women boy girl people person family
+    say call called scene area home house street road avenue local county city state says told according
+    update updated latest breaking remains remain remained stable critical serious condition life threatening
+    stabbing stabbed stab knife fire fires blaze firefighters crews crash collision arrested arrest arrests charged
+    charge charges custody bail court murder manslaughter attempted incident incidents attack attacked assault
+    injury ambulance paramedics treated inquiries appeal witnesses information anyone contact cordon place public
+    risk wider investigate continue continuing ongoing confirmed believed aged year-old outside inside across behind
+    beside along toward towards
+"""
+STOPWORDS = frozenset(_STOPWORDS.split())
+
+
+def counts(title: str, text: str) -> Counter[str]:
+    """How often the title and the lead of the text use each word (lower case, stopwords and short words left out)."""
+    lead = f"{title}\n{text[:LEAD_CHARS]}".lower()
+    return Counter(word for word in _WORD.findall(lead) if len(word) > 2 and word not in STOPWORDS)
+
+
+def weighted(found: Counter[str], frequencies: Mapping[str, int], documents: int) -> dict[str, float]:
+    """TF-IDF of `found` (sublinear term frequency, smoothed inverse document frequency), scaled to length 1.
+
+    `frequencies`: in how many of `documents` reports each word occurred (a word not in it: none).
+    """
+    vector = {
+        word: (1 + math.log(count)) * (1 + math.log((documents + 1) / (frequencies.get(word, 0) + 1)))
+        for word, count in found.items()
+    }
+    return _unit(vector)
+
+
+def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
+    """The cosine of two vectors of word weights (0 when either is empty)."""
+    if len(a) > len(b):
+        a, b = b, a
+    dot = sum(weight * b.get(word, 0.0) for word, weight in a.items())
+    norms = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
+    return dot / norms if norms else 0.0
+
+
+def shared(a: Mapping[str, float], b: Mapping[str, float], top: int = 4) -> list[str]:
+    """The words two vectors share, the most weighted first: what a clustering reason names."""
+    return sorted(set(a) & set(b), key=lambda word: (-(a[word] * b[word]), word))[:top]
+
+
+def with_report(profile: Mapping[str, float], report: Mapping[str, float]) -> dict[str, float]:
+    """An incident's words after one more report: the sum of its reports' vectors, the `PROFILE_TERMS` heaviest."""
+    summed = Counter(profile)
+    summed.update(report)
+    heaviest = sorted(summed.items(), key=lambda item: (-item[1], item[0]))[:PROFILE_TERMS]
+    return {word: round(weight, 4) for word, weight in heaviest}
+
+
+def _unit(vector: dict[str, float]) -> dict[str, float]:
+    norm = math.sqrt(sum(weight * weight for weight in vector.values()))
+    return {word: weight / norm for word, weight in vector.items()} if norm else {}

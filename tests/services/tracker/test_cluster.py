@@ -1,0 +1,117 @@
+"""Clustering features, one named case each: places (street, within, nearby, elsewhere), category, words, time."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from schemas import Authority, Category, Incident, Location, Update, Verdict
+from services.tracker.cluster import JOIN_SCORE, Report, best_match, score
+from services.tracker.facts import Facts, Stated
+from services.tracker.places import find_places, resolve_town
+from services.tracker.words import cosine, counts, weighted, with_report
+
+T0 = datetime(2016, 8, 19, 9, tzinfo=UTC)
+# Document frequencies of a small news corpus: the generic words are common, names are rare.
+FREQUENCIES = {"armed": 40, "nightclub": 3, "everett": 1, "jalen": 1, "tavern": 2, "parking": 30, "lot": 30}
+
+
+def vector(text: str) -> dict[str, float]:
+    return weighted(counts("", text), FREQUENCIES, 100)
+
+
+def incident(location: Location | None, *, text: str = "", places: tuple[str, ...] = (),
+             category: Category = Category.shooting, days_ago: float = 0) -> Incident:
+    at = T0 - timedelta(days=days_ago)
+    return Incident(incident_id="i_1", version=1, title="t", opened_at=at, updated_at=at, category=category,
+                    location=location, places=[p.lower() for p in places], sources=["echo"],
+                    terms=with_report({}, vector(text)))
+
+
+def report(location: Location | None, *, text: str = "", places: tuple[str, ...] = (),
+           category: Category | None = Category.shooting, days_later: float = 0, source: str = "wire") -> Report:
+    at = T0 + timedelta(days=days_later)
+    update = Update(update_id="u_1", verdict=Verdict.new, source_id=source, authority=Authority.news,
+                    identity=f"{source}|g", fingerprint="f", guid="g", title="", text=text, reported_at=at,
+                    fetched_at=at)
+    facts = Facts(is_incident=True, category=Stated(category, "") if category else None,
+                  location=Stated(location, "") if location else None, places=frozenset(p.lower() for p in places))
+    return Report(update, facts, vector(text))
+
+
+def located(name: str, region: str | None = None, street: str | None = None) -> Location:
+    town = resolve_town(name, region)
+    return Location(name=name, region=region or (town.region if town else None), street=street,
+                    lat=town.lat if town else None, lon=town.lon if town else None)
+
+
+CASES = [
+    # (name, incident, report, joins, reason fragment)
+    ("same-street", incident(Location(name="Luton", region="Bedfordshire", street="Dunstable Road")),
+     report(Location(name="Dunstable Road")), True, "same street: dunstable road"),
+    ("same-neighbourhood", incident(Location(name="Walthamstow", region="London")),
+     report(Location(name="Walthamstow", region="London")), True, "same place: Walthamstow"),
+    ("within-the-city", incident(Location(name="Handsworth", region="Birmingham"), text="armed nightclub everett"),
+     report(Location(name="Birmingham", region="West Midlands"), text="armed nightclub everett"), True,
+     "within birmingham"),
+    ("nearby-suburb", incident(located("Olathe", "Kansas"), text="tavern everett jalen"),
+     report(located("Kansas City", "Missouri"), text="tavern everett jalen"), True, "nearby: Kansas City is"),
+    ("same-big-city-alone-is-not-enough", incident(Location(name="Chicago", region="Illinois")),
+     report(Location(name="Chicago", region="Illinois")), False, "same city: Chicago"),
+    ("same-big-city-and-names", incident(Location(name="Chicago", region="Illinois"), text="jalen everett tavern"),
+     report(Location(name="Chicago", region="Illinois"), text="jalen everett tavern"), True, "words in common"),
+    ("elsewhere", incident(Location(name="Walthamstow", region="London"), text="jalen everett tavern"),
+     report(Location(name="Handsworth", region="Birmingham"), text="jalen everett tavern"), False, "elsewhere"),
+    ("unrelated-places-words-count-once", incident(Location(name="Babe Green"), text="parking lot nightclub"),
+     report(Location(name="Bace Green"), text="parking lot nightclub"), False, "words in common"),
+    ("other-category", incident(Location(name="Walthamstow", region="London")),
+     report(Location(name="Walthamstow", region="London"), category=Category.fire), False, "other category"),
+    ("follow-up-with-the-names", incident(Location(name="Tulsa", region="Oklahoma"), text="jalen everett tavern"),
+     report(Location(name="Tulsa", region="Oklahoma"), text="jalen everett tavern", days_later=30), True,
+     "words in common"),
+    ("follow-up-without-them", incident(Location(name="Walthamstow", region="London"), text="jalen everett"),
+     report(Location(name="Walthamstow", region="London"), text="parking lot", days_later=30), False,
+     "after the incident's time window"),
+    ("same-source-no-place", incident(Location(name="Leyton", region="London")),
+     report(None, source="echo"), True, "same source, no place named"),
+]
+
+
+@pytest.mark.parametrize(("existing", "new", "joins", "reason"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_clustering_features(existing: Incident, new: Report, joins: bool, reason: str) -> None:
+    match = score(existing, new)
+    assert (match.score >= JOIN_SCORE) is joins, match
+    assert any(reason in r for r in match.reasons), match.reasons
+    assert (best_match([existing], new) is not None) is joins
+
+
+def test_words_weigh_names_over_generic_news_words() -> None:
+    assert counts("Man shot by police", "Police said the man was shot outside the Tavern.") == Counter({"tavern": 1})
+    names = vector("jalen everett tavern")
+    assert cosine(names, vector("everett jalen")) > 0.5
+    assert cosine(vector("armed parking lot"), vector("armed parking lot nightclub")) < cosine(
+        vector("everett jalen tavern"), vector("everett jalen tavern armed"))
+
+
+def test_an_incident_keeps_its_heaviest_words_only() -> None:
+    profile: dict[str, float] = {}
+    for n in range(100):
+        profile = with_report(profile, {f"word{n}": 1.0, "everett": 1.0})
+    assert len(profile) == 60
+    assert max(profile, key=profile.__getitem__) == "everett"
+
+
+@pytest.mark.parametrize(("sentence", "expected"), [
+    ("A man was shot in Olathe on Friday.", ("Olathe", "Kansas")),
+    ("OLATHE, Kan. — A man was shot.", ("Olathe", "Kansas")),
+    ("A shooting in Alton, Illinois left two dead.", ("Alton", "Illinois")),
+    ("Police were called to Soho Road in Handsworth, Birmingham.", ("Handsworth", "Birmingham")),
+], ids=["guess-resolved", "dateline-resolved", "place-and-state", "street-named-after-a-place-is-no-place"])
+def test_towns_resolve_to_their_state_with_coordinates(sentence: str, expected: tuple[str, str]) -> None:
+    (first, *_) = [place for _, place in find_places(sentence, headline=True)]
+    assert (first.name, first.region) == expected
+    if first.country == "US":
+        assert first.lat is not None
+        assert first.lon is not None
