@@ -152,11 +152,12 @@ def derive(incident: Incident) -> Incident:
     categories = [e for e in evidence.get("category", []) if e.value != Category.other.value]
     casualty_labels = sorted(
         {path[len(CASUALTY) :].rsplit(".", 1)[0] for path in evidence if path.startswith(CASUALTY)},
-        key=lambda label: min(e.reported_at for p, es in evidence.items() if p.startswith(f"{CASUALTY}{label}.")
-                              for e in es),
+        # First reported first; the label breaks ties, so any order of the same evidence gives the same list.
+        key=lambda label: (min(e.reported_at for p, es in evidence.items() if p.startswith(f"{CASUALTY}{label}.")
+                               for e in es), label),
     )
     category = value_of("category", categories)
-    location = value_of("location")
+    location = _with_known_street(value_of("location"), evidence.get("location", []))
     casualties = [
         Casualty(
             label=label,
@@ -168,7 +169,7 @@ def derive(incident: Incident) -> Incident:
     ]
     investigations = [
         Investigation(body=path[len(INVESTIGATION) :], **value_of(path))
-        for path in sorted(evidence, key=lambda p: min(e.reported_at for e in evidence[p]))
+        for path in sorted(evidence, key=lambda p: (min(e.reported_at for e in evidence[p]), p))
         if path.startswith(INVESTIGATION)
     ]
     cordon, public_risk = value_of("cordon"), value_of("public_risk")
@@ -184,6 +185,15 @@ def derive(incident: Incident) -> Incident:
             "conflicts": sorted(conflicts, key=lambda conflict: conflict.field),
         }
     )
+
+
+def _with_known_street(location: dict[str, Any] | None, evidence: list[Provenance]) -> dict[str, Any] | None:
+    """A report naming the place without its street ("Eccles New Road reopened") does not unsay the street: the
+    newest street stated for the same place stays."""
+    if location is None or location.get("street"):
+        return location
+    same_place = [e for e in evidence if e.value.get("name") == location["name"] and e.value.get("street")]
+    return {**location, "street": newest(same_place).value["street"]} if same_place else location
 
 
 def with_evidence(provenance: dict[str, list[Provenance]], seen: dict[str, Provenance]) -> dict[str, list[Provenance]]:

@@ -295,7 +295,8 @@ _BE = r"(?:(?:were|was|have|has|had|are|is|been|being|also|all|now|since|reporte
 # Patterns without a number group state one person, or none when they start with a negation ("no one was hurt").
 INJURED_PATTERNS = (
     re.compile(r"\bno(?: one| other people|body)? (?:else )?(?:was|were|has been|have been) (?:injured|hurt)\b", _I),
-    re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more|further)\s+)?(?:{_PEOPLE}\s+)?{_BE}"
+    # "Seven people, including the woman, were treated for smoke inhalation".
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more|further)\s+)?(?:{_PEOPLE}\b(?:,[^.]{{0,40}}?,)?\s+)?{_BE}"
                r"(?:(?:seriously|critically|slightly)\s+)?"
                r"(?:injured|hurt|wounded|hospitali[sz]ed|taken to (?:a |the )?(?:local |area )?hospitals?|"
                r"transported to (?:a |the )?(?:local |area )?hospitals?|treated for)\b", _I),

@@ -356,6 +356,7 @@ COUNT_CASES = [
     ("A man was shot. The suspect was booked into the county jail.", "arrests", 1),
     ("A man was shot. A 20-year-old man turned himself in on Monday.", "arrests", 1),
     ("Two men have been charged with murder after the shooting.", "arrests", 2),
+    ("A flat caught fire. Seven people, including a woman, were treated for smoke inhalation.", "injured", 7),
 ]
 
 
@@ -370,7 +371,8 @@ COUNT_CASES = [
          "charged-man-is-no-death", "critical-is-no-death", "n-shot-one-fatally-dead", "n-shot-one-fatally-injured",
          "two-stabbed-injured", "seven-shot-one-dead", "all-shot-dead-none-injured", "number-beats-singular-deaths",
          "an-age-is-not-a-count", "a-tally-this-year-is-not-this-incident", "a-tally-in-a-year-is-not-injured",
-         "booked-into-jail-is-an-arrest", "turned-himself-in-is-an-arrest", "the-charged-were-arrested"],
+         "booked-into-jail-is-an-arrest", "turned-himself-in-is-an-arrest", "the-charged-were-arrested",
+         "injured-with-an-aside"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,

@@ -116,6 +116,17 @@ def at(n: int, minutes: int, seconds: int, source: str) -> Update:
     return made.model_copy(update={"reported_at": when, "fetched_at": when})
 
 
+class TestLocation:
+    def test_a_report_without_the_street_keeps_the_known_street(self) -> None:
+        with_street, without = facts(), facts()
+        with_street.location = Stated(Location(name="Salford", region="England", street="Eccles New Road"), "s")
+        without.location = Stated(Location(name="Salford", region="England"), "s")
+        incident, events = run([(update(1, 0), with_street), (update(2, 30), without)])
+        assert incident.location is not None
+        assert incident.location.street == "Eccles New Road"
+        assert [e for e in events if e.type is EventType.location_updated] == []
+
+
 class TestConflicts:
     def test_equal_sources_disagreeing_in_one_minute_are_a_conflict_not_a_flip(self) -> None:
         """Two outlets in the same minute: the first stated holds, the other is recorded, no event flips it back."""
