@@ -273,11 +273,12 @@ PUBLIC_RISK_RULES: tuple[Rule[PublicRisk], ...] = (
     _rule(PublicRisk.none,
           rf"\bdo(?:es)?\s+not\s+(?:believe|think)\s+(?:that\s+)?(?:there\s+is\s+)?(?:an?\s+|any\s+)?{_RISK_ADJ}{_RISK}\b"),
     _rule(PublicRisk.none, r"\bnot looking for anyone else\b|\bisolated incident\b"),
+    # "Asked to avoid the area" is traffic and cordon advice, not a risk: only staying indoors is.
     _rule(PublicRisk.ongoing,
           r"\b(?:public|people|residents|motorists|everyone)\b[^.]{0,40}?\b(?:urged|asked|advised|told|warned)\s+to\s+"
-          r"(?:avoid|stay away|keep away|steer clear|stay indoors|remain indoors|keep (?:their )?windows)",
+          r"(?:stay indoors|remain indoors|keep (?:their )?windows)",
           negatable=True),
-    _rule(PublicRisk.ongoing, r"\b(?:avoid|stay away from) the area\b|\bdo not approach\b|\barmed and dangerous\b|"
+    _rule(PublicRisk.ongoing, r"\bdo not approach\b|\bshould not be approached\b|\barmed and dangerous\b|"
                               r"\b(?:still|remains?) at large\b",
           negatable=True),
     _rule(PublicRisk.ongoing, rf"\b{_RISK}\s+to\s+(?:the\s+)?(?:wider\s+)?(?:public|community|residents)\b",

@@ -501,7 +501,8 @@ RISK_CASES = [
     ("A man was shot. There is not believed to be any wider threat.", PublicRisk.none),
     ("A man was shot. There's no ongoing danger to people in the area.", PublicRisk.none),
     ("A man was shot. We do not believe there is any risk to the public.", PublicRisk.none),
-    ("A man was shot. The public are urged to avoid the area.", PublicRisk.ongoing),
+    ("A man was shot. The public are urged to avoid the area.", None),
+    ("A man was shot. The gunman is armed and dangerous and should not be approached.", PublicRisk.ongoing),
     ("A man was shot. The gunman poses a risk to the public.", PublicRisk.ongoing),
     ("A man was shot. People were asked to stay away. There is now no wider risk to the public.", PublicRisk.none),
     ("A man was shot. There was no risk at first, but residents are urged to stay indoors.", PublicRisk.ongoing),
@@ -514,8 +515,9 @@ RISK_CASES = [
 @pytest.mark.parametrize(
     ("text", "expected"),
     RISK_CASES,
-    ids=["no-wider-risk", "no-ongoing-risk", "not-believed", "no-ongoing-danger", "do-not-believe", "avoid-the-area",
-         "risk-to-public", "latest-none", "latest-ongoing", "unsaid", "background-urged-at-the-end"],
+    ids=["no-wider-risk", "no-ongoing-risk", "not-believed", "no-ongoing-danger", "do-not-believe",
+         "avoid-the-area-is-traffic-advice", "armed-and-dangerous", "risk-to-public", "latest-none", "latest-ongoing",
+         "unsaid", "background-urged-at-the-end"],
 )
 def test_public_risk(text: str, expected: PublicRisk | None) -> None:
     """The risk to the public is the latest stated; "no wider risk to the public" is none, not ongoing."""
