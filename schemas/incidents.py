@@ -101,6 +101,10 @@ class Incident(WireModel):
     conflicts: list[Conflict] = Field(default_factory=list, description="Fields on which sources of equal rank "
                                       "disagree at the newest evidence.")
     places: list[str] = Field(default_factory=list, description="Every place its reports name, lower case.")
+    merged_from: list[str] = Field(default_factory=list, description="Incidents found to be this one and merged "
+                                   "into it; their histories are part of its history.")
+    merged_into: str | None = Field(default=None, description="Set when this incident was found to be another "
+                                    "one and merged into it: follow it.")
     terms: dict[str, float] = Field(default_factory=dict, description="Its reports' most distinctive words with "
                                     "their summed TF-IDF weights: what clustering compares a new report with.")
     sources: list[str] = Field(default_factory=list, description="Every source that reported on it, first seen first.")

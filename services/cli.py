@@ -394,11 +394,13 @@ def incidents_show(
         if not history:
             typer.echo(f"livedesk: no incident {incident_id}", err=True)
             return 2
-        believed = believed_at(history, when) if when else history[-1]
+        own = [version for version in history if version.incident_id == incident_id]
+        believed = believed_at(own, when) if when else own[-1]
         if believed is None:
             typer.echo(f"livedesk: {incident_id} was not known yet at {when:%Y-%m-%d %H:%M:%SZ}", err=True)
             return 1
-        shown = [version for version in history if version.rev <= believed.rev]
+        # Up to the revision shown, with those of the incidents merged into it that were believed by then.
+        shown = history[: history.index(believed) + 1]
         if as_json:
             typer.echo(json.dumps({"believed": believed.model_dump(mode="json"),
                                    "history": [version.model_dump(mode="json") for version in shown]},

@@ -76,7 +76,8 @@ def history_lines(believed: IncidentVersion, history: list[IncidentVersion]) -> 
     for version in history:
         decision = version.decision
         scored = f" (score {decision.score})" if decision.score is not None else ""
-        lines.append(f"  r{version.rev:<3} v{version.version:<3} {_when(version.believed_at.isoformat())}  "
+        merged_in = f"[{version.incident_id}] " if version.incident_id != believed.incident_id else ""
+        lines.append(f"  {merged_in}r{version.rev:<3} v{version.version:<3} {_when(version.believed_at.isoformat())}  "
                      f"{decision.how}{scored}: {decision.reason}  [{decision.source_id} {decision.verdict}]")
         lines += [f"        · {summary}" for summary in version.events]
     return lines

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 
-from schemas import Category, Incident, Location, Update
-from services.tracker.facts import Facts
+from schemas import Authority, Category, Incident, Location, Update, Verdict
+from services.tracker.facts import Facts, Stated
 from services.tracker.places import CITY, GAZETTEER, NATION
 from services.tracker.words import cosine, shared
 
@@ -180,9 +180,35 @@ def score(incident: Incident, report: Report) -> Match:
 
 def best_match(candidates: list[Incident], report: Report) -> Match | None:
     """The candidate the report joins, or None when it should open an incident of its own."""
-    matches = [score(incident, report) for incident in candidates]
+    return best_of([score(incident, report) for incident in candidates])
+
+
+def best_of(matches: list[Match]) -> Match | None:
+    """The match a report joins among scored ones (None below `JOIN_SCORE`)."""
     joinable = [m for m in matches if m.score >= JOIN_SCORE]
     if not joinable:
         return None
     # Highest score, then the most recently active incident, then id: deterministic whatever the candidate order.
     return max(joinable, key=lambda m: (m.score, m.incident.updated_at, m.incident.incident_id))
+
+
+def same_incident(incident: Incident, other: Incident) -> Match:
+    """How strongly two incidents are one: `other`'s reports taken together, scored as one report against
+    `incident` (its place, category, places and words), at the time it was first reported."""
+    opened = other.opened_at
+    as_update = Update(update_id=f"u_{other.incident_id}", verdict=Verdict.new, source_id=other.sources[0],
+                       authority=Authority.news, identity=f"{other.incident_id}|merged", fingerprint="-",
+                       guid=other.incident_id, title=other.title, text="", reported_at=opened, fetched_at=opened)
+    facts = Facts(is_incident=True, places=frozenset(other.places),
+                  category=Stated(other.category, "") if other.category is not Category.other else None,
+                  location=Stated(other.location, "") if other.location else None)
+    return score(incident, Report(as_update, facts, other.terms))
+
+
+def to_merge(matches: list[Match], best: Match, joined: Incident) -> list[Match]:
+    """Other incidents the report joins as well, that are one incident with the best match once the report has
+    joined it (`joined`: it tells what ties them, "Hoe Street in Walthamstow"): found to be one, they are merged."""
+    return [
+        m for m in matches
+        if m is not best and m.score >= JOIN_SCORE and same_incident(joined, m.incident).score >= JOIN_SCORE
+    ]

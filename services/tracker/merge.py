@@ -25,6 +25,7 @@ from schemas import (
 from services.identity import normalise_text
 from services.tracker.evidence import CASUALTY, INVESTIGATION, derive, newest, observe, with_evidence
 from services.tracker.facts import Facts
+from services.tracker.words import with_report
 
 _COUNT_EVENTS = {
     "dead": EventType.casualties_updated,
@@ -113,6 +114,55 @@ def merge(incident: Incident, update: Update, facts: Facts) -> tuple[Incident, l
         versioned = after.model_copy(update={"version": incident.version + offset})
         events.append(_event(versioned, update, kind, field, subject, before, value, snippet, summary))
     return after.model_copy(update={"version": incident.version + len(changes)}), events
+
+
+def merge_incidents(survivor: Incident, absorbed: Incident, update: Update) -> tuple[Incident, Incident,
+                                                                                     list[ChangeEvent]]:
+    """Two incidents found to be one (`update` tied them together): the survivor with both incidents' evidence, the
+    absorbed one pointing at it, and the survivor's events: `incidents_merged`, then every fact the union changed.
+
+    The facts follow from the evidence, so the merged state is the one the survivor would have had had every report
+    joined it from the start.
+    """
+    combined = derive(
+        survivor.model_copy(
+            update={
+                "provenance": _union(survivor.provenance, absorbed.provenance),
+                "items": _add_unique(survivor.items, absorbed.items),
+                "sources": _add_unique(survivor.sources, absorbed.sources),
+                "places": _add_unique(survivor.places, absorbed.places),
+                "statements": survivor.statements + [s for s in absorbed.statements
+                                                     if normalise_text(s.quote) not in _quotes(survivor)],
+                "opened_at": min(survivor.opened_at, absorbed.opened_at),
+                "updated_at": max(survivor.updated_at, absorbed.updated_at),
+                "merged_from": _add_unique(survivor.merged_from, [absorbed.incident_id, *absorbed.merged_from]),
+                "terms": with_report(survivor.terms, absorbed.terms),
+            }
+        )
+    )
+    changes: list[Change] = [
+        (EventType.incidents_merged, "incident", absorbed.incident_id, None, absorbed.incident_id, update.title,
+         f"merged with {absorbed.incident_id}: {absorbed.title}"),
+        *_diff(survivor, combined),
+    ]
+    events = [
+        _event(combined.model_copy(update={"version": survivor.version + offset}), update, *change)
+        for offset, change in enumerate(changes, start=1)
+    ]
+    merged = combined.model_copy(update={"version": survivor.version + len(changes)})
+    return merged, absorbed.model_copy(update={"merged_into": survivor.incident_id}), events
+
+
+def _union(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    merged = {path: list(items) for path, items in a.items()}
+    for path, items in b.items():
+        for item in items:
+            merged = with_evidence(merged, {path: item})
+    return merged
+
+
+def _quotes(incident: Incident) -> set[str]:
+    return {normalise_text(s.quote) for s in incident.statements}
 
 
 def _record_item(incident: Incident, update: Update) -> Incident:
@@ -235,7 +285,7 @@ def _place(location: Location | None) -> str | None:
 
 def public_state(incident: Incident) -> dict[str, Any]:
     """The incident as subscribers see it in `incident_opened`: its facts, without the evidence bookkeeping."""
-    return incident.model_dump(mode="json", exclude={"provenance", "places", "terms"})
+    return incident.model_dump(mode="json", exclude={"provenance", "places", "terms", "merged_into"})
 
 
 def event_id(incident_id: str, kind: EventType, subject: str | None, after: Any, update_id: str) -> str:
@@ -274,4 +324,4 @@ def _event(
     )
 
 
-__all__ = ["event_id", "merge", "open_incident", "public_state"]
+__all__ = ["event_id", "merge", "merge_incidents", "open_incident", "public_state"]

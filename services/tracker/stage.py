@@ -13,10 +13,11 @@ from services.errors import TransientError
 from services.names import STAGE_INPUTS
 from services.poller.scheduling_state import mark_feed_hot, schedule_policy
 from services.stage import StageContext, subscribe_stream
-from services.tracker.cluster import WINDOW, Report, best_match, specific_places
+from services.tracker.cluster import WINDOW, Match, Report, best_of, same_incident, specific_places, to_merge
+from services.tracker.cluster import score as score_of
 from services.tracker.extract import extract
 from services.tracker.facts import Facts
-from services.tracker.merge import merge, open_incident
+from services.tracker.merge import merge, merge_incidents, open_incident
 from services.tracker.store import NOT_AN_INCIDENT, IncidentStore
 from services.tracker.words import counts, weighted, with_report
 
@@ -87,6 +88,10 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
                 *await store.incidents_with_words(distinctive, _WORD_CANDIDATES_MOST),
             })
             loaded = await store.load(candidate_ids)
+        # An incident merged into another is loaded as that one: each incident once, by its own id.
+        loaded = {incident.incident_id: (incident, rev) for incident, rev in loaded.values()} | (
+            {linked: loaded[linked]} if linked and linked in loaded else {}
+        )
         current: Incident | None
         score: int | None = None
         if linked and linked in loaded:
@@ -94,7 +99,11 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             how = "copy" if update.verdict is Verdict.duplicate else "same entry"
             reason = "copy of a merged entry" if how == "copy" else "an edit of an entry already merged"
         else:
-            match = best_match([incident for incident, _ in loaded.values()], report)
+            matches = [score_of(incident, report) for incident, _ in loaded.values()]
+            match = best_of(matches)
+            if match is not None and (others := to_merge(matches, match, merge(match.incident, update, facts)[0])):
+                await _merge(store, loaded, match, others[0], update)
+                continue  # clustered again, against the merged incident
             current, rev = loaded[match.incident.incident_id] if match else (None, 0)
             how = "matched" if match else "opened"
             reason = "; ".join(match.reasons) if match else _opening_reason(facts)
@@ -134,6 +143,24 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             )
             return events
     raise ConcurrentUpdateError(f"update {update.update_id}: incident kept changing under it")
+
+
+async def _merge(store: IncidentStore, loaded: dict[str, tuple[Incident, int]], best: Match, other: Match,
+                 update: Update) -> None:
+    """Merge two incidents `update` joins both of, found to be one; the one first reported survives."""
+    (survivor, survivor_rev), (absorbed, absorbed_rev) = sorted(
+        (loaded[best.incident.incident_id], loaded[other.incident.incident_id]),
+        key=lambda pair: (pair[0].opened_at, pair[0].incident_id),
+    )
+    merged, pointer, events = merge_incidents(survivor, absorbed, update)
+    tie = same_incident(survivor, absorbed)
+    decision = Decision(update_id=update.update_id, source_id=update.source_id, guid=update.guid,
+                        verdict=update.verdict.value, how="merged", score=tie.score,
+                        reason=f"{absorbed.incident_id} is this incident: {'; '.join(tie.reasons)} (the update "
+                               f"matched both: {'; '.join(best.reasons)} / {'; '.join(other.reasons)})")
+    if await store.commit_merge(merged, survivor_rev, pointer, absorbed_rev, events, update, decision):
+        log.info("incidents merged", survivor=survivor.incident_id, absorbed=absorbed.incident_id,
+                 update_id=update.update_id, reason=decision.reason)
 
 
 def _anchored_without_a_place(report: Report) -> bool:

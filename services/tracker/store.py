@@ -65,6 +65,28 @@ return found
 """
 WORDS_REPORTS_FIELD = "__reports__"
 
+# Two incidents found to be one, in one step: both revisions checked, the survivor stored with both incidents'
+# evidence, the other pointing at it and out of the incident index, the survivor indexed under the other's places
+# and words, the events appended, and both histories told.
+# KEYS: survivor, absorbed, changes, incident index, survivor history, absorbed history, place and word sets...
+# ARGV: survivor rev, absorbed rev, survivor state, absorbed state, data field, survivor score, survivor id,
+#       absorbed id, number of events, events..., survivor record, absorbed record
+_COMMIT_MERGE = """
+if (redis.call('HGET', KEYS[1], 'rev') or '0') ~= ARGV[1] then return 0 end
+if (redis.call('HGET', KEYS[2], 'rev') or '0') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'rev', tonumber(ARGV[1]) + 1)
+redis.call('HSET', KEYS[2], 'state', ARGV[4], 'rev', tonumber(ARGV[2]) + 1)
+redis.call('ZREM', KEYS[4], ARGV[8])
+redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
+for i = 7, #KEYS do redis.call('SADD', KEYS[i], ARGV[7]) end
+local events = tonumber(ARGV[9])
+for i = 1, events do redis.call('XADD', KEYS[3], '*', ARGV[5], ARGV[9 + i]) end
+redis.call('XADD', KEYS[5], '*', ARGV[5], ARGV[10 + events])
+redis.call('XADD', KEYS[6], '*', ARGV[5], ARGV[11 + events])
+return 1
+"""
+_FOLLOWED_MERGES = 8  # an incident merged into one merged into another…: never a loop, but bounded anyway
+
 
 class IncidentStore:
     """Reads and writes incidents under one key prefix."""
@@ -120,17 +142,36 @@ class IncidentStore:
         return sorted(as_text(m) for m in members)
 
     async def load(self, incident_ids: Iterable[str]) -> dict[str, tuple[Incident, int]]:
-        """Each incident found, with the revision to pass to `commit`."""
-        ids = list(dict.fromkeys(incident_ids))
+        """Each incident found, with the revision to pass to `commit`. An incident merged into another is
+        answered with the one it was merged into (under the id asked for)."""
+        wanted = list(dict.fromkeys(incident_ids))
+        found = await self._load_stored(wanted)
+        for _ in range(_FOLLOWED_MERGES):
+            survivors = {incident.merged_into for incident, _ in found.values() if incident.merged_into} - set(found)
+            if not survivors:
+                break
+            found |= await self._load_stored(sorted(survivors))
+        loaded: dict[str, tuple[Incident, int]] = {}
+        for incident_id in wanted:
+            current = found.get(incident_id)
+            for _ in range(_FOLLOWED_MERGES):
+                if current is None or current[0].merged_into is None:
+                    break
+                current = found.get(current[0].merged_into)
+            if current is not None and current[0].merged_into is None:
+                loaded[incident_id] = current
+        return loaded
+
+    async def _load_stored(self, ids: list[str]) -> dict[str, tuple[Incident, int]]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for incident_id in ids:
                 pipe.hmget(self._keys.incident(incident_id), ["state", "rev"])
             rows = await pipe.execute()
-        loaded: dict[str, tuple[Incident, int]] = {}
-        for incident_id, (state, rev) in zip(ids, rows, strict=True):
-            if state is not None:
-                loaded[incident_id] = (Incident.model_validate_json(state), int(rev))
-        return loaded
+        return {
+            incident_id: (Incident.model_validate_json(state), int(rev))
+            for incident_id, (state, rev) in zip(ids, rows, strict=True)
+            if state is not None
+        }
 
     async def recent(self, limit: int) -> list[Incident]:
         """The `limit` incidents with the newest evidence, newest first."""
@@ -195,8 +236,48 @@ class IncidentStore:
         done = await self._redis.eval(_COMMIT, len(keys), *keys, *args)
         return bool(done)
 
+    async def commit_merge(self, survivor: Incident, survivor_rev: int, absorbed: Incident, absorbed_rev: int,
+                           events: list[ChangeEvent], update: Update, decision: Decision) -> bool:
+        """Store two incidents found to be one (`merge.merge_incidents`), atomically; False when either changed
+        since it was read."""
+        keys = [
+            self._keys.incident(survivor.incident_id),
+            self._keys.incident(absorbed.incident_id),
+            self._keys.changes,
+            self._keys.incident_index,
+            self._keys.incident_history(survivor.incident_id),
+            self._keys.incident_history(absorbed.incident_id),
+            *(self._keys.place(place) for place in sorted(set(absorbed.places))),
+            *(self._keys.word_incidents(word) for word in sorted(absorbed.terms)),
+        ]
+
+        def record(incident: Incident, rev: int, told: list[ChangeEvent]) -> str:
+            return IncidentVersion(
+                incident_id=incident.incident_id, rev=rev + 1, version=incident.version, believed_at=update.fetched_at,
+                decision=decision, events=[event.summary for event in told], state=public_state(incident),
+            ).model_dump_json()
+
+        args: list[str | int | float] = [
+            str(survivor_rev), str(absorbed_rev), survivor.model_dump_json(), absorbed.model_dump_json(), DATA_FIELD,
+            survivor.updated_at.timestamp(), survivor.incident_id, absorbed.incident_id,
+            len(events), *(event.model_dump_json() for event in events),
+            record(survivor, survivor_rev, events), record(absorbed, absorbed_rev, []),
+        ]
+        return bool(await self._redis.eval(_COMMIT_MERGE, len(keys), *keys, *args))
+
     async def history(self, incident_id: str) -> list[IncidentVersion]:
-        """Every stored revision of the incident, oldest first (empty for an unknown incident)."""
+        """Every stored revision of the incident, and of the incidents merged into it, in the order they were
+        believed (empty for an unknown incident)."""
+        own = await self._history_of(incident_id)
+        if not own:
+            return []
+        merged_from = await self.load([incident_id])
+        others = merged_from[incident_id][0].merged_from if incident_id in merged_from else []
+        combined = own + [version for other in others for version in await self._history_of(other)]
+        return sorted(combined, key=lambda version: (version.believed_at, version.incident_id != incident_id,
+                                                     version.rev))
+
+    async def _history_of(self, incident_id: str) -> list[IncidentVersion]:
         rows = await self._redis.xrange(self._keys.incident_history(incident_id))
         return [IncidentVersion.model_validate_json(data) for _, data in entry_data(rows)]
 

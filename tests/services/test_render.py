@@ -32,3 +32,11 @@ def test_a_conflict_is_shown_with_the_value_held_and_the_contradiction() -> None
     assert any(line.strip().startswith("r2") and "matched (score 3): same place: Leyton  [wire new]" in line
                for line in lines)
     assert "        · condition of man: critical → stable" in lines
+
+
+def test_revisions_of_a_merged_incident_are_marked_with_their_incident() -> None:
+    decision = Decision(update_id="u_2", source_id="wire", guid="w1", verdict="new", how="opened", reason="r")
+    own = IncidentVersion(incident_id="i_1", rev=1, version=1, believed_at=T0, decision=decision, state={})
+    absorbed = own.model_copy(update={"incident_id": "i_2"})
+    lines = history_lines(own, [own, absorbed])
+    assert [line.split()[0] for line in lines if "opened: r" in line] == ["r1", "[i_2]"]

@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from schemas import Authority, Decision, EventType, Update, Verdict
+from schemas import Authority, ChangeEvent, Decision, EventType, Update, Verdict
 from services.identity import update_id
 from services.names import Keys
 from services.tracker.extract import extract
 from services.tracker.merge import open_incident
 from services.tracker.stage import OriginalNotYetTrackedError, new_incident_id, process
 from services.tracker.store import IncidentStore, believed_at
+from services.wire import entry_data
 
 pytestmark = pytest.mark.redis
 
@@ -148,3 +149,37 @@ async def test_an_update_that_changes_nothing_adds_no_revision(store: IncidentSt
     await process(store, first)
     (incident,) = await store.all()
     assert len(await store.history(incident.incident_id)) == 1
+
+
+async def test_two_incidents_found_to_be_one_are_merged_with_both_histories(store: IncidentStore, redis: Redis,
+                                                                            key_prefix: str) -> None:
+    """A report naming only the street and one naming only the area open two incidents; a third that names both
+    ties them: they are merged (the first opened survives), told once by incidents_merged, histories kept."""
+    area = update("echo", "e1", "Man shot in Walthamstow",
+                  "A man was shot in Walthamstow on Friday morning. He is in a critical condition.")
+    street = update("wire", "w1", "Gunfire heard on Hoe Street",
+                    "Residents on Hoe Street said they heard two bangs before armed officers arrived.", minutes=10)
+    both = update("post", "p1", "Man shot on Hoe Street in Walthamstow",
+                  "A man was shot on Hoe Street in Walthamstow. He is in a critical condition.", minutes=30)
+    await process(store, area)
+    await process(store, street)
+    assert len(await store.all()) == 2, "the street-only report did not join the area's incident"
+    events = await process(store, both)
+    (survivor,) = await store.all()
+    first = new_incident_id(area)
+    assert survivor.incident_id == first
+    assert {item.guid for item in survivor.items} == {"e1", "w1", "p1"}
+    assert survivor.merged_from == [new_incident_id(street)]
+    merged = [e for e in (await store.history(first)) if e.decision.how == "merged"]
+    assert len(merged) == 2  # the survivor's revision and the absorbed incident's last one
+    assert {m.incident_id for m in merged} == {first, new_incident_id(street)}
+    history = await store.history(first)
+    assert {v.incident_id for v in history} == {first, new_incident_id(street)}
+    changes = [ChangeEvent.model_validate_json(data)
+               for _, data in entry_data(await redis.xrange(Keys(key_prefix).changes))]
+    told = [e for e in changes if e.type is EventType.incidents_merged]
+    assert [(e.incident_id, e.subject) for e in told] == [(first, new_incident_id(street))]
+    assert all(e.type is not EventType.incidents_merged for e in events)  # the merge was its own commit
+    # The absorbed incident is answered with the survivor, and copies of its entries land there too.
+    loaded = await store.load([new_incident_id(street)])
+    assert loaded[new_incident_id(street)][0].incident_id == first
