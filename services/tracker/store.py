@@ -271,8 +271,9 @@ class IncidentStore:
         own = await self._history_of(incident_id)
         if not own:
             return []
-        merged_from = await self.load([incident_id])
-        others = merged_from[incident_id][0].merged_from if incident_id in merged_from else []
+        loaded = (await self.load([incident_id])).get(incident_id)
+        # An incident merged into another has only its own history; the survivor's holds both.
+        others = loaded[0].merged_from if loaded and loaded[0].incident_id == incident_id else []
         combined = own + [version for other in others for version in await self._history_of(other)]
         return sorted(combined, key=lambda version: (version.believed_at, version.incident_id != incident_id,
                                                      version.rev))

@@ -183,3 +183,6 @@ async def test_two_incidents_found_to_be_one_are_merged_with_both_histories(stor
     # The absorbed incident is answered with the survivor, and copies of its entries land there too.
     loaded = await store.load([new_incident_id(street)])
     assert loaded[new_incident_id(street)][0].incident_id == first
+    absorbed_history = await store.history(new_incident_id(street))
+    assert {v.incident_id for v in absorbed_history} == {new_incident_id(street)}
+    assert absorbed_history[-1].decision.how == "merged"
