@@ -167,6 +167,12 @@ def facts(truth: Truth, assigned: Mapping[Key, str], incidents: list[Incident]) 
         compared.append((truth.incidents[incident_id], by_id[label] if label else None))
     dead = scoring.score_counts((t["dead"], p.dead if p else None) for t, p in compared)
     injured = scoring.score_counts((t["injured"], p.injured if p else None) for t, p in compared)
+    # An incident whose reports never state a number of dead (or injured) tells none: read as 0, as an editor would
+    # ("two men were wounded" is no death). Reported next to the strict figure, never instead of it.
+    unstated_as_zero = {
+        name: scoring.score_counts((t[name], (getattr(p, name) or 0) if p else None) for t, p in compared).exact_rate
+        for name in ("dead", "injured")
+    }
     arrests = scoring.score_yes_no((t["arrested"], p.arrests if p else None) for t, p in compared)
     places = scoring.score_places((t["city_or_county"], t["state"], *_location(p)) for t, p in compared)
     categories = sum(p is not None and p.category.value == t.get("category") for t, p in compared)
@@ -175,7 +181,8 @@ def facts(truth: Truth, assigned: Mapping[Key, str], incidents: list[Incident]) 
         "incidents": total,
         "without_facts": len(members) - total,
         "without_prediction": sum(p is None for _, p in compared),
-        **{name: _counts(score) for name, score in (("dead", dead), ("injured", injured))},
+        **{name: {**_counts(score), "exact_unstated_as_zero": round(unstated_as_zero[name], 4)}
+           for name, score in (("dead", dead), ("injured", injured))},
         "arrests": {"accuracy": round(arrests.accuracy, 4), "always_no": round(arrests.always_no, 4),
                     "true_yes": arrests.true_yes, "predicted_yes": arrests.predicted_yes, "both_yes": arrests.both_yes},
         "category": _rate(categories, total),
@@ -253,7 +260,7 @@ def render(report: Mapping[str, Any]) -> str:
         mae = "n/a" if c["mae"] is None else f"{c['mae']:.3f} (median {c['median_ae']:g})"
         of_reported = "n/a" if c["exact_of_reported"] is None else f"{c['exact_of_reported']:.3f}"
         lines.append(f"  {field:<9} exact {c['exact']:.3f}  MAE {mae}  reported {c['reported']}, null {c['null']}"
-                     f"  (exact of reported {of_reported})")
+                     f"  (exact of reported {of_reported}; unstated read as 0: {c['exact_unstated_as_zero']:.3f})")
     a, loc = fact["arrests"], fact["location"]
     lines += [
         f"  arrests   yes/no accuracy {a['accuracy']:.3f} (always no: {a['always_no']:.3f}); "

@@ -260,6 +260,9 @@ def test_evaluation_end_to_end(tmp_path: Path, redis_url: str, capsys: pytest.Ca
     assert (facts["incidents"], facts["without_facts"], facts["without_prediction"]) == (2, 1, 0)
     assert facts["location"] == {"city": 1.0, "state": 1.0, "both": 1.0, "located": 2}
     assert facts["category"] == 1.0
+    # Nobody died in either incident and no report says so: a miss strictly, right when unstated is read as 0.
+    assert facts["dead"]["null"] == 2
+    assert (facts["dead"]["exact"], facts["dead"]["exact_unstated_as_zero"]) == (0.0, 1.0)
     text = evaluate_tracker.render(report)
     assert "tracker" in text
     assert "title overlap baseline" in text
