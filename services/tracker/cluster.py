@@ -61,7 +61,13 @@ def specific_places(places: frozenset[str] | list[str], facts: Facts | None = No
     broad = set(BROAD_PLACES)
     if facts and facts.location and facts.location.value.region:
         broad.add(facts.location.value.region.lower())
-    return {place.lower() for place in places} - broad
+    # A state or a nation ("Florida", "Scotland") is as broad as a region.
+    return {place.lower() for place in places if not _is_state_or_nation(place)} - broad
+
+
+def _is_state_or_nation(name: str) -> bool:
+    known = GAZETTEER.get(name) or GAZETTEER.get(name.title())
+    return known is not None and known.rank == NATION
 
 
 def _is_wide(name: str) -> bool:
@@ -82,7 +88,7 @@ def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tup
     here, there = (facts.location.value if facts.location else None), incident.location
     if here and there:
         street = _street_of(here)
-        if street is not None and street == _street_of(there):
+        if street is not None and street == _street_of(there) and _may_be_one_place(here, there):
             points += 3
             reasons.append(f"same street: {street}")
             shared_places.discard(street)
@@ -96,22 +102,24 @@ def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tup
             points += 2
             reasons.append(f"same place: {here.name}, as its reports name it")
             shared_places.discard(here.name.lower())
-        elif _areas(here) & _areas(there):
-            # Handsworth (Birmingham) and Birmingham (West Midlands): one lies within the other.
+        elif _within(here, there):
+            # Handsworth (Birmingham) and Birmingham (West Midlands): one lies within the other. Two towns in one
+            # state are not: most states have several shootings a week.
             points += 1
-            reasons.append(f"within {', '.join(sorted(_areas(here) & _areas(there)))}")
+            reasons.append(f"within: {here.name}, {there.name}")
         elif (distance := _distance_km(here, there)) is not None and distance <= NEARBY_KM:
             # A suburb and the city next to it (Olathe, Kansas and Kansas City, Missouri).
             points += 1
             reasons.append(f"nearby: {here.name} is {distance:.0f} km from {there.name}")
         elif here.region and there.region:
-            points, apart = points - 3, True
-            reasons.append(f"elsewhere: {here.name} ({here.region}) vs {there.name} ({there.region})")
+            same_region = here.region.lower() == there.region.lower()
+            points, apart = points - (1 if same_region else 3), True
+            reasons.append(f"another place: {here.name} ({here.region}) vs {there.name} ({there.region})")
         else:
             apart = True
         shared_places.discard(there.name.lower())
     named_streets = {place for place in shared_places if _STREET_NAME.search(place)}
-    if named_streets and points < 3:
+    if named_streets and points < 3 and not apart:
         # A street named as the place by one report and as the street of the other's place.
         points += 3
         reasons.append("same street: " + ", ".join(sorted(named_streets)))
@@ -128,6 +136,20 @@ def _distance_km(a: Location, b: Location) -> float | None:
     lat_a, lat_b, dlon = math.radians(a.lat), math.radians(b.lat), math.radians(b.lon - a.lon)
     cos = math.sin(lat_a) * math.sin(lat_b) + math.cos(lat_a) * math.cos(lat_b) * math.cos(dlon)
     return 6371.0 * math.acos(max(-1.0, min(1.0, cos)))
+
+
+def _within(a: Location, b: Location) -> bool:
+    """One place is named as the other's region ("Handsworth, Birmingham" and "Birmingham")."""
+    return a.name.lower() in _areas(b) or b.name.lower() in _areas(a)
+
+
+def _may_be_one_place(a: Location, b: Location) -> bool:
+    """Whether a street named by both is one street: the same place, a report naming only the street, places within
+    each other or close by. "Church Road" is in hundreds of towns."""
+    distance = _distance_km(a, b)
+    return (a.name.lower() == b.name.lower() or _STREET_NAME.search(a.name.lower()) is not None
+            or _STREET_NAME.search(b.name.lower()) is not None or _within(a, b)
+            or (distance is not None and distance <= NEARBY_KM))
 
 
 def _street_of(location: Location) -> str | None:

@@ -44,7 +44,7 @@ _STOPWORDS = """
     charge charges custody bail court murder manslaughter attempted incident incidents attack attacked assault
     injury ambulance paramedics treated inquiries appeal witnesses information anyone contact cordon place public
     risk wider investigate continue continuing ongoing confirmed believed aged year-old outside inside across behind
-    beside along toward towards
+    beside along toward towards taken take took came come went going got get later earlier left leaving
 """
 STOPWORDS = frozenset(_STOPWORDS.split())
 
