@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -227,10 +228,12 @@ def same_incident(incident: Incident, other: Incident) -> Match:
     return score(incident, Report(as_update, facts, other.terms))
 
 
-def to_merge(matches: list[Match], best: Match, joined: Incident) -> list[Match]:
+def to_merge(matches: list[Match], best: Match, join: Callable[[Incident], Incident]) -> list[Match]:
     """Other incidents the report joins as well, that are one incident with the best match once the report has
-    joined it (`joined`: it tells what ties them, "Hoe Street in Walthamstow"): found to be one, they are merged."""
-    return [
-        m for m in matches
-        if m is not best and m.score >= JOIN_SCORE and same_incident(joined, m.incident).score >= JOIN_SCORE
-    ]
+    joined it (`join`: the best match with the report merged in; it tells what ties them, "Hoe Street in
+    Walthamstow"): found to be one, they are merged. The join is made only when another incident matches too."""
+    others = [m for m in matches if m is not best and m.score >= JOIN_SCORE]
+    if not others:
+        return []
+    joined = join(best.incident)
+    return [m for m in others if same_incident(joined, m.incident).score >= JOIN_SCORE]

@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 _MAX_ATTEMPTS = 8
 _INDEXED_WORDS = 8  # an incident is found again under each report's most distinctive words
 _WORD_CANDIDATES_MOST = 50  # a word more incidents share than this finds none of them
-_WORDS_TO_OPEN = 6  # an incident naming no place opens on this many distinctive words, to be found again by
+_WORDS_TO_OPEN = 6  # an incident naming no place opens on this many distinctive words: what finds it again
 
 
 class ConcurrentUpdateError(TransientError):
@@ -101,7 +101,7 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
         else:
             matches = [score_of(incident, report) for incident, _ in loaded.values()]
             match = best_of(matches)
-            if match is not None and (others := to_merge(matches, match, merge(match.incident, update, facts)[0])):
+            if match is not None and (others := to_merge(matches, match, lambda best: merge(best, update, facts)[0])):
                 await _merge(store, loaded, match, others[0], update)
                 continue  # clustered again, against the merged incident
             current, rev = loaded[match.incident.incident_id] if match else (None, 0)
