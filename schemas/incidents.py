@@ -30,6 +30,11 @@ class Provenance(WireModel):
     authority: Authority
     reported_at: AwareDatetime
     snippet: str = Field(default="", description="The sentence that stated it.")
+    inferred: bool = Field(
+        default=False,
+        description="A count the text gives no figure for, read from the people it names one by one or from other "
+        "figures (\"seven shot, one dead\" is six injured). An inferred count never lowers a count.",
+    )
 
 
 class Location(WireModel):

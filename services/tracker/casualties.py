@@ -23,6 +23,7 @@ V = TypeVar("V")
 _ROLE_RANK = {Role.subject: 5, Role.officer: 4, Role.suspect: 3, Role.bystander: 2, Role.victim: 1, Role.unknown: 0}
 _HARMED = frozenset({Role.victim, Role.bystander})
 _OTHER_PERSON = "other person"
+_JOINED = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+|or\s+)(?:(?:a|an|the|his|her|their)\s+)?", re.IGNORECASE)
 _OBJECT_GAP = re.compile(r"\s*(?:(?:a|an|the|his|her|their)\s+)?", re.IGNORECASE)
 # A count of two or more people just before a stated condition: it is theirs, no one person's ("Two killed in …").
 _SEVERAL = re.compile(
@@ -108,7 +109,12 @@ def _mentions(sentences: Sequence[str], police_shooting: bool, headline: bool) -
                     mentions.append(_Mention(i, start, end, label, Role.officer, noun, age))
                 continue
             before = sentence[found[k - 1][1] if k else 0 : start]
-            after = sentence[end : found[k + 1][0] if k + 1 < len(found) else len(sentence)]
+            # "A man and a woman were stabbed": people named together share what is said after the last of them.
+            following = k + 1
+            while following < len(found) and _JOINED.fullmatch(sentence[found[following - 1][1] : found[following][0]]):
+                following += 1
+            after = sentence[found[following - 1][1] if following > k + 1 else end :
+                             found[following][0] if following < len(found) else len(sentence)]
             mentions.append(_Mention(i, start, end, label, _role(before, after, police_shooting), noun, age))
     return _resolve(mentions, headline)
 
@@ -217,8 +223,12 @@ def casualties(sentences: Sequence[str], snippets: Sequence[str], conditions: Se
         if current is None or _ROLE_RANK[m.role] > _ROLE_RANK[current]:
             roles[m.label] = m.role
     labels = list(dict.fromkeys([*roles, *condition_of, *life_changing_of]))
+    first: dict[str, int] = {}
+    for m in mentions:
+        first.setdefault(m.label, m.sentence)
     return [
-        CasualtyFact(label, roles.get(label, Role.unknown), condition_of.get(label), life_changing_of.get(label))
+        CasualtyFact(label, roles.get(label, Role.unknown), condition_of.get(label), life_changing_of.get(label),
+                     first.get(label, 0))
         for label in labels
         if roles.get(label, Role.unknown) is not Role.unknown or label in condition_of or label in life_changing_of
     ]
@@ -268,4 +278,26 @@ def deaths(people: Sequence[CasualtyFact]) -> Stated[int] | None:
             groups.append([label])
         else:
             group.append(label)
-    return Stated(len(groups), dead[0][1].snippet)
+    return Stated(len(groups), dead[0][1].snippet, inferred=True)
+
+
+_HURT_ROLES = frozenset({Role.victim, Role.bystander, Role.subject, Role.officer})
+
+
+def wounded(people: Sequence[CasualtyFact]) -> Stated[int] | None:
+    """How many people the text states hurt and alive one by one, counting only people it tells apart, and none
+    that may be one of the dead ("a man was shot … the man died" is no one hurt)."""
+    hurt = [c for c in people if c.role in _HURT_ROLES or c.condition is not None]
+    groups: list[list[CasualtyFact]] = []
+    for person in hurt:
+        group = next((g for g in groups if all(_same_possible(person.label, other.label) for other in g)), None)
+        if group is None:
+            groups.append([person])
+        else:
+            group.append(person)
+    alive = [g for g in groups
+             if not any(c.condition is not None and c.condition.value is Condition.deceased for c in g)]
+    if not alive:
+        return None
+    first = alive[0][0]
+    return Stated(len(alive), first.condition.snippet if first.condition else "", inferred=True)

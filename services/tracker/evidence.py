@@ -4,7 +4,8 @@ Every field's value is derived from all the evidence ever seen for it (the incid
 order the evidence arrived in. That one choice gives the rules their guarantees:
 - the newest evidence decides (official outranks news, news outranks blog, within the same minute), so a late
   straggler is recorded as provenance and changes nothing;
-- counts are the highest reported since the newest official figure, which may correct them downwards;
+- counts are the highest reported since the newest official figure, which may correct them downwards (a figure
+  stated, not a count inferred from the people named one by one);
 - sources of equal rank that state different values in the same minute are a conflict: the value first stated holds
   and the conflict is recorded on the incident (`Incident.conflicts`), so the field never flips between them;
 - evidence is a set, so the same update processed twice, or any order of the same updates, gives the same state.
@@ -86,8 +87,9 @@ def decisive(evidence: list[Provenance]) -> tuple[Provenance, list[Provenance]]:
 
 
 def _count(evidence: list[Provenance]) -> Provenance:
-    """The evidence behind a count: the highest since the newest official figure (which may lower it)."""
-    official = [e for e in evidence if e.authority is Authority.official]
+    """The evidence behind a count: the highest since the newest official figure (which may lower it; a count inferred
+    from the people an official text names one by one is no figure)."""
+    official = [e for e in evidence if e.authority is Authority.official and not e.inferred]
     floor = newest(official) if official else None
     since = [e for e in evidence if floor is None or rank(e) > rank(floor)]
     return max([*since, *([floor] if floor else [])], key=lambda e: (e.value, rank(e)))
@@ -96,9 +98,10 @@ def _count(evidence: list[Provenance]) -> Provenance:
 def observe(update: Update, facts: Facts) -> dict[str, Provenance]:
     """Field path → the evidence this update gives for it."""
 
-    def said(value: Any, snippet: str) -> Provenance:
+    def said(value: Any, snippet: str, inferred: bool = False) -> Provenance:
         return Provenance(
             value=value,
+            inferred=inferred,
             source_id=update.source_id,
             guid=update.guid,
             url=update.url,
@@ -115,7 +118,7 @@ def observe(update: Update, facts: Facts) -> dict[str, Provenance]:
     for name in _COUNTS:
         stated = getattr(facts, name)
         if stated is not None:
-            seen[name] = said(stated.value, stated.snippet)
+            seen[name] = said(stated.value, stated.snippet, stated.inferred)
     if facts.cordon:
         seen["cordon"] = said(facts.cordon.value.value, facts.cordon.snippet)
     if facts.public_risk:

@@ -22,7 +22,7 @@ from typing import TypeVar
 
 from schemas import Category, Condition, InvestigationBody, InvestigationKind, InvestigationStatus, Location
 from services.tracker import patterns as p
-from services.tracker.casualties import Hit, casualties, deaths, settled
+from services.tracker.casualties import Hit, casualties, deaths, settled, wounded
 from services.tracker.facts import CasualtyFact, Facts, InvestigationFact, Stated, StatementFact
 from services.tracker.places import UK, US, Place, find_places, find_street
 
@@ -32,6 +32,9 @@ SNIPPET_CHARS = 300
 # How many sentences (the title first) tell the story itself; later ones often give background ("20 people were shot
 # in the city last weekend").
 LEAD_SENTENCES = 4
+# How many sentences count casualties: a long article ends with background on other incidents ("SANTA CRUZ COUNTY
+# HOMICIDES 2016 Jan. 5: … shot to death"), a sidebar or a city's weekend toll.
+STORY_SENTENCES = 10
 LOCATION_LEAD_SENTENCES = 3  # the headline and the first two sentences
 _SPACE = re.compile(r"\s+")
 # A sentence ends at . ! or ? (perhaps inside a closing quote) before a capital, digit or opening quote; a line break
@@ -173,7 +176,7 @@ def _number(m: re.Match[str]) -> int:
         return p.ORDINALS[groups["ord"].lower()]
     if groups.get("n"):
         word = groups["n"].lower()
-        return p.NUMBER_WORDS[word] if word in p.NUMBER_WORDS else int(word)
+        return p.NUMBER_WORDS.get(word) or p.MULTIPLES.get(word) or int(word)
     return 0 if p.NEGATION.match(m.group()) else 1
 
 
@@ -223,15 +226,13 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
                 if m.groupdict().get("ord"):
                     value -= len({label for label in dead_labels if not label.startswith(m.group("ord").lower())})
                 best = _higher(best, Stated(value, _snip(sentence)))
-    if best is not None:
-        return best
     died = dead.value if dead else 0
     for sentence in sentences[:LEAD_SENTENCES]:
         for pattern in p.HIT_PATTERNS:
             for m in pattern.finditer(sentence):
                 if not _negated(sentence, m.start()) and _number(m) - died > 0:
-                    best = _higher(best, Stated(_number(m) - died, _snip(sentence)))
-    return best
+                    best = _higher(best, Stated(_number(m) - died, _snip(sentence), inferred=True))
+    return best if best is not None else wounded(people)
 
 
 # --- investigations --------------------------------------------------------------------------------------------------
@@ -360,7 +361,9 @@ def extract(title: str, text: str) -> Facts:
         sentences, snippets, _hits(p.CONDITION_RULES, sentences), _hits(p.LIFE_CHANGING_RULES, sentences),
         headline=bool(title.strip()),
     )
-    dead = _dead(sentences, people)
+    story = sentences[:STORY_SENTENCES]
+    counted = [person for person in people if person.first_sentence < STORY_SENTENCES]
+    dead = _dead(story, counted)
     return Facts(
         is_incident=True,
         category=category,
@@ -368,7 +371,7 @@ def extract(title: str, text: str) -> Facts:
         places=places,
         casualties=people,
         dead=dead,
-        injured=_injured(sentences, dead, people),
+        injured=_injured(story, dead, counted),
         investigations=_investigations(sentences),
         cordon=_latest(p.CORDON_RULES, sentences),
         public_risk=_latest(p.PUBLIC_RISK_RULES, sentences),

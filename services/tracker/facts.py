@@ -22,10 +22,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Stated(Generic[T]):
-    """A value and the sentence of the text that stated it (the evidence snippet)."""
+    """A value and the sentence of the text that stated it (the evidence snippet). `inferred` marks a count the text
+    gives no figure for, read from the people it names one by one or from other figures ("seven shot, one dead")."""
 
     value: T
     snippet: str
+    inferred: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,7 @@ class CasualtyFact:
     role: Role = Role.unknown
     condition: Stated[Condition] | None = None
     life_changing: Stated[bool] | None = None
+    first_sentence: int = 0  # where the text first names them (the title is sentence 0)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seven
 # Digits without thousands separators: "4,000 calls a year" is not a casualty count.
 NUM = r"(?:\d{1,3}(?![,\d])|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
 ORD = "(?:" + "|".join(ORDINALS) + ")"
+# "A quadruple shooting", "a triple homicide": how many people one event hit.
+MULTIPLES = {"double": 2, "triple": 3, "quadruple": 4, "quintuple": 5}
+_MULTIPLE = "(?:" + "|".join(MULTIPLES) + ")"
 
 # --- people ----------------------------------------------------------------------------------------------------------
 
@@ -315,12 +318,14 @@ DEAD_PATTERNS = (
     re.compile(rf"\bkill(?:ed|ing)\s+(?P<n>{NUM})\b(?![-\s]*(?:hours?|days?|minutes?|years?)\b)", _I),
     re.compile(rf"\bdeath toll\s+(?:has\s+)?(?:risen|rose|rises|stands|stood|is)\s+(?:to|at)\s+(?P<n>{NUM})\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:died|killed)\b", _I),
+    re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:homicide|murder|killing|fatal shooting)s?\b", _I),
 )
 # People shot or stabbed, the dead among them included: "seven shot, one dead" leaves six injured. Two or more only:
 # one person shot is no count ("a man was shot"), and "one shot" may be a gunshot.
 HIT_PATTERNS = (
     re.compile(rf"(?<!\ba )(?<!\bthe )\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}"
                r"(?:shot|stabbed|gunned down)\b(?!\s+(?:dead|to death|and killed|glass))", _I),
+    re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:shooting|stabbing)s?\b", _I),
 )
 ARREST_PATTERNS = (
     re.compile(r"\b(?:no arrests?|no one|nobody|no-one)\s+(?:has|have|had)?\s*(?:yet\s+)?(?:been\s+)?"

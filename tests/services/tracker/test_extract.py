@@ -325,8 +325,13 @@ COUNT_CASES = [
     ("A man was stabbed. A second man was also injured.", "injured", 2),
     ("The crash killed two people.", "dead", 2),
     ("No one was injured in the house fire.", "injured", 0),
-    ("Armed officers respond to 4,000 calls a year and a man was shot.", "injured", None),
-    ("A man was shot and taken to hospital.", "injured", None),
+    ("Armed officers respond to 4,000 calls a year and a man was shot.", "injured", 1),
+    ("A man was shot and taken to hospital.", "injured", 1),
+    ("A man was shot on Friday. The man later died in hospital.", "injured", None),
+    ("A man and a woman were stabbed. The woman is in a stable condition.", "injured", 2),
+    ("A 15-year-old boy was shot in the leg. A 16-year-old has been arrested.", "injured", 1),
+    ("Police are investigating a quadruple shooting in West Philadelphia.", "injured", 4),
+    ("Victims identified in triple homicide in Lookout Valley.", "dead", 3),
     ("A 19-year-old man was arrested on suspicion of murder.", "arrests", 1),
     ("Three people have been arrested after the stabbing.", "arrests", 3),
     ("A man was stabbed. A second man has been arrested.", "arrests", 2),
@@ -364,7 +369,9 @@ COUNT_CASES = [
     ("text", "field", "expected"),
     COUNT_CASES,
     ids=["injured-words", "dead-headline", "dead-and-injured-dead", "dead-and-injured-injured", "second-injured",
-         "killed-n", "no-one-injured", "thousands-are-not-casualties", "one-casualty-is-not-a-count",
+         "killed-n", "no-one-injured", "thousands-are-not-casualties", "one-casualty-counts-one",
+         "shot-then-died-is-not-injured", "people-hurt-one-by-one", "the-arrested-are-not-injured",
+         "quadruple-shooting", "triple-homicide",
          "one-arrest", "arrests-n", "second-arrest", "n-arrests", "no-arrests", "negated-arrest", "one-charge",
          "charges-n", "charged-at-is-not-a-charge", "one-shot-dead", "second-man-injured-after-a-death",
          "singular-shot-and-killed", "singular-died", "two-singular-deaths", "one-death-two-labels",
@@ -384,10 +391,10 @@ def test_counts(text: str, field: str, expected: int | None) -> None:
 US_CASES = [
     ("A 24-year-old man was shot and killed Saturday night in Chicago, Illinois, police said. A second victim, a "
      "woman, was transported to a local hospital in critical condition. A suspect was taken into custody.",
-     [("24-year-old man", Role.victim, Condition.deceased), ("woman", Role.victim, Condition.critical)], None, 1),
+     [("24-year-old man", Role.victim, Condition.deceased), ("woman", Role.victim, Condition.critical)], 1, 1),
     ("Two people were killed and three others wounded in a shooting in Houston, Texas.", [], 3, None),
     ("A man is in stable condition after being stabbed in Dallas, TX.", [("man", Role.victim, Condition.stable)],
-     None, None),
+     1, None),
 ]
 
 
@@ -698,7 +705,9 @@ def test_every_entry_is_about_this_incident_or_none(archive_entries: list[Entry]
         assert facts.location
         assert (facts.location.value.name, facts.location.value.region) == ("Walthamstow", "London")
         assert [(c.label, c.role) for c in facts.casualties] == [("man", Role.subject)], e.guid
-        assert (facts.dead, facts.injured, facts.arrests, facts.charges) == (None, None, None, None), e.guid
+        assert facts.injured is not None
+        assert (facts.injured.value, facts.injured.inferred) == (1, True), e.guid  # the man, counted one by one
+        assert (facts.dead, facts.arrests, facts.charges) == (None, None, None), e.guid
     assert len(not_incidents) == 2  # the cadets notice and the football report
 
 
