@@ -113,8 +113,11 @@ def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tup
             points += 1
             reasons.append(f"nearby: {here.name} is {distance:.0f} km from {there.name}")
         elif here.region and there.region:
+            # Two places of one region may still be one incident's: a neighbourhood the gazetteer does not place
+            # in its city ("South Shore", Chicago), a county and a town in it. The words decide, unless both places
+            # are towns the gazetteer knows to lie far apart (Tampa and Miami).
             same_region = here.region.lower() == there.region.lower()
-            points, apart = points - (1 if same_region else 3), True
+            points, apart = points - (1 if same_region else 3), not same_region or distance is not None
             reasons.append(f"another place: {here.name} ({here.region}) vs {there.name} ({there.region})")
         else:
             apart = True
@@ -191,14 +194,41 @@ def score(incident: Incident, report: Report) -> Match:
         if facts.category.value is incident.category:
             points += 1
             reasons.append(f"same category: {incident.category.value}")
-        else:
+        elif not _compatible(facts.category.value, incident.category):
             points -= 2
             reasons.append(f"other category: {facts.category.value.value} vs {incident.category.value}")
     # Two reports naming unrelated places share words by the way incidents are told ("Babe Green", "Bace Green"):
     # the words alone do not make them one.
     word_points = _word_points(incident, report, similarity, reasons)
     points += min(word_points, 1) if apart else word_points
+    points += _toll_points(incident, facts, reasons)
     return Match(incident, points, tuple(reasons))
+
+
+# Kinds one incident may be told as: a terror attack is a shooting, a stabbing or an explosion; an assault, a
+# shooting or stabbing by another name.
+_COMPATIBLE = frozenset(
+    {frozenset({Category.terrorism, kind}) for kind in (Category.shooting, Category.stabbing, Category.explosion,
+                                                        Category.assault)}
+    | {frozenset({Category.assault, kind}) for kind in (Category.shooting, Category.stabbing)}
+)
+
+
+def _compatible(a: Category, b: Category) -> bool:
+    return frozenset({a, b}) in _COMPATIBLE
+
+
+def _toll_points(incident: Incident, facts: Facts, reasons: list[str]) -> int:
+    """A point for the same toll of two or more people ("3 dead, 2 injured" both times): few incidents of one place
+    and time share it. (The same people by age, "a 17-year-old boy", were tried: too many incidents share them.)"""
+    dead, injured = (facts.dead.value if facts.dead else None), (facts.injured.value if facts.injured else None)
+    stated = [(name, mine, theirs) for name, mine, theirs in (("dead", dead, incident.dead),
+                                                               ("injured", injured, incident.injured))
+              if mine is not None and theirs is not None]
+    if stated and all(mine == theirs for _, mine, theirs in stated) and sum(m for _, m, _ in stated) >= 2:
+        reasons.append("same toll: " + ", ".join(f"{mine} {name}" for name, mine, _ in stated))
+        return 1
+    return 0
 
 
 def best_match(candidates: list[Incident], report: Report) -> Match | None:
@@ -224,7 +254,9 @@ def same_incident(incident: Incident, other: Incident) -> Match:
                        guid=other.incident_id, title=other.title, text="", reported_at=opened, fetched_at=opened)
     facts = Facts(is_incident=True, places=frozenset(other.places),
                   category=Stated(other.category, "") if other.category is not Category.other else None,
-                  location=Stated(other.location, "") if other.location else None)
+                  location=Stated(other.location, "") if other.location else None,
+                  dead=Stated(other.dead, "") if other.dead is not None else None,
+                  injured=Stated(other.injured, "") if other.injured is not None else None)
     return score(incident, Report(as_update, facts, other.terms))
 
 

@@ -255,6 +255,7 @@ _NOT_A_PLACE_WORD = frozenset(
         """
     )
 )
+_SIZE_WORDS = frozenset(_words("Little Big Small Tiny Baby"))
 # Words that close a name but are not part of the place: "at New Haven Party", "in Lansing House Party".
 _TRAILING_NOT_PLACE = frozenset(
     _words("Party House Home Gang Shooting Shootings Bar Club Nightclub Lounge Restaurant Apartment Apartments Complex "
@@ -358,14 +359,17 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
             known_spans.append(range(start, m.end()))
     guesses = list(_PREPOSITION_PLACE.finditer(sentence))
     before_noun = _PLACE_BEFORE_NOUN.match(sentence) if headline else None
-    if before_noun:
+    if before_noun and before_noun.group("place") not in _SIZE_WORDS:  # "Little boy who shot himself …"
         guesses.append(before_noun)
     for m in guesses:
         name, start = _trim(m.group("place")), m.start("place")
         if not name or any(start in span for span in known_spans) or not _is_place_like(name):
             continue
+        state = _AP_STATES.get(f"{name}.") if sentence[m.end("place") : m.end("place") + 1] == "." else None
+        if state is not None:  # "in Md. shooting"
+            found[start] = GAZETTEER[state]
         # "in London Fields": the known name inside is already found; a longer guess around it adds nothing.
-        if _KNOWN.match(name) is None:
+        elif _KNOWN.match(name) is None:
             found[start] = resolve_town(name) or Place(name, None, GUESS)
     return sorted(found.items(), key=lambda item: item[0])
 

@@ -23,21 +23,25 @@ def vector(text: str) -> dict[str, float]:
 
 
 def incident(location: Location | None, *, text: str = "", places: tuple[str, ...] = (),
-             category: Category = Category.shooting, days_ago: float = 0) -> Incident:
+             category: Category = Category.shooting, days_ago: float = 0, dead: int | None = 3,
+             injured: int | None = 2) -> Incident:
     at = T0 - timedelta(days=days_ago)
     return Incident(incident_id="i_1", version=1, title="t", opened_at=at, updated_at=at, category=category,
-                    location=location, places=[p.lower() for p in places], sources=["echo"],
+                    location=location, places=[p.lower() for p in places], sources=["echo"], dead=dead, injured=injured,
                     terms=with_report({}, vector(text)))
 
 
 def report(location: Location | None, *, text: str = "", places: tuple[str, ...] = (),
-           category: Category | None = Category.shooting, days_later: float = 0, source: str = "wire") -> Report:
+           category: Category | None = Category.shooting, days_later: float = 0, source: str = "wire",
+           dead: int | None = None, injured: int | None = None) -> Report:
     at = T0 + timedelta(days=days_later)
     update = Update(update_id="u_1", verdict=Verdict.new, source_id=source, authority=Authority.news,
                     identity=f"{source}|g", fingerprint="f", guid="g", title="", text=text, reported_at=at,
                     fetched_at=at)
     facts = Facts(is_incident=True, category=Stated(category, "") if category else None,
-                  location=Stated(location, "") if location else None, places=frozenset(p.lower() for p in places))
+                  location=Stated(location, "") if location else None, places=frozenset(p.lower() for p in places),
+                  dead=Stated(dead, "") if dead is not None else None,
+                  injured=Stated(injured, "") if injured is not None else None)
     return Report(update, facts, vector(text))
 
 
@@ -69,6 +73,15 @@ CASES = [
     ("one-street-name-in-two-towns",
      incident(located("Tampa", "Florida", street="Church Road"), text="armed parking lot"),
      report(located("Miami", "Florida", street="Church Road"), text="armed parking lot"), False, "another place"),
+    ("a-neighbourhood-the-gazetteer-does-not-place", incident(located("Chicago", "Illinois"), text="jalen everett"),
+     report(Location(name="South Shore", region="Illinois"), text="jalen everett"), True, "another place: South Shore"),
+    ("same-big-city-and-toll", incident(Location(name="Chicago", region="Illinois")),
+     report(Location(name="Chicago", region="Illinois"), dead=3, injured=2), True, "same toll: 3 dead, 2 injured"),
+    ("same-big-city-another-toll", incident(Location(name="Chicago", region="Illinois")),
+     report(Location(name="Chicago", region="Illinois"), dead=1, injured=2), False, "same city: Chicago"),
+    ("a-terror-attack-told-as-a-shooting", incident(Location(name="Orlando", region="Florida"), text="pulse mateen",
+                                                    category=Category.terrorism),
+     report(Location(name="Orlando", region="Florida"), text="pulse mateen"), True, "words in common"),
     ("unrelated-places-words-count-once", incident(Location(name="Babe Green"), text="parking lot nightclub"),
      report(Location(name="Bace Green"), text="parking lot nightclub"), False, "words in common"),
     ("other-category", incident(Location(name="Walthamstow", region="London")),

@@ -152,6 +152,7 @@ LOCATION_CASES = [
     ("Two men were shot at a party in Smallbridge House Party Club.", ("Smallbridge", None, None), {"smallbridge"}),
     ("A boy was shot in Chicago, Illinois. His family moved from Aberdeen last year.", ("Chicago", "Illinois", None),
      {"chicago", "illinois"}),
+    ("Police: 3 killed, 2 injured in Md. shooting", ("Maryland", "United States", None), {"maryland"}),
 ]
 
 
@@ -161,7 +162,7 @@ LOCATION_CASES = [
     ids=["area-with-part-of-city", "part-of-city-only", "street", "us-city-state", "uk-city",
          "most-specific-wins", "unknown-place-by-pattern", "month-is-not-a-place", "us-dateline",
          "us-dateline-with-station", "surname-is-not-a-place", "known-city-beats-a-guess", "possessive-is-no-place",
-         "trailing-words-are-no-place", "uk-homonym-in-a-us-text"],
+         "trailing-words-are-no-place", "uk-homonym-in-a-us-text", "ap-state-abbreviation"],
 )
 def test_location(text: str, expected: tuple[str, str | None, str | None] | None, places: set[str]) -> None:
     """The location is the most specific place named, with its region and street; places lists every place."""
@@ -169,6 +170,13 @@ def test_location(text: str, expected: tuple[str, str | None, str | None] | None
     got = facts.location.value if facts.location else None
     assert (got.name, got.region, got.street) == expected if got else expected is None
     assert facts.places == frozenset(places)
+
+
+@pytest.mark.parametrize(("title", "place"), [("Macon man shot in face", "Macon"),
+                                              ("Little boy who shot himself is on life support", None)])
+def test_a_headline_may_start_with_its_place(title: str, place: str | None) -> None:
+    facts = extract(title, "")
+    assert (facts.location.value.name if facts.location else None) == place
 
 
 # --- casualties ------------------------------------------------------------------------------------------------------
