@@ -3,7 +3,9 @@
 Precedence: an exact repeat or a version older than the one judged tells nothing (None); a new version of a known
 entry is a `revision`; a text seen before exactly (story key) under another identity, or nearly (MinHash) from
 another source, is a `duplicate`; anything else is `new`. An outlet's own near-copies are its follow-ups (they share
-its boilerplate), while its exact copies under a new GUID are the same text again.
+its boilerplate), while its exact copies under a new GUID are the same text again. One text under two titles that
+share no word worth the name is no copy: it is page furniture a crawler took for the article ("We have sent you a
+verification email …"), and each entry is `new`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import datetime
 from schemas import RawUpdate, RevisionDiff, RevisionKind, Update, Verdict
 from services.dedup.revisions import classify_revision
 from services.identity import normalise_text, update_id
+from services.tracker.words import counts as title_words
 
 # Below this many words a body is too generic to call two entries copies of each other by text alone,
 # so the title is part of the story key.
@@ -30,6 +33,20 @@ def story_key(raw: RawUpdate, *, normalised: str | None = None) -> str:
     words = text.count(" ") + 1 if text else 0  # normalised text has single spaces between words, none around them
     basis = text if words >= _STORY_MIN_WORDS else normalise_text(raw.entry.title) + "\n" + text
     return hashlib.sha256(basis.encode()).hexdigest()[:32]
+
+
+_TITLE_MARK = "\x1f"  # between the owner's names and its title in a story value (never in either)
+
+
+def story_value(owner_update_id: str, raw: RawUpdate) -> str:
+    """What the story key stores for the first entry with a text: its update id, identity and title."""
+    return f"{owner_update_id}|{raw.identity}{_TITLE_MARK}{raw.entry.title.replace(_TITLE_MARK, ' ')}"
+
+
+def _titles_agree(a: str, b: str) -> bool:
+    """Whether two titles may head one story: either is empty, or they share a distinctive word."""
+    words_a, words_b = title_words(a, ""), title_words(b, "")
+    return not words_a or not words_b or not words_a.keys().isdisjoint(words_b)
 
 
 @dataclass(frozen=True)
@@ -69,7 +86,7 @@ class Seen:
     """What the dedup keys say about a raw entry before it is judged."""
 
     current: Version | None  # the entry's latest judged version
-    story_owner: str | None = None  # "update_id|identity" of the first entry with this exact text
+    story_owner: str | None = None  # `story_value` of the first entry with this exact text
     known: bool = False  # this very version was judged before (perhaps not as the latest)
     near: NearMatch | None = None  # a near-copy from another source, at or above the threshold
     previous: tuple[str, str] | None = None  # title and text of `current`, while `raw` still holds it
@@ -90,7 +107,8 @@ def judge(raw: RawUpdate, seen: Seen) -> Update | None:
     if seen.current is not None and seen.current.fetched_ms > Version.of(raw).fetched_ms:
         return None
     fields: dict[str, object]
-    exact_owner = seen.story_owner.split("|", 1) if seen.story_owner else None
+    owner, _, owner_title = (seen.story_owner or "").partition(_TITLE_MARK)
+    exact_owner = owner.split("|", 1) if owner else None
     if seen.current is not None:
         revision = _revision(raw, seen.previous)
         fields = {
@@ -100,6 +118,9 @@ def judge(raw: RawUpdate, seen: Seen) -> Update | None:
             "revision": revision,
             "reason": f"new version of a known entry ({revision.kind.value}: {revision.reason})",
         }
+    elif exact_owner is not None and exact_owner[1] != raw.identity and not _titles_agree(owner_title, raw.entry.title):
+        fields = {"verdict": Verdict.new,
+                  "reason": f"same text as {exact_owner[0]} under an unrelated title: page furniture, not a copy"}
     elif exact_owner is not None and exact_owner[1] != raw.identity:
         fields = {
             "verdict": Verdict.duplicate,

@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from schemas import RawUpdate, Update, Verdict
 from services.dedup import shingles
-from services.dedup.judge import NearMatch, Seen, Version, judge, story_key
+from services.dedup.judge import NearMatch, Seen, Version, judge, story_key, story_value
 from services.errors import TransientError
 from services.identity import normalise_text
 from services.names import STAGE_INPUTS, Keys
@@ -333,7 +333,7 @@ async def _settle(redis: Redis, keys: Keys, items: list[_Item], buckets: _Bucket
     for item in items:
         entry_keys += [keys.dedup_entry(item.raw.identity), keys.dedup_story(item.story)]
         args += [item.known_field, item.bands, Version.of(item.raw, item.raw_id).encode(),
-                 f"{item.as_new.update_id}|{item.raw.identity}", item.as_new.model_dump_json(), item.index_id,
+                 story_value(item.as_new.update_id, item.raw), item.as_new.model_dump_json(), item.index_id,
                  item.index_value]
     replies: list[Any] = await redis.register_script(_SETTLE)(
         keys=[keys.updates, keys.dedup_stats, *buckets.keys, *entry_keys], args=args
@@ -402,7 +402,7 @@ async def _commit_all(redis: Redis, keys: Keys, judged: list[tuple[_Item, Update
             Version.of(raw, item.raw_id).encode(),
             item.known_field,
             seen.story_owner or "",
-            f"{update.update_id}|{raw.identity}",
+            story_value(update.update_id, raw),
             update.model_dump_json(),
             update.verdict.value,
             item.index_id,

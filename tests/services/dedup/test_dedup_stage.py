@@ -86,6 +86,26 @@ async def test_near_copies_from_the_same_outlet_are_not_duplicates(redis: Redis,
     assert follow_up.verdict is Verdict.new
 
 
+FURNITURE = (
+    "Just One More Thing... We have sent you a verification email. Please check your email and click on the link to "
+    "activate your profile. If you do not receive the verification message within a few minutes of signing up, "
+    "please check your Spam or Junk folder. Close"
+)
+
+
+async def test_one_text_under_unrelated_titles_is_page_furniture_not_a_copy(redis: Redis, key_prefix: str) -> None:
+    """A crawler that took a site's sign-up notice for the article gives every story the same text: the titles
+    tell them apart. An exact copy retitled by another outlet still shares words of its title, and is a copy."""
+    keys = Keys(key_prefix)
+    first = await process(redis, keys, raw("ajc", "a1", "Atlanta News: 4 shot in northwest Atlanta", FURNITURE))
+    other = await process(redis, keys, raw("ajc", "a2", "Killeen 2-year-old shoots himself", FURNITURE))
+    copy = await process(redis, keys, raw("wire", "w1", "Four shot in northwest Atlanta on Monday", FURNITURE))
+    assert first is not None and other is not None and copy is not None
+    assert (first.verdict, other.verdict, copy.verdict) == (Verdict.new, Verdict.new, Verdict.duplicate)
+    assert "page furniture" in other.reason
+    assert copy.duplicate_of == first.update_id
+
+
 async def test_racing_near_copies_get_one_new_verdict(redis: Redis, key_prefix: str) -> None:
     """Concurrent judges of near-copies (not exact: each outlet adds its own lines) never give two `new`."""
     keys = Keys(key_prefix)
