@@ -100,7 +100,9 @@ async def test_one_text_under_unrelated_titles_is_page_furniture_not_a_copy(redi
     first = await process(redis, keys, raw("ajc", "a1", "Atlanta News: 4 shot in northwest Atlanta", FURNITURE))
     other = await process(redis, keys, raw("ajc", "a2", "Killeen 2-year-old shoots himself", FURNITURE))
     copy = await process(redis, keys, raw("wire", "w1", "Four shot in northwest Atlanta on Monday", FURNITURE))
-    assert first is not None and other is not None and copy is not None
+    assert first is not None
+    assert other is not None
+    assert copy is not None
     assert (first.verdict, other.verdict, copy.verdict) == (Verdict.new, Verdict.new, Verdict.duplicate)
     assert "page furniture" in other.reason
     assert copy.duplicate_of == first.update_id
