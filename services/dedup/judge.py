@@ -4,8 +4,8 @@ Precedence: an exact repeat or a version older than the one judged tells nothing
 entry is a `revision`; a text seen before exactly (story key) under another identity, or nearly (MinHash) from
 another source, is a `duplicate`; anything else is `new`. An outlet's own near-copies are its follow-ups (they share
 its boilerplate), while its exact copies under a new GUID are the same text again. One text under two titles that
-share no word worth the name is no copy: it is page furniture a crawler took for the article ("We have sent you a
-verification email …"), and each entry is `new`.
+share no word worth the name, and that speaks of neither, is no copy: it is page furniture a crawler took for the
+article ("We have sent you a verification email …"), and each entry is `new`.
 """
 
 from __future__ import annotations
@@ -43,10 +43,15 @@ def story_value(owner_update_id: str, raw: RawUpdate) -> str:
     return f"{owner_update_id}|{raw.identity}{_TITLE_MARK}{raw.entry.title.replace(_TITLE_MARK, ' ')}"
 
 
-def _titles_agree(a: str, b: str) -> bool:
-    """Whether two titles may head one story: either is empty, or they share a distinctive word."""
-    words_a, words_b = title_words(a, ""), title_words(b, "")
-    return not words_a or not words_b or not words_a.keys().isdisjoint(words_b)
+def _furniture(owner_title: str, title: str, text: str) -> bool:
+    """Whether one text under two titles is page furniture: the titles share no distinctive word, and the text
+    speaks of neither (a sign-up notice under "Atlanta: 4 shot" and "Killeen boy shot"). An agency copy retitled
+    ("Police shoot man in east London") still tells the story its first title named."""
+    words_a, words_b = title_words(owner_title, ""), title_words(title, "")
+    if not words_a or not words_b or not words_a.keys().isdisjoint(words_b):
+        return False
+    in_text = title_words("", text)
+    return in_text.keys().isdisjoint(words_a) and in_text.keys().isdisjoint(words_b)
 
 
 @dataclass(frozen=True)
@@ -118,9 +123,11 @@ def judge(raw: RawUpdate, seen: Seen) -> Update | None:
             "revision": revision,
             "reason": f"new version of a known entry ({revision.kind.value}: {revision.reason})",
         }
-    elif exact_owner is not None and exact_owner[1] != raw.identity and not _titles_agree(owner_title, raw.entry.title):
+    elif (exact_owner is not None and exact_owner[1] != raw.identity
+          and _furniture(owner_title, raw.entry.title, raw.entry.text)):
         fields = {"verdict": Verdict.new,
-                  "reason": f"same text as {exact_owner[0]} under an unrelated title: page furniture, not a copy"}
+                  "reason": f"same text as {exact_owner[0]} under an unrelated title, about neither: page furniture, "
+                            "not a copy"}
     elif exact_owner is not None and exact_owner[1] != raw.identity:
         fields = {
             "verdict": Verdict.duplicate,

@@ -24,6 +24,7 @@ _ROLE_RANK = {Role.subject: 5, Role.officer: 4, Role.suspect: 3, Role.bystander:
 _HARMED = frozenset({Role.victim, Role.bystander})
 _OTHER_PERSON = "other person"
 _JOINED = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+|or\s+)(?:(?:a|an|the|his|her|their)\s+)?", re.IGNORECASE)
+_THE_VICTIM = re.compile(r"\b(?:the|a|their|his|her)\s+victim\b", re.IGNORECASE)
 _OBJECT_GAP = re.compile(r"\s*(?:(?:a|an|the|his|her|their)\s+)?", re.IGNORECASE)
 # A count of two or more people just before a stated condition: it is theirs, no one person's ("Two killed in …").
 _SEVERAL = re.compile(
@@ -187,6 +188,11 @@ def _owner(hit: Hit[V], mentions: Sequence[_Mention], sentence: str) -> str | No
     if p.PLURAL_PEOPLE.search(sentence):
         return None
     earlier = [m for m in mentions if m.sentence < hit.sentence]
+    if _THE_VICTIM.search(sentence, 0, hit.start):
+        # "The victim … died in hospital": the person last named as harmed, not the suspect named since.
+        harmed = [m for m in earlier if m.role in _HARMED or m.role is Role.subject]
+        if harmed:
+            return harmed[-1].label
     return earlier[-1].label if earlier else "person"
 
 
@@ -204,15 +210,18 @@ def _by_owner(hits: Sequence[Hit[V]], mentions: Sequence[_Mention], snippets: Se
             owned.setdefault(owner, []).append(hit)
     stated = {}
     for owner, owner_hits in owned.items():
-        latest = settled(owner_hits)[-1]  # hits come in text order, so the last is the latest stated
+        # Hits come in text order, so the last is the latest stated; but a death is final, whatever the text goes
+        # on to repeat of before it ("Update: the man died … He remains in a critical condition").
+        deaths = [hit for hit in owner_hits if hit.value is Condition.deceased]
+        latest = deaths[-1] if deaths else settled(owner_hits)[-1]
         stated[owner] = Stated(latest.value, snippets[latest.sentence])
     return stated
 
 
 def casualties(sentences: Sequence[str], snippets: Sequence[str], conditions: Sequence[Hit[Condition]],
                life_changing: Sequence[Hit[bool]], *, headline: bool) -> list[CasualtyFact]:
-    """The people the text reports hurt, dead, held or acted on, in order of first mention; `headline` says whether
-    the first sentence is a title."""
+    """The people the text reports hurt, dead or acted on (a suspect only when hurt too), in order of first mention;
+    `headline` says whether the first sentence is a title."""
     police_shooting = any(p.POLICE_SHOOTING.search(s) for s in sentences)
     mentions = _mentions(sentences, police_shooting, headline)
     condition_of = _by_owner(conditions, mentions, snippets, sentences)
@@ -230,7 +239,9 @@ def casualties(sentences: Sequence[str], snippets: Sequence[str], conditions: Se
         CasualtyFact(label, roles.get(label, Role.unknown), condition_of.get(label), life_changing_of.get(label),
                      first.get(label, 0))
         for label in labels
-        if roles.get(label, Role.unknown) is not Role.unknown or label in condition_of or label in life_changing_of
+        # A suspect who was arrested unhurt is counted in arrests and charges, not listed as a casualty.
+        if label in condition_of or label in life_changing_of
+        or roles.get(label, Role.unknown) not in (Role.unknown, Role.suspect)
     ]
 
 
@@ -240,7 +251,7 @@ _AGES = {"boy": (0, 17), "girl": (0, 17), "teenager": (13, 19), "child": (0, 12)
 _AGED = re.compile(r"^(?:(?P<age>\d+)-year-old )?(?P<noun>.+?)(?: in \w+ (?P<decade>\d+)s)?$")
 
 
-def _same_possible(a: str, b: str) -> bool:
+def may_be_one_person(a: str, b: str) -> bool:
     """Whether two labels may name one person: no label counted off ("second man", "other person"), no two genders,
     ages that overlap ("teenager" and "17-year-old boy" may; "man" and "3-year-old boy" may not)."""
     if a == b:
@@ -273,7 +284,7 @@ def deaths(people: Sequence[CasualtyFact]) -> Stated[int] | None:
         return None
     groups: list[list[str]] = []
     for label, _ in dead:
-        group = next((g for g in groups if all(_same_possible(label, other) for other in g)), None)
+        group = next((g for g in groups if all(may_be_one_person(label, other) for other in g)), None)
         if group is None:
             groups.append([label])
         else:
@@ -290,7 +301,7 @@ def wounded(people: Sequence[CasualtyFact]) -> Stated[int] | None:
     hurt = [c for c in people if c.role in _HURT_ROLES or c.condition is not None]
     groups: list[list[CasualtyFact]] = []
     for person in hurt:
-        group = next((g for g in groups if all(_same_possible(person.label, other.label) for other in g)), None)
+        group = next((g for g in groups if all(may_be_one_person(person.label, other.label) for other in g)), None)
         if group is None:
             groups.append([person])
         else:

@@ -160,7 +160,7 @@ def derive(incident: Incident) -> Incident:
                                for e in es), label),
     )
     category = value_of("category", categories)
-    location = _with_known_street(value_of("location"), evidence.get("location", []))
+    location = _known_details(_finest(value_of("location"), evidence.get("location", [])), evidence.get("location", []))
     casualties = [
         Casualty(
             label=label,
@@ -185,18 +185,49 @@ def derive(incident: Incident) -> Incident:
             "cordon": Cordon(cordon) if cordon else None,
             "public_risk": PublicRisk(public_risk) if public_risk else None,
             **{name: _count(evidence[name]).value if evidence.get(name) else None for name in _COUNTS},
+            "injured": _injured(evidence, casualties),
             "conflicts": sorted(conflicts, key=lambda conflict: conflict.field),
         }
     )
 
 
-def _with_known_street(location: dict[str, Any] | None, evidence: list[Provenance]) -> dict[str, Any] | None:
-    """A report naming the place without its street ("Eccles New Road reopened") does not unsay the street: the
-    newest street stated for the same place stays."""
-    if location is None or location.get("street"):
-        return location
-    same_place = [e for e in evidence if e.value.get("name") == location["name"] and e.value.get("street")]
-    return {**location, "street": newest(same_place).value["street"]} if same_place else location
+def _injured(evidence: dict[str, list[Provenance]], casualties: list[Casualty]) -> int | None:
+    """The injured count; one counted from the people named one by one loses those stated dead since: a person
+    stabbed is injured until stated dead, then dead and no longer injured."""
+    if not evidence.get("injured"):
+        return None
+    held = _count(evidence["injured"])
+    if not held.inferred:
+        return int(held.value)
+    counted_at = min(e.reported_at for e in evidence["injured"] if e.inferred and e.value == held.value)
+    died_since = sum(
+        1 for person in casualties
+        if person.condition is Condition.deceased
+        and min(e.reported_at for e in evidence[f"{CASUALTY}{person.label}.condition"]
+                if e.value == Condition.deceased.value) > counted_at
+    )
+    return max(0, int(held.value) - died_since)
+
+
+def _finest(location: dict[str, Any] | None, evidence: list[Provenance]) -> dict[str, Any] | None:
+    """A report naming only the city ("Birmingham") does not move the incident out of the part of it the others
+    named ("Handsworth, Birmingham"): the newest place stated within the held one stays."""
+    if location is None:
+        return None
+    within = [e for e in evidence if (e.value.get("region") or "").lower() == location["name"].lower()]
+    return dict(newest(within).value) if within else location
+
+
+def _known_details(location: dict[str, Any] | None, evidence: list[Provenance]) -> dict[str, Any] | None:
+    """A report naming the place without its street ("Eccles New Road reopened") or region does not unsay them:
+    the newest street and region stated for the same place stay."""
+    if location is None:
+        return None
+    for detail in ("street", "region"):
+        same_place = [e for e in evidence if e.value.get("name") == location["name"] and e.value.get(detail)]
+        if not location.get(detail) and same_place:
+            location = {**location, detail: newest(same_place).value[detail]}
+    return location
 
 
 def with_evidence(provenance: dict[str, list[Provenance]], seen: dict[str, Provenance]) -> dict[str, list[Provenance]]:

@@ -192,8 +192,14 @@ def _count(patterns: Iterable[re.Pattern[str]], sentences: Sequence[str]) -> Sta
                     continue
                 value = _number(m)
                 if best is None or value > best.value:
-                    best = Stated(value, _snip(sentence))
+                    # "A man has been arrested" names one arrest, not the total: like a count of people named one
+                    # by one, it never lowers a count.
+                    best = Stated(value, _snip(sentence), inferred=value == 1 and not _states_a_number(m))
     return best
+
+
+def _states_a_number(m: re.Match[str]) -> bool:
+    return any(m.groupdict().get(group) for group in ("n", "ord"))
 
 
 def _higher(a: Stated[int] | None, b: Stated[int] | None) -> Stated[int] | None:
@@ -231,7 +237,7 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
         for pattern in p.HIT_PATTERNS:
             for m in pattern.finditer(sentence):
                 if not _negated(sentence, m.start()) and _number(m) - died > 0:
-                    best = _higher(best, Stated(_number(m) - died, _snip(sentence), inferred=True))
+                    best = _higher(best, Stated(_number(m) - died, _snip(sentence)))
     return best if best is not None else wounded(people)
 
 
@@ -265,6 +271,8 @@ def _investigations_in(sentence: str) -> Iterable[tuple[InvestigationBody, Inves
         yield InvestigationBody.police, InvestigationKind.criminal, closed
     elif p.MURDER.search(sentence) or p.CRIMINAL.search(sentence):
         yield InvestigationBody.police, None, None
+    elif _stated(p.INVESTIGATION_LAUNCHED, sentence) and not any(found.search(sentence) for *_, found in _OTHER_BODIES):
+        yield InvestigationBody.police, None, closed
     for body, kind, pattern in _OTHER_BODIES:
         found = pattern.search(sentence)
         if found is None or (body is InvestigationBody.HSE and not p.INVESTIGATION.search(sentence)):
@@ -277,7 +285,8 @@ _OTHER_BODIES = (
     (InvestigationBody.HSE, InvestigationKind.other, p.HSE),
     (InvestigationBody.coroner, InvestigationKind.inquest, p.INQUEST),
 )
-_DEFAULT_KIND = {InvestigationBody.IOPC: InvestigationKind.independent}
+_DEFAULT_KIND = {InvestigationBody.IOPC: InvestigationKind.independent,
+                 InvestigationBody.police: InvestigationKind.criminal}
 
 
 def _investigations(sentences: Sequence[str]) -> list[InvestigationFact]:
@@ -289,8 +298,10 @@ def _investigations(sentences: Sequence[str]) -> list[InvestigationFact]:
             if closed is None:
                 found.pop(body, None)
                 continue
-            kind = kind or (previous.kind if previous else _DEFAULT_KIND.get(body, InvestigationKind.other))
             status = InvestigationStatus.closed if closed else InvestigationStatus.open
+            if kind is None and previous is not None and previous.status is status:
+                continue  # "An investigation has been launched", after the murder investigation was named
+            kind = kind or (previous.kind if previous else _DEFAULT_KIND.get(body, InvestigationKind.other))
             found[body] = InvestigationFact(body, kind, status, _snip(sentence))
     return list(found.values())
 
@@ -317,7 +328,7 @@ def _speaker(flat: str, quote: re.Match[str]) -> str | None:
         after = p.SPEAKER_AFTER.match(tail)
         if after:
             return _clean_speaker(after.group("after") or after.group("before_verb"))
-    before = p.SPEAKER_BEFORE.search(flat[max(0, quote.start() - 120) : quote.start()])
+    before = p.SPEAKER_BEFORE.search(flat[max(0, quote.start() - 200) : quote.start()])
     return _clean_speaker(before.group("speaker")) if before else None
 
 

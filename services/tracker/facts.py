@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from schemas import (
@@ -76,3 +78,30 @@ class Facts:
     arrests: Stated[int] | None = None
     charges: Stated[int] | None = None
     statements: list[StatementFact] = field(default_factory=list)
+
+
+_SPACE = re.compile(r"\s+")
+
+
+def only_added(facts: Facts, added: Iterable[str]) -> Facts:
+    """The facts an edit of an entry states anew: those of sentences its previous version lacked (`added`, as the
+    dedup stage found them). The rest the previous version stated already, at its own time; stated again at the
+    edit's time, a cordon "in place" the previous version reported would undo a "lifted" reported since."""
+    sentences = [_SPACE.sub(" ", sentence).strip() for sentence in added]
+
+    def new(snippet: str) -> bool:
+        core = snippet.removesuffix("…")
+        return bool(core) and any(core in sentence or sentence in core for sentence in sentences if sentence)
+
+    def kept(stated: Stated[T] | None) -> Stated[T] | None:
+        return stated if stated is not None and new(stated.snippet) else None
+
+    return replace(
+        facts,
+        category=kept(facts.category), location=kept(facts.location), dead=kept(facts.dead),
+        injured=kept(facts.injured), cordon=kept(facts.cordon), public_risk=kept(facts.public_risk),
+        arrests=kept(facts.arrests), charges=kept(facts.charges),
+        casualties=[replace(person, condition=kept(person.condition), life_changing=kept(person.life_changing))
+                    for person in facts.casualties],
+        investigations=[found for found in facts.investigations if new(found.snippet)],
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from schemas import (
@@ -23,6 +24,7 @@ from schemas import (
     Verdict,
 )
 from services.identity import normalise_text
+from services.tracker.casualties import may_be_one_person
 from services.tracker.evidence import CASUALTY, INVESTIGATION, derive, newest, observe, with_evidence
 from services.tracker.facts import Facts
 from services.tracker.words import with_report
@@ -97,7 +99,7 @@ def merge(incident: Incident, update: Update, facts: Facts) -> tuple[Incident, l
     # Additions that carry no value to compare (a source, a quote) are told only while they are news: evidence older
     # than what the incident already knows is recorded, never announced.
     is_news = update.reported_at >= incident.updated_at
-    after = _absorb(incident, update, facts)
+    after = _absorb(incident, update, _as_known_people(incident, facts))
     changes = list(_diff(incident, after))
     if is_news:
         changes += [
@@ -114,6 +116,21 @@ def merge(incident: Incident, update: Update, facts: Facts) -> tuple[Incident, l
         versioned = after.model_copy(update={"version": incident.version + offset})
         events.append(_event(versioned, update, kind, field, subject, before, value, snippet, summary))
     return after.model_copy(update={"version": incident.version + len(changes)}), events
+
+
+def _as_known_people(incident: Incident, facts: Facts) -> Facts:
+    """The report's people under the labels the incident knows them by: "a 34-year-old man" in a report is the
+    incident's "man" when he is the only person of the incident he may be (and the other way round)."""
+    known = [person.label for person in incident.casualties]
+    taken = {person.label for person in facts.casualties}
+    renamed = []
+    for person in facts.casualties:
+        candidates = [label for label in known if may_be_one_person(person.label, label)]
+        if person.label not in known and len(candidates) == 1 and candidates[0] not in taken:
+            taken.add(candidates[0])
+            person = replace(person, label=candidates[0])
+        renamed.append(person)
+    return replace(facts, casualties=renamed)
 
 
 def merge_incidents(survivor: Incident, absorbed: Incident, update: Update) -> tuple[Incident, Incident,
@@ -250,7 +267,9 @@ def _diff_investigations(before: Incident, after: Incident) -> Iterable[Change]:
         path = f"{INVESTIGATION}{found.body.value}"
         previous = known.get(found.body)
         opened = found.status.value == "open"
-        if (previous is None or previous.status != found.status) and (previous is not None or opened):
+        # A murder investigation replacing a criminal one is an investigation opened, with the one it replaces.
+        changed = previous is None or previous.status != found.status or (opened and previous.kind != found.kind)
+        if changed and (previous is not None or opened):
             kind = EventType.investigation_opened if opened else EventType.investigation_closed
             yield (kind, "investigations", found.body.value, previous.model_dump(mode="json") if previous else None,
                    found.model_dump(mode="json"), _snippet(after, path),

@@ -385,6 +385,12 @@ NOT_SUSPICIOUS = re.compile(
 )
 MISCONDUCT = re.compile(r"\bmisconduct\b", _I)
 MURDER = re.compile(r"\bmurder (?:investigation|inquiry)\b", _I)
+# "An investigation has been launched": by the police unless the sentence names another body; the kind unsaid.
+INVESTIGATION_LAUNCHED = re.compile(
+    r"\b(?:an|a police)\s+investigation\s+(?:has\s+(?:now\s+)?been|was|had\s+been|is\s+being)\s+"
+    r"(?:launched|opened|started|carried\s+out)\b",
+    _I,
+)
 POLICE_INVESTIGATING = re.compile(
     r"\b(?:police|detectives|officers|the met|the force)\s+(?:have\s+|has\s+|had\s+)?(?:now\s+)?"
     r"(?:launched|opened|started|begun)\s+an?\s+(?:\w+\s+)?(?:investigation|inquiry)\b|"
@@ -407,7 +413,7 @@ SPEAKER_AFTER = re.compile(
 )
 # `A Met Police spokesperson said: "…"`
 SPEAKER_BEFORE = re.compile(
-    r"(?P<speaker>(?:[Aa]n?\s+|[Tt]he\s+)?[A-Z][^.;:\"“”]{1,80}?)\s+(?:said|says|added|stated|explained)"
+    r"(?P<speaker>(?:[Aa]n?\s+|[Tt]he\s+)?[A-Z][^.;:\"“”]{1,150}?)\s+(?:said|says|added|stated|explained)"
     r"(?:\s+in\s+a\s+statement)?\s*[:,]\s*$"
 )
 LEADING_ARTICLE = re.compile(r"^(?:a|an|the|one)\s+", _I)

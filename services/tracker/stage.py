@@ -16,7 +16,7 @@ from services.stage import StageContext, subscribe_stream
 from services.tracker.cluster import WINDOW, Match, Report, best_of, same_incident, specific_places, to_merge
 from services.tracker.cluster import score as score_of
 from services.tracker.extract import extract
-from services.tracker.facts import Facts
+from services.tracker.facts import Facts, only_added
 from services.tracker.merge import merge, merge_incidents, open_incident
 from services.tracker.store import NOT_AN_INCIDENT, IncidentStore
 from services.tracker.words import counts, weighted, with_report
@@ -94,10 +94,13 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
         )
         current: Incident | None
         score: int | None = None
+        stated = facts
         if linked and linked in loaded:
             current, rev = loaded[linked]
             how = "copy" if update.verdict is Verdict.duplicate else "same entry"
             reason = "copy of a merged entry" if how == "copy" else "an edit of an entry already merged"
+            if update.revision is not None:
+                stated = only_added(facts, update.revision.added)
         else:
             matches = [score_of(incident, report) for incident, _ in loaded.values()]
             match = best_of(matches)
@@ -120,7 +123,7 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             incident, events = open_incident(new_incident_id(update), update, facts)
             incident = incident.model_copy(update={"terms": with_report({}, report.words)})
         else:
-            incident, events = merge(current, update, facts)
+            incident, events = merge(current, update, stated)
             if incident == current:
                 return []
             if ItemRef(source_id=update.source_id, guid=update.guid) not in current.items:

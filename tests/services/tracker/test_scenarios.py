@@ -8,9 +8,8 @@ an actual value that is not) means "any of these"; an expected object is matched
 expected subject is a name the actual speaker must contain. `combine_with` names an archive (repository-relative)
 replayed together with the scenario's own, with its truth and expected incidents given in expected.json.
 
-Every scenario is checked for its labels, its dedup verdicts, its clustering and a deterministic replay. Its final
-state and events are asserted for the scenarios in `EDITORS_VIEW_MET`: the tracker tells those exactly as the editor
-would. The others' expected.json is the target the tracker does not meet yet (the project's notes list what differs);
+Every scenario is checked for its labels, its dedup verdicts, its clustering, a deterministic replay, and its final
+state and events: the tracker tells each exactly as the editor would.
 `python -m tests.evaluation.evaluate_tracker tests/scenarios/NAME` scores any of them.
 """
 
@@ -37,7 +36,6 @@ from services.wire import entry_data
 REPO = Path(__file__).resolve().parents[3]
 SCENARIOS = REPO / "tests" / "scenarios"
 NAMES = sorted(path.name for path in SCENARIOS.iterdir() if (path / "expected.json").is_file())
-EDITORS_VIEW_MET = ["flat-fire"]
 
 Entry = tuple[str, str]  # (source_id, guid as the feed serves it)
 
@@ -318,7 +316,7 @@ async def test_entries_cluster_into_the_expected_incidents(
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("scenario", EDITORS_VIEW_MET, indirect=True)
+@pytest.mark.parametrize("scenario", NAMES, indirect=True)
 async def test_final_state_is_what_an_editor_would_say(
     scenario: Scenario, settings: Settings, redis_url: str, redis: Redis
 ) -> None:
@@ -332,7 +330,7 @@ async def test_final_state_is_what_an_editor_would_say(
 
 
 @pytest.mark.redis
-@pytest.mark.parametrize("scenario", EDITORS_VIEW_MET, indirect=True)
+@pytest.mark.parametrize("scenario", NAMES, indirect=True)
 async def test_change_events_tell_each_change_once_in_order(
     scenario: Scenario, settings: Settings, redis_url: str, redis: Redis
 ) -> None:

@@ -104,13 +104,34 @@ async def test_a_cosmetic_revision_is_provenance_not_evidence(store: IncidentSto
     original = update("echo", "e1", *STABBING)
     await process(store, original)
     edited_text = STABBING[1].replace("critical", "stable")
+    diff = RevisionDiff(kind=RevisionKind(kind), reason="test", added=["He is in a stable condition."])
     edit = update("echo", "e1", STABBING[0], edited_text, minutes=30, verdict=Verdict.revision).model_copy(
-        update={"revision": RevisionDiff(kind=RevisionKind(kind), reason="test"), "fingerprint": "f2"}
+        update={"revision": diff, "fingerprint": "f2"}
     )
     events = await process(store, edit)
     assert any(e.type is EventType.condition_updated for e in events) is told
     (incident,) = await store.all()
     assert incident.casualties[0].condition.value == ("stable" if told else "critical")
+
+
+async def test_an_edit_states_anew_only_what_it_added(store: IncidentStore) -> None:
+    """The sentences an edit keeps from its previous version were evidence at that version's time: repeated at the
+    edit's time, "a cordon is in place" would undo the "lifted" another source reported since."""
+    from schemas import RevisionDiff, RevisionKind
+
+    text = "A man was stabbed in Leyton on Friday morning. A cordon is in place in Leyton High Road."
+    await process(store, update("echo", "e1", "Man stabbed in Leyton", text))
+    await process(store, update("police", "p1", "Leyton stabbing: cordon lifted",
+                                "The cordon in Leyton High Road has been lifted after the stabbing.", minutes=60))
+    added = "He is now in a stable condition."
+    diff = RevisionDiff(kind=RevisionKind.factual, reason="test", added=[added])
+    edit = update("echo", "e1", "Man stabbed in Leyton", f"{text} {added}", minutes=90,
+                  verdict=Verdict.revision).model_copy(update={"revision": diff, "fingerprint": "f2"})
+    events = await process(store, edit)
+    assert [e.type for e in events] == [EventType.condition_updated]
+    (incident,) = await store.all()
+    assert incident.cordon is not None
+    assert incident.cordon.value == "lifted"
 
 
 async def test_every_revision_is_kept_with_why_its_update_joined(store: IncidentStore) -> None:
