@@ -279,3 +279,48 @@ def test_never_a_regression_to_older_evidence(draws: list[tuple]) -> None:  # ty
                 assert step[0].guid in {deciding.guid, *(item.guid for item in contradicting)}
                 assert all(rank(deciding) > rank(old) or old in contradicting for old in before.get(path, [])
                            if old.guid != deciding.guid)
+
+
+def test_a_person_counted_injured_one_by_one_is_no_longer_injured_once_dead() -> None:
+    """"A man was stabbed" is one injured; "the man has died" moves him to the dead, and an official figure of
+    injured people named one by one never lowers a count stated as a figure."""
+    hurt = facts(condition=Condition.critical)
+    hurt.injured = Stated(1, "He is critical.", inferred=True)
+    incident, _ = open_incident("i_1", update(1, 0), hurt)
+    assert incident.injured == 1
+    died = facts(condition=Condition.deceased)
+    died.dead = Stated(1, "He has died.", inferred=True)
+    incident, events = merge(incident, update(2, 60), died)
+    assert (incident.dead, incident.injured) == (1, 0)
+    assert [(e.field, e.before, e.after) for e in events if e.type is EventType.casualties_updated] == [
+        ("dead", None, 1), ("injured", 1, 0)]
+    seven = facts()
+    seven.injured = Stated(7, "Seven people were treated.")
+    fire, _ = open_incident("i_2", update(3, 0), seven)
+    one = facts()
+    one.injured = Stated(1, "A woman was taken to hospital.", inferred=True)
+    fire, _ = merge(fire, update(4, 60, source="police", authority=Authority.official), one)
+    assert fire.injured == 7
+
+
+def test_a_city_does_not_replace_the_part_of_it_reported_nor_a_report_without_region_unsay_it() -> None:
+    located = facts()
+    located.location = Stated(Location(name="Handsworth", region="Birmingham", street="Soho Road"), "Handsworth")
+    incident, _ = open_incident("i_1", update(1, 0), located)
+    city = facts()
+    city.location = Stated(Location(name="Birmingham", region="West Midlands"), "in Birmingham")
+    bare = facts()
+    bare.location = Stated(Location(name="Handsworth"), "in Handsworth")
+    for n, later in enumerate((city, bare), start=2):
+        incident, events = merge(incident, update(n, 60 * n), later)
+        assert not [e for e in events if e.type is EventType.location_updated]
+    assert incident.location == Location(name="Handsworth", region="Birmingham", street="Soho Road")
+
+
+def test_a_report_names_the_incident_s_only_man_by_his_age() -> None:
+    """The incident's "man" and a report's "34-year-old man" are one person: no second casualty."""
+    incident, _ = open_incident("i_1", update(1, 0), facts(condition=Condition.critical))
+    aged = facts()
+    aged.casualties.append(CasualtyFact("34-year-old man", Role.subject, Stated(Condition.stable, "He is stable.")))
+    incident, _ = merge(incident, update(2, 60), aged)
+    assert [(c.label, c.condition) for c in incident.casualties] == [("man", Condition.stable)]
