@@ -234,6 +234,8 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
                 best = _higher(best, Stated(value, _snip(sentence)))
     died = dead.value if dead else 0
     for sentence in sentences[:LEAD_SENTENCES]:
+        if p.TALLY.search(sentence):
+            continue
         for pattern in p.HIT_PATTERNS:
             for m in pattern.finditer(sentence):
                 if not _negated(sentence, m.start()) and _number(m) - died > 0:

@@ -305,6 +305,8 @@ INJURED_PATTERNS = (
                r"(?:injured|hurt|wounded|hospitali[sz]ed|taken to (?:a |the )?(?:local |area )?hospitals?|"
                r"transported to (?:a |the )?(?:local |area )?hospitals?|treated for)\b", _I),
     re.compile(rf"\binjur(?:ed|ing)\s+(?P<n>{NUM})\b(?![-\s]*(?:hours?|days?|minutes?|years?)\b)", _I),
+    # "5 recovering after drive-by shooting".
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:{_PEOPLE}\s+)?(?:are\s+|were\s+)?recovering\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:injured|hurt|wounded|stabbed|shot|"
                r"taken to hospital)\b", _I),
 )
@@ -326,6 +328,9 @@ HIT_PATTERNS = (
     re.compile(rf"(?<!\ba )(?<!\bthe )\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}"
                r"(?:shot|stabbed|gunned down)\b(?!\s+(?:dead|to death|and killed|glass))", _I),
     re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:shooting|stabbing)s?\b", _I),
+    # "Man claims self-defense after shooting five people".
+    re.compile(rf"\b(?:shot|shooting|shoots|stabbed|stabbing|stabs|wounding|wounded)\s+(?P<n>{NUM})\s+"
+               rf"(?:other\s+)?{_PEOPLE}\b", _I),
 )
 ARREST_PATTERNS = (
     re.compile(r"\b(?:no arrests?|no one|nobody|no-one)\s+(?:has|have|had)?\s*(?:yet\s+)?(?:been\s+)?"
@@ -353,7 +358,13 @@ CHARGE_PATTERNS = (
 # "344 were killed in Baltimore last year".
 TALLY = re.compile(
     r"\b(?:so far )?this year\b|\blast year\b|\bthis month\b|\blast month\b|\bsince (?:january|the (?:start|beginning) "
-    r"of)\b|\bin (?:19|20)\d\d\b|\b(?:a|per|each) year\b|\bannual(?:ly)?\b",
+    r"of)\b|\bin (?:19|20)\d\d\b|\b(?:a|per|each) year\b|\bannual(?:ly)?\b|"
+    # A city's toll over days: "among at least 13 people shot since Tuesday", "70 wounded over the holiday weekend",
+    # "6 wounded in South Side shootings".
+    r"\bamong (?:at least |more than )?(?:\d+|[a-z]+) (?:people|others|victims)\b|"
+    r"\bsince (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\bover the (?:\w+ )?weekend\b|"
+    r"\bin recent (?:days|weeks|months)\b|\b(?:weekend|separate|citywide) shootings\b|"
+    r"\bin (?:[A-Z][\w-]* )*shootings\b",
     re.I,
 )
 
