@@ -28,7 +28,7 @@ FOLLOW_UP_SIMILARITY = 0.3
 JOIN_SCORE = 3
 NEARBY_KM = 40  # two places this close may be one incident's (a suburb and its city)
 # Word similarity → points: a near-identical account, the same names and places, a few distinctive words shared.
-_SIMILARITY_POINTS = ((0.4, 3), (0.2, 2), (0.1, 1))
+_SIMILARITY_POINTS = ((0.4, 3), (0.15, 2), (0.1, 1))
 _UNLIKE = 0.05  # below this two accounts with words enough to compare share nothing distinctive: a point against
 _WORDS_TO_COMPARE = 8
 _STREET_NAME = re.compile(r" (?:street|road|avenue|lane|close|drive|way|grove|gardens|crescent|terrace|square|parade)$")
