@@ -195,7 +195,7 @@ def score(incident: Incident, report: Report) -> Match:
             points += 1
             reasons.append(f"same category: {incident.category.value}")
         elif not _compatible(facts.category.value, incident.category):
-            points -= 2
+            points -= 3
             reasons.append(f"other category: {facts.category.value.value} vs {incident.category.value}")
     # Two reports naming unrelated places share words by the way incidents are told ("Babe Green", "Bace Green"):
     # the words alone do not make them one.

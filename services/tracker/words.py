@@ -46,7 +46,16 @@ _STOPWORDS = """
     risk wider investigate continue continuing ongoing confirmed believed aged year-old outside inside across behind
     beside along toward towards taken take took came come went going got get later earlier left leaving
 """
-STOPWORDS = frozenset(_STOPWORDS.split())
+# States and nations: two reports from one state share its name whatever they are about, and the place rules of
+# clustering already weigh where each happened.
+_REGIONS = """
+    alabama alaska arizona arkansas california colorado connecticut delaware florida georgia hawaii idaho illinois
+    indiana iowa kansas kentucky louisiana maine maryland massachusetts michigan minnesota mississippi missouri
+    montana nebraska nevada hampshire jersey mexico york carolina dakota ohio oklahoma oregon pennsylvania rhode
+    tennessee texas utah vermont virginia washington wisconsin wyoming ala ariz ark calif colo conn del fla ill ind
+    kan kans mass mich minn miss mont neb nev okla ore tenn wash wis wisc wyo england scotland wales britain
+"""
+STOPWORDS = frozenset(_STOPWORDS.split()) | frozenset(_REGIONS.split())
 
 
 def counts(title: str, text: str) -> Counter[str]:

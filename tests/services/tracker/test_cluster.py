@@ -79,6 +79,9 @@ CASES = [
      report(Location(name="Chicago", region="Illinois"), dead=3, injured=2), True, "same toll: 3 dead, 2 injured"),
     ("same-big-city-another-toll", incident(Location(name="Chicago", region="Illinois")),
      report(Location(name="Chicago", region="Illinois"), dead=1, injured=2), False, "same city: Chicago"),
+    ("other-category-despite-the-words", incident(Location(name="Walthamstow", region="London"), text="everett tavern"),
+     report(Location(name="Walthamstow", region="London"), text="everett tavern", category=Category.stabbing),
+     False, "other category"),
     ("a-terror-attack-told-as-a-shooting", incident(Location(name="Orlando", region="Florida"), text="pulse mateen",
                                                     category=Category.terrorism),
      report(Location(name="Orlando", region="Florida"), text="pulse mateen"), True, "words in common"),
@@ -107,6 +110,8 @@ def test_clustering_features(existing: Incident, new: Report, joins: bool, reaso
 
 def test_words_weigh_names_over_generic_news_words() -> None:
     assert counts("Man shot by police", "Police said the man was shot outside the Tavern.") == Counter({"tavern": 1})
+    # Every report from a state names it: the place rules weigh where it happened, the words what.
+    assert counts("Man shot in Tampa, Florida", "TAMPA, Fla. (AP) —") == Counter({"tampa": 2})
     names = vector("jalen everett tavern")
     assert cosine(names, vector("everett jalen")) > 0.5
     assert cosine(vector("armed parking lot"), vector("armed parking lot nightclub")) < cosine(
