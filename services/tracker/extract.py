@@ -5,9 +5,11 @@ Contract: `extract(title, text)` returns the `Facts` the text states, each value
 nothing about is None or empty. Where a text states one field several times the latest-stated value wins ("initially
 critical … now non-life-threatening" is `stable`), except that a value the text marks as background ("he was initially
 in a critical condition", "a cordon was initially put in place") counts only when nothing current is stated.
-Counts are cumulative and take the highest number stated; where no number of dead is stated, the dead are the people
-stated dead one by one. A text that is not about an incident (sport, weather, recruitment, awards) gives
-`is_incident=False` and nothing but its `places`.
+Counts are cumulative and take the highest number stated in the first `STORY_SENTENCES` sentences; where no number
+of dead (or injured) is stated, they are the people stated dead (or hurt and alive) one by one, marked `inferred`; so
+is a single arrest or charge named without a number. A death is final: no later sentence makes the person alive again.
+A text that is not about an incident (sport, weather, recruitment, awards) gives `is_incident=False` and nothing but
+its `places`.
 
 The rules are keyword and pattern tables (`services.tracker.patterns`, `services.tracker.places`) for UK police and
 news phrasing and common US phrasing: honest about what they match and nothing more.
