@@ -1,6 +1,7 @@
 """How well the tracker clusters entries into incidents and reads their facts, on a replay archive with ground truth.
 
-Run: `python -m tests.evaluation.evaluate_tracker ARCHIVE [--redis-url URL] [--json]`. ARCHIVE is a replay archive
+Run: `python -m tests.evaluation.evaluate_tracker ARCHIVE [--redis-url URL] [--json] [--save-updates FILE |
+--from-updates FILE]`. ARCHIVE is a replay archive
 (design.md §4) that also holds `truth.jsonl` (one {"source_id", "guid", "incident"} per entry, the guid as the feed
 serves it) and `incidents.json` (incident id → {"dead", "injured", "arrested", "city_or_county", "state",
 "category", …}). Without --redis-url the server is LIVEDESK_REDIS_URL's, else an embedded Valkey. The replay runs
@@ -8,6 +9,11 @@ on a private key prefix that `services.replay.replay` deletes afterwards. Intern
 never shipped, and this script is not collected by pytest (tests/evaluation/test_scoring.py is).
 On /work/shared/corpora/gva-dev (3,179 entries, 1,850 incidents, 1,738 of them with facts) the whole run takes
 1.5–2 minutes on a local Redis, nearly all of it the replay (60–90 s measured).
+
+For tuning the tracker: `--save-updates FILE` also writes the `updates` stream the replay's dedup stage produced
+(one Update JSON per line); `--from-updates FILE` then skips poller and dedup and feeds those updates, in order,
+straight to the tracker (`services.tracker.stage.process`, in this process, on a private prefix): the same figures
+in about a minute, as long as dedup is unchanged.
 
 What it measures (metric definitions in tests/evaluation/scoring.py):
 - Matching: a predicted incident's `items` are matched to truth entries by (source_id, guid), else by the
@@ -38,20 +44,24 @@ import json
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from schemas import Incident
+from schemas import Incident, Update
+from services.connection import connect
 from services.errors import FeedError
 from services.identity import canonical_link, entry_guid
 from services.logs import configure_logging
+from services.names import Keys
 from services.poller.parse import parse_feed
 from services.redis_server import redis_url
-from services.replay import ReplayResult, read_archive, replay
+from services.replay import ReplayResult, delete_prefix, read_archive, replay
 from services.settings import Settings
+from services.wire import entry_data
 from tests.evaluation import scoring
 from tests.evaluation.scoring import PRF, Key
 
@@ -116,6 +126,55 @@ async def run_replay(root: Path, url: str | None) -> tuple[ReplayResult, float]:
             started = time.monotonic()
             result = await replay(root, settings, server)
             return result, time.monotonic() - started
+
+
+async def run_saved(updates: list[Update], url: str | None) -> tuple[ReplayResult, float]:
+    """`--from-updates`: the tracker alone on saved updates, and how long that took in seconds."""
+    from services.tracker.stage import process  # the tracker's rules, without a broker
+    from services.tracker.store import IncidentStore
+
+    with tempfile.TemporaryDirectory(prefix="livedesk-eval-") as scratch:
+        overrides: dict[str, Any] = {"log_level": "warning", "data_dir": Path(scratch),
+                                     "key_prefix": f"livedesk-eval:{uuid.uuid4().hex[:12]}"}
+        if url:
+            overrides["redis_url"] = url
+        settings = Settings(**overrides)
+        configure_logging(settings)
+        with redis_url(settings) as server:
+            redis = connect(server)
+            try:
+                store, events = IncidentStore(redis, settings.keys), []
+                started = time.monotonic()
+                for update in updates:
+                    events += await process(store, update)
+                elapsed = time.monotonic() - started
+                return ReplayResult(events, await store.all(), [], []), elapsed
+            finally:
+                await delete_prefix(redis, settings.key_prefix)
+                await redis.aclose()
+
+
+async def save_updates(root: Path, url: str | None) -> tuple[ReplayResult, float, list[str]]:
+    """`--save-updates`: the replay, keeping its private prefix until its `updates` stream is read (each update's
+    JSON, in order)."""
+    with tempfile.TemporaryDirectory(prefix="livedesk-eval-") as scratch:
+        overrides: dict[str, Any] = {"log_level": "warning", "data_dir": Path(scratch)}
+        if url:
+            overrides["redis_url"] = url
+        settings = Settings(**overrides)
+        configure_logging(settings)
+        prefix = f"{settings.key_prefix}:replay:{uuid.uuid4().hex[:12]}"
+        with redis_url(settings) as server:
+            started = time.monotonic()
+            result = await replay(root, settings, server, key_prefix=prefix, keep=True)
+            elapsed = time.monotonic() - started
+            redis = connect(server)
+            try:
+                rows = entry_data(await redis.xrange(Keys(prefix).updates))
+            finally:
+                await delete_prefix(redis, prefix)
+                await redis.aclose()
+            return result, elapsed, [data for _, data in rows]
 
 
 def assignments(incidents: list[Incident], truth: Truth) -> tuple[dict[Key, str], int]:
@@ -204,11 +263,19 @@ def _counts(score: scoring.CountScore) -> dict[str, Any]:
             "exact_of_reported": round(score.exact_rate_reported, 4) if score.exact_rate_reported is not None else None}
 
 
-def evaluate(root: Path, url: str | None) -> dict[str, Any]:
-    """Replay `root` and score it: the figures the report prints, as JSON-ready data."""
+def evaluate(root: Path, url: str | None, *, save: Path | None = None, saved: Path | None = None) -> dict[str, Any]:
+    """Replay `root` (or feed the tracker the `saved` updates of an earlier replay) and score it: the figures the
+    report prints, as JSON-ready data."""
     truth = load_truth(root)
     titles = archive_titles(root, truth)
-    result, elapsed_s = asyncio.run(run_replay(root, url))
+    if saved is not None:
+        lines = saved.read_text(encoding="utf-8").splitlines()
+        result, elapsed_s = asyncio.run(run_saved([Update.model_validate_json(line) for line in lines if line], url))
+    elif save is not None:
+        result, elapsed_s, updates = asyncio.run(save_updates(root, url))
+        save.write_text("".join(f"{data}\n" for data in updates), encoding="utf-8")
+    else:
+        result, elapsed_s = asyncio.run(run_replay(root, url))
     assigned, stray = assignments(result.incidents, truth)
     predicted = scoring.with_singletons(truth.entries, assigned)
     return {
@@ -277,8 +344,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("archive", type=Path, help="replay archive with truth.jsonl and incidents.json")
     parser.add_argument("--redis-url", help="server to replay on (default: LIVEDESK_REDIS_URL, else embedded)")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    reuse = parser.add_mutually_exclusive_group()
+    reuse.add_argument("--save-updates", type=Path, metavar="FILE", help="also write the replay's updates to FILE")
+    reuse.add_argument("--from-updates", type=Path, metavar="FILE",
+                       help="skip the replay: feed the tracker alone the updates a --save-updates run wrote")
     args = parser.parse_args(argv)
-    report = evaluate(args.archive, args.redis_url)
+    report = evaluate(args.archive, args.redis_url, save=args.save_updates, saved=args.from_updates)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 1 if report["replay"]["dead_letters"] else 0  # some entries never reached the tracker
 

@@ -266,3 +266,20 @@ def test_evaluation_end_to_end(tmp_path: Path, redis_url: str, capsys: pytest.Ca
     text = evaluate_tracker.render(report)
     assert "tracker" in text
     assert "title overlap baseline" in text
+
+
+@pytest.mark.redis
+def test_saved_updates_give_the_tracker_the_same_figures(tmp_path: Path, redis_url: str,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """`--save-updates` writes what dedup passed on; `--from-updates` feeds the tracker alone those, in order, and
+    scores the same clustering and facts as the whole replay."""
+    build_archive(tmp_path / "archive")
+    saved = tmp_path / "updates.jsonl"
+    archive = str(tmp_path / "archive")
+    assert evaluate_tracker.main([archive, "--redis-url", redis_url, "--json", "--save-updates", str(saved)]) == 0
+    whole = json.loads(capsys.readouterr().out)
+    assert len(saved.read_text(encoding="utf-8").splitlines()) == 4  # every entry is new: one update each
+    assert evaluate_tracker.main([archive, "--redis-url", redis_url, "--json", "--from-updates", str(saved)]) == 0
+    tracker_only = json.loads(capsys.readouterr().out)
+    assert (tracker_only["clustering"], tracker_only["facts"]) == (whole["clustering"], whole["facts"])
+    assert tracker_only["replay"]["events"] == whole["replay"]["events"]
