@@ -15,7 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from schemas import Authority, Category, Incident, Location, Update, Verdict
+from schemas import Authority, Category, Incident, Location, Role, Update, Verdict
+from services.tracker.casualties import may_be_one_person
 from services.tracker.facts import Facts, Stated
 from services.tracker.places import CITY, GAZETTEER, NATION
 from services.tracker.words import cosine, shared
@@ -31,6 +32,7 @@ NEARBY_KM = 40  # two places this close may be one incident's (a suburb and its 
 _SIMILARITY_POINTS = ((0.4, 3), (0.15, 2), (0.1, 1))
 _UNLIKE = 0.05  # below this two accounts with words enough to compare share nothing distinctive: a point against
 _WORDS_TO_COMPARE = 8
+_AGED = re.compile(r"\d+-year-old |\bin \w+ \d+s$")
 _STREET_NAME = re.compile(r" (?:street|road|avenue|lane|close|drive|way|grove|gardens|crescent|terrace|square|parade)$")
 # Names too wide to tie two reports together on their own.
 BROAD_PLACES = frozenset(
@@ -188,6 +190,9 @@ def score(incident: Incident, report: Report) -> Match:
     late = update.reported_at > incident.updated_at + WINDOW
     if late and (update.reported_at > incident.opened_at + FOLLOW_UP_WINDOW or similarity < FOLLOW_UP_SIMILARITY):
         return Match(incident, 0, (f"after the incident's time window (similarity {similarity:.2f})",))
+    if late and (others := _other_people(incident, facts)):
+        # A follow-up weeks later is about the incident's people; one about others is another incident there.
+        return Match(incident, 0, (f"after the incident's time window, about other people: {others}",))
     reasons: list[str] = []
     points, apart = _place_points(incident, report, reasons)
     if facts.category and incident.category is not Category.other and facts.category.value is not Category.other:
@@ -205,17 +210,26 @@ def score(incident: Incident, report: Report) -> Match:
     return Match(incident, points, tuple(reasons))
 
 
-# Kinds one incident may be told as: a terror attack is a shooting, a stabbing or an explosion; an assault, a
-# shooting or stabbing by another name.
+# Kinds one incident may be told as: a terror attack is a shooting, a stabbing or an explosion. (An assault is not
+# a shooting by another name: within a text the specific kind wins already, so two texts that differ name two.)
 _COMPATIBLE = frozenset(
     {frozenset({Category.terrorism, kind}) for kind in (Category.shooting, Category.stabbing, Category.explosion,
                                                         Category.assault)}
-    | {frozenset({Category.assault, kind}) for kind in (Category.shooting, Category.stabbing)}
 )
 
 
 def _compatible(a: Category, b: Category) -> bool:
     return frozenset({a, b}) in _COMPATIBLE
+
+
+def _other_people(incident: Incident, facts: Facts) -> str:
+    """The people of the report, when both it and the incident name people by age and none can be the other's
+    ("a 15-year-old boy" against "a man in his 40s"); "" otherwise."""
+    theirs = [c.label for c in incident.casualties if c.role is not Role.suspect and _AGED.search(c.label)]
+    mine = [c.label for c in facts.casualties if c.role is not Role.suspect and _AGED.search(c.label)]
+    if not theirs or not mine or any(may_be_one_person(a, b) for a in mine for b in theirs):
+        return ""
+    return ", ".join(mine)
 
 
 def _toll_points(incident: Incident, facts: Facts, reasons: list[str]) -> int:

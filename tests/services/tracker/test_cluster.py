@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from schemas import Authority, Category, Incident, Location, Update, Verdict
+from schemas import Authority, Casualty, Category, Incident, Location, Role, Update, Verdict
 from services.tracker.cluster import JOIN_SCORE, Report, best_match, score
-from services.tracker.facts import Facts, Stated
+from services.tracker.facts import CasualtyFact, Facts, Stated
 from services.tracker.places import find_places, resolve_town
 from services.tracker.words import cosine, counts, weighted, with_report
 
@@ -24,16 +24,17 @@ def vector(text: str) -> dict[str, float]:
 
 def incident(location: Location | None, *, text: str = "", places: tuple[str, ...] = (),
              category: Category = Category.shooting, days_ago: float = 0, dead: int | None = 3,
-             injured: int | None = 2) -> Incident:
+             injured: int | None = 2, people: tuple[str, ...] = ()) -> Incident:
     at = T0 - timedelta(days=days_ago)
     return Incident(incident_id="i_1", version=1, title="t", opened_at=at, updated_at=at, category=category,
                     location=location, places=[p.lower() for p in places], sources=["echo"], dead=dead, injured=injured,
+                    casualties=[Casualty(label=label, role=Role.victim) for label in people],
                     terms=with_report({}, vector(text)))
 
 
 def report(location: Location | None, *, text: str = "", places: tuple[str, ...] = (),
            category: Category | None = Category.shooting, days_later: float = 0, source: str = "wire",
-           dead: int | None = None, injured: int | None = None) -> Report:
+           dead: int | None = None, injured: int | None = None, people: tuple[str, ...] = ()) -> Report:
     at = T0 + timedelta(days=days_later)
     update = Update(update_id="u_1", verdict=Verdict.new, source_id=source, authority=Authority.news,
                     identity=f"{source}|g", fingerprint="f", guid="g", title="", text=text, reported_at=at,
@@ -41,7 +42,8 @@ def report(location: Location | None, *, text: str = "", places: tuple[str, ...]
     facts = Facts(is_incident=True, category=Stated(category, "") if category else None,
                   location=Stated(location, "") if location else None, places=frozenset(p.lower() for p in places),
                   dead=Stated(dead, "") if dead is not None else None,
-                  injured=Stated(injured, "") if injured is not None else None)
+                  injured=Stated(injured, "") if injured is not None else None,
+                  casualties=[CasualtyFact(label, Role.victim) for label in people])
     return Report(update, facts, vector(text))
 
 
@@ -92,6 +94,14 @@ CASES = [
     ("follow-up-with-the-names", incident(Location(name="Tulsa", region="Oklahoma"), text="jalen everett tavern"),
      report(Location(name="Tulsa", region="Oklahoma"), text="jalen everett tavern", days_later=30), True,
      "words in common"),
+    ("follow-up-about-the-same-people", incident(Location(name="Tulsa", region="Oklahoma"), text="jalen everett",
+                                                 people=("17-year-old boy",)),
+     report(Location(name="Tulsa", region="Oklahoma"), text="jalen everett", days_later=30, people=("boy",)),
+     True, "words in common"),
+    ("follow-up-about-other-people", incident(Location(name="Tulsa", region="Oklahoma"), text="jalen everett",
+                                              people=("17-year-old boy",)),
+     report(Location(name="Tulsa", region="Oklahoma"), text="jalen everett", days_later=30,
+            people=("woman in her 70s",)), False, "about other people: woman in her 70s"),
     ("follow-up-without-them", incident(Location(name="Walthamstow", region="London"), text="jalen everett"),
      report(Location(name="Walthamstow", region="London"), text="parking lot", days_later=30), False,
      "after the incident's time window"),
