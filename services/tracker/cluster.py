@@ -24,7 +24,7 @@ from services.tracker.words import cosine, shared
 # Reports of one incident arrive over days: within this of its newest evidence an update may join on any feature.
 WINDOW = timedelta(days=3)
 # A follow-up weeks later (a charge, a funeral, an inquest) joins only when it shares the incident's words.
-FOLLOW_UP_WINDOW = timedelta(days=60)
+FOLLOW_UP_WINDOW = timedelta(days=120)
 FOLLOW_UP_SIMILARITY = 0.3
 JOIN_SCORE = 3
 NEARBY_KM = 40  # two places this close may be one incident's (a suburb and its city)
