@@ -30,6 +30,7 @@ JOIN_SCORE = 3
 NEARBY_KM = 40  # two places this close may be one incident's (a suburb and its city)
 # Word similarity → points: a near-identical account, the same names and places, a few distinctive words shared.
 _SIMILARITY_POINTS = ((0.4, 3), (0.15, 2), (0.1, 1))
+_PLACELESS_TWO_POINTS = 0.25  # the similarity for two points when either side names no place
 _UNLIKE = 0.05  # below this two accounts with words enough to compare share nothing distinctive: a point against
 _WORDS_TO_COMPARE = 8
 _AGED = re.compile(r"\d+-year-old |\bin \w+ \d+s$")
@@ -122,6 +123,10 @@ def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tup
             points, apart = points - (1 if same_region else 3), not same_region or distance is not None
             reasons.append(f"another place: {here.name} ({here.region}) vs {there.name} ({there.region})")
         else:
+            # A place of unknown region parts the report from the incident too: a village the gazetteer does not
+            # know is as much another place as a town it knows. (Letting the words decide instead helped on US
+            # news, where most such "places" are words taken for one, "at Least 7 Years", but tied unknown UK
+            # towns together on police boilerplate.)
             apart = True
         shared_places.discard(there.name.lower())
     named_streets = {place for place in shared_places if _STREET_NAME.search(place)}
@@ -170,8 +175,11 @@ def _areas(location: Location) -> set[str]:
 
 
 def _word_points(incident: Incident, report: Report, similarity: float, reasons: list[str]) -> int:
+    # Where one side names no place, the words are all there is: a few boilerplate words in common ("call 101
+    # quoting", "anyone with footage") must not be enough.
+    placed = report.facts.location is not None and incident.location is not None
     for floor, points in _SIMILARITY_POINTS:
-        if similarity >= floor:
+        if similarity >= (floor if placed or points != 2 else _PLACELESS_TWO_POINTS):
             reasons.append(f"words in common: {', '.join(shared(report.words, incident.terms))} "
                            f"(similarity {similarity:.2f})")
             return points

@@ -24,6 +24,7 @@ from services.tracker.words import counts, weighted, with_report
 log = structlog.get_logger(__name__)
 
 _MAX_ATTEMPTS = 8
+_MAX_MERGES = 32  # incidents one report may merge, one pair at a time
 _INDEXED_WORDS = 8  # an incident is found again under each report's most distinctive words
 _WORD_CANDIDATES_MOST = 50  # a word more incidents share than this finds none of them
 _WORDS_TO_OPEN = 6  # an incident naming no place opens on this many distinctive words: what finds it again
@@ -72,7 +73,9 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
     frequencies, reports = await store.word_frequencies(found) if found else ({}, 0)
     report = Report(update, facts, weighted(found, frequencies, reports))
     distinctive = sorted(report.words, key=lambda word: (-report.words[word], word))[:_INDEXED_WORDS]
-    for _ in range(_MAX_ATTEMPTS):
+    attempts = merges = 0
+    while attempts < _MAX_ATTEMPTS:
+        attempts += 1
         linked = await _linked_incident(store, update)
         if linked is None and restates:
             return []  # a copy or cosmetic edit of an entry that was not about an incident
@@ -104,8 +107,11 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
         else:
             matches = [score_of(incident, report) for incident, _ in loaded.values()]
             match = best_of(matches)
-            if match is not None and (others := to_merge(matches, match, lambda best: merge(best, update, facts)[0])):
-                await _merge(store, loaded, match, others[0], update)
+            if (merges < _MAX_MERGES and match is not None
+                    and (others := to_merge(matches, match, lambda best: merge(best, update, facts)[0]))):
+                if await _merge(store, loaded, match, others[0], update):
+                    # A report may tie several incidents together: each merge is progress, not a failed attempt.
+                    attempts, merges = attempts - 1, merges + 1
                 continue  # clustered again, against the merged incident
             current, rev = loaded[match.incident.incident_id] if match else (None, 0)
             how = "matched" if match else "opened"
@@ -149,8 +155,9 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
 
 
 async def _merge(store: IncidentStore, loaded: dict[str, tuple[Incident, int]], best: Match, other: Match,
-                 update: Update) -> None:
-    """Merge two incidents `update` joins both of, found to be one; the one first reported survives."""
+                 update: Update) -> bool:
+    """Merge two incidents `update` joins both of, found to be one; the one first reported survives. False when
+    another worker changed either first."""
     (survivor, survivor_rev), (absorbed, absorbed_rev) = sorted(
         (loaded[best.incident.incident_id], loaded[other.incident.incident_id]),
         key=lambda pair: (pair[0].opened_at, pair[0].incident_id),
@@ -161,9 +168,11 @@ async def _merge(store: IncidentStore, loaded: dict[str, tuple[Incident, int]], 
                         verdict=update.verdict.value, how="merged", score=tie.score,
                         reason=f"{absorbed.incident_id} is this incident: {'; '.join(tie.reasons)} (the update "
                                f"matched both: {'; '.join(best.reasons)} / {'; '.join(other.reasons)})")
-    if await store.commit_merge(merged, survivor_rev, pointer, absorbed_rev, events, update, decision):
-        log.info("incidents merged", survivor=survivor.incident_id, absorbed=absorbed.incident_id,
-                 update_id=update.update_id, reason=decision.reason)
+    if not await store.commit_merge(merged, survivor_rev, pointer, absorbed_rev, events, update, decision):
+        return False
+    log.info("incidents merged", survivor=survivor.incident_id, absorbed=absorbed.incident_id,
+             update_id=update.update_id, reason=decision.reason)
+    return True
 
 
 def _anchored_without_a_place(report: Report) -> bool:
