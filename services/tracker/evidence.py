@@ -184,7 +184,8 @@ def derive(incident: Incident) -> Incident:
             "investigations": investigations,
             "cordon": Cordon(cordon) if cordon else None,
             "public_risk": PublicRisk(public_risk) if public_risk else None,
-            **{name: _count(evidence[name]).value if evidence.get(name) else None for name in _COUNTS},
+            **{name: _count(evidence[name]).value if evidence.get(name) else None
+               for name in _COUNTS if name != "injured"},
             "injured": _injured(evidence, casualties),
             "conflicts": sorted(conflicts, key=lambda conflict: conflict.field),
         }

@@ -45,7 +45,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -112,20 +113,38 @@ def archive_titles(root: Path, truth: Truth) -> dict[Key, tuple[str, datetime]]:
     return titles
 
 
-async def run_replay(root: Path, url: str | None) -> tuple[ReplayResult, float]:
-    """The archive through the real pipeline, and how long that took in seconds."""
+@contextmanager
+def _scratch_settings(url: str | None, **extra: Any) -> Iterator[Settings]:
+    """Settings for one evaluation run. Pipeline log lines only from warnings up: the report is the output. Without
+    a URL, LIVEDESK_REDIS_URL decides; an embedded server keeps its data in a scratch folder, not in the working
+    directory."""
     with tempfile.TemporaryDirectory(prefix="livedesk-eval-") as scratch:
-        # Pipeline log lines only from warnings up: the report is the output. Without a URL, LIVEDESK_REDIS_URL
-        # decides; an embedded server keeps its data in a scratch folder, not in the working directory.
-        overrides: dict[str, Any] = {"log_level": "warning", "data_dir": Path(scratch)}
+        overrides: dict[str, Any] = {"log_level": "warning", "data_dir": Path(scratch), **extra}
         if url:
             overrides["redis_url"] = url
         settings = Settings(**overrides)
         configure_logging(settings)
-        with redis_url(settings) as server:
-            started = time.monotonic()
-            result = await replay(root, settings, server)
-            return result, time.monotonic() - started
+        yield settings
+
+
+async def run_replay(root: Path, url: str | None, *, keep_updates: bool = False) -> tuple[ReplayResult, float,
+                                                                                         list[str]]:
+    """The archive through the real pipeline, how long that took in seconds, and with `keep_updates` the JSON of
+    each update dedup passed on, in order (`--save-updates`: the private prefix is kept until they are read)."""
+    with _scratch_settings(url) as settings, redis_url(settings) as server:
+        prefix = f"{settings.key_prefix}:replay:{uuid.uuid4().hex[:12]}"
+        started = time.monotonic()
+        result = await replay(root, settings, server, key_prefix=prefix, keep=keep_updates)
+        elapsed = time.monotonic() - started
+        if not keep_updates:
+            return result, elapsed, []
+        redis = connect(server)
+        try:
+            rows = entry_data(await redis.xrange(Keys(prefix).updates))
+        finally:
+            await delete_prefix(redis, prefix)
+            await redis.aclose()
+        return result, elapsed, [data for _, data in rows]
 
 
 async def run_saved(updates: list[Update], url: str | None) -> tuple[ReplayResult, float]:
@@ -133,48 +152,19 @@ async def run_saved(updates: list[Update], url: str | None) -> tuple[ReplayResul
     from services.tracker.stage import process  # the tracker's rules, without a broker
     from services.tracker.store import IncidentStore
 
-    with tempfile.TemporaryDirectory(prefix="livedesk-eval-") as scratch:
-        overrides: dict[str, Any] = {"log_level": "warning", "data_dir": Path(scratch),
-                                     "key_prefix": f"livedesk-eval:{uuid.uuid4().hex[:12]}"}
-        if url:
-            overrides["redis_url"] = url
-        settings = Settings(**overrides)
-        configure_logging(settings)
-        with redis_url(settings) as server:
-            redis = connect(server)
-            try:
-                store, events = IncidentStore(redis, settings.keys), []
-                started = time.monotonic()
-                for update in updates:
-                    events += await process(store, update)
-                elapsed = time.monotonic() - started
-                return ReplayResult(events, await store.all(), [], []), elapsed
-            finally:
-                await delete_prefix(redis, settings.key_prefix)
-                await redis.aclose()
-
-
-async def save_updates(root: Path, url: str | None) -> tuple[ReplayResult, float, list[str]]:
-    """`--save-updates`: the replay, keeping its private prefix until its `updates` stream is read (each update's
-    JSON, in order)."""
-    with tempfile.TemporaryDirectory(prefix="livedesk-eval-") as scratch:
-        overrides: dict[str, Any] = {"log_level": "warning", "data_dir": Path(scratch)}
-        if url:
-            overrides["redis_url"] = url
-        settings = Settings(**overrides)
-        configure_logging(settings)
-        prefix = f"{settings.key_prefix}:replay:{uuid.uuid4().hex[:12]}"
-        with redis_url(settings) as server:
+    with (_scratch_settings(url, key_prefix=f"livedesk-eval:{uuid.uuid4().hex[:12]}") as settings,
+          redis_url(settings) as server):
+        redis = connect(server)
+        try:
+            store, events = IncidentStore(redis, settings.keys), []
             started = time.monotonic()
-            result = await replay(root, settings, server, key_prefix=prefix, keep=True)
+            for update in updates:
+                events += await process(store, update)
             elapsed = time.monotonic() - started
-            redis = connect(server)
-            try:
-                rows = entry_data(await redis.xrange(Keys(prefix).updates))
-            finally:
-                await delete_prefix(redis, prefix)
-                await redis.aclose()
-            return result, elapsed, [data for _, data in rows]
+            return ReplayResult(events, await store.all(), [], []), elapsed
+        finally:
+            await delete_prefix(redis, settings.key_prefix)
+            await redis.aclose()
 
 
 def assignments(incidents: list[Incident], truth: Truth) -> tuple[dict[Key, str], int]:
@@ -271,11 +261,10 @@ def evaluate(root: Path, url: str | None, *, save: Path | None = None, saved: Pa
     if saved is not None:
         lines = saved.read_text(encoding="utf-8").splitlines()
         result, elapsed_s = asyncio.run(run_saved([Update.model_validate_json(line) for line in lines if line], url))
-    elif save is not None:
-        result, elapsed_s, updates = asyncio.run(save_updates(root, url))
-        save.write_text("".join(f"{data}\n" for data in updates), encoding="utf-8")
     else:
-        result, elapsed_s = asyncio.run(run_replay(root, url))
+        result, elapsed_s, updates = asyncio.run(run_replay(root, url, keep_updates=save is not None))
+        if save is not None:
+            save.write_text("".join(f"{data}\n" for data in updates), encoding="utf-8")
     assigned, stray = assignments(result.incidents, truth)
     predicted = scoring.with_singletons(truth.entries, assigned)
     return {
