@@ -190,7 +190,7 @@ def _count(patterns: Iterable[re.Pattern[str]], sentences: Sequence[str]) -> Sta
             continue
         for pattern in patterns:
             for m in pattern.finditer(sentence):
-                if _negated(sentence, m.start()):
+                if _negated(sentence, m.start()) or _an_age(sentence, m):
                     continue
                 value = _number(m)
                 if best is None or value > best.value:
@@ -198,6 +198,16 @@ def _count(patterns: Iterable[re.Pattern[str]], sentences: Sequence[str]) -> Sta
                     # by one, it never lowers a count.
                     best = Stated(value, _snip(sentence), inferred=value == 1 and not _states_a_number(m))
     return best
+
+
+# A number right after a name is an age: "Dennie Reeves, 66 and Ginger Reeves, 64 were found dead".
+_AFTER_A_NAME = re.compile(
+    r"\b[A-Z][a-z]+\s+(?!(?:Shot|Killed|Dead|Wounded|Injured|Hurt|Stabbed)\b)[A-Z][\w'’-]*(?:\s+(?:Jr|Sr)\.?)?,\s*$"
+)
+
+
+def _an_age(sentence: str, m: re.Match[str]) -> bool:
+    return bool(m.groupdict().get("n")) and bool(_AFTER_A_NAME.search(sentence, 0, m.start("n")))
 
 
 def _states_a_number(m: re.Match[str]) -> bool:
@@ -208,10 +218,33 @@ def _higher(a: Stated[int] | None, b: Stated[int] | None) -> Stated[int] | None:
     return b if a is None or (b is not None and b.value > a.value) else a
 
 
+def _listed_dead(sentences: Sequence[str]) -> Stated[int] | None:
+    """The most people a sentence lists and states dead together ("a man, his wife and two sons were found dead"),
+    a killer named last among them ("… then himself") included."""
+    best: Stated[int] | None = None
+    for sentence in sentences:
+        for pattern in p.LISTED_DEAD:
+            for m in pattern.finditer(sentence):
+                if _negated(sentence, m.start()):
+                    continue
+                best = _higher(best, Stated(_listed(m) + bool(m.groupdict().get("self")), _snip(sentence)))
+    return best
+
+
+_TWO_OR_MORE = re.compile(r"\b(?:couple|parents|children|kids)\b", re.IGNORECASE)
+
+
+def _listed(m: re.Match[str]) -> int:
+    """How many people the `list` group of a match names: one per item, or its number; a couple, parents or
+    children without a number are two."""
+    return sum(_number(item) if item.group("n") else 2 if _TWO_OR_MORE.search(item.group()) else 1
+               for item in p.LISTED_PERSON.finditer(m.group("list")))
+
+
 def _dead(sentences: Sequence[str], people: Sequence[CasualtyFact]) -> Stated[int] | None:
-    """The highest number of dead stated; where the text states no number, the people it states dead one by one ("a
-    man was shot dead")."""
-    counted = _count(p.DEAD_PATTERNS, sentences)
+    """The highest number of dead stated, or listed ("a father and son were killed"); where the text states neither,
+    the people it states dead one by one ("a man was shot dead")."""
+    counted = _higher(_count(p.DEAD_PATTERNS, sentences), _listed_dead(sentences))
     if counted is not None:
         return counted
     return deaths(people)
@@ -238,11 +271,24 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
     for sentence in sentences[:LEAD_SENTENCES]:
         if p.TALLY.search(sentence):
             continue
-        for pattern in p.HIT_PATTERNS:
-            for m in pattern.finditer(sentence):
-                if not _negated(sentence, m.start()) and _number(m) - died > 0:
-                    best = _higher(best, Stated(_number(m) - died, _snip(sentence)))
-    return best if best is not None else wounded(people)
+        for m in [*(m for pattern in p.HIT_PATTERNS for m in pattern.finditer(sentence)),
+                  *p.LISTED_HIT.finditer(sentence)]:
+            hit = _listed(m) if "list" in m.groupdict() else _number(m)
+            if not _negated(sentence, m.start()) and hit - died > 0:
+                best = _higher(best, Stated(hit - died, _snip(sentence)))
+    if best is not None and best.value > 0:
+        return best
+    # "No one else was hurt" leaves the person the text names hurt.
+    return wounded(people) or _shot_themselves(sentences[:LEAD_SENTENCES], died) or best
+
+
+def _shot_themselves(sentences: Sequence[str], died: int) -> Stated[int] | None:
+    """One person hurt where the lead tells of someone who shot themselves and of no death ("a teen shot himself in
+    the leg")."""
+    if died:
+        return None
+    sentence = next((s for s in sentences if p.SELF_INFLICTED.search(s) and not p.TALLY.search(s)), None)
+    return Stated(1, _snip(sentence), inferred=True) if sentence is not None else None
 
 
 # --- investigations --------------------------------------------------------------------------------------------------

@@ -41,7 +41,7 @@ NUMBER_WORDS = {
 ORDINALS = {"second": 2, "third": 3, "fourth": 4, "fifth": 5, "sixth": 6, "seventh": 7, "eighth": 8, "ninth": 9,
             "tenth": 10}
 # Digits without thousands separators: "4,000 calls a year" is not a casualty count.
-NUM = r"(?:\d{1,3}(?![,\d])|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
+NUM = r"(?:\d{1,3}(?!\d|,\d{3})|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + r")"
 ORD = "(?:" + "|".join(ORDINALS) + ")"
 # "A quadruple shooting", "a triple homicide": how many people one event hit.
 MULTIPLES = {"double": 2, "triple": 3, "quadruple": 4, "quintuple": 5}
@@ -84,7 +84,8 @@ PLURAL_PEOPLE = re.compile(
 )
 _PEOPLE = (
     r"(?:people|persons|men|women|children|boys|girls|teenagers|teens|youths|officers|police officers|pedestrians|"
-    r"passengers|adults|others|victims|casualties|residents|patients|firefighters|man|woman|person|boy|girl|child)"
+    r"passengers|adults|others|victims|casualties|residents|patients|firefighters|man|woman|person|boy|girl|child|"
+    r"teenager|teen|youth|victim|juvenile|student|adult|toddler|baby|infant)"
 )
 
 # What a sentence says about a person near its mention (the text up to the next person).
@@ -123,7 +124,7 @@ OFFICER_HURT = re.compile(
 # --- is this about an incident at all --------------------------------------------------------------------------------
 
 EVENT_CUE = re.compile(
-    r"\b(?:injur(?:ed|ies)|wounded|hurt|taken to hospital|in hospital|died|killed|pronounced dead|arrest(?:ed|s)|"
+    r"\b(?:injur(?:ed|ies)|wounded|hurt|taken to hospital|in hospital|died|killed|kills|pronounced dead|arrest(?:ed|s)|"
     r"charged with|cordon|paramedics|ambulance|emergency services|police were called|officers were called|victims?|"
     r"casualt(?:y|ies)|(?:critical|serious|stable) condition|life[- ]threatening|fighting for (?:his |her |their )?"
     r"li(?:fe|ves)|discharged from hospital|evacuated|appeal for witnesses)\b",
@@ -304,7 +305,8 @@ INJURED_PATTERNS = (
                r"(?:(?:seriously|critically|slightly)\s+)?"
                r"(?:injured|hurt|wounded|hospitali[sz]ed|taken to (?:a |the )?(?:local |area )?hospitals?|"
                r"transported to (?:a |the )?(?:local |area )?hospitals?|treated for)\b", _I),
-    re.compile(rf"\binjur(?:ed|ing)\s+(?P<n>{NUM})\b(?![-\s]*(?:hours?|days?|minutes?|years?)\b)", _I),
+    re.compile(rf"\b(?:injur(?:es|ed|ing)|wound(?:s|ed|ing))\s+(?P<n>{NUM})\b"
+               r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!\s*$)", _I),
     # "5 recovering after drive-by shooting".
     re.compile(rf"\b(?P<n>{NUM})\s+(?:{_PEOPLE}\s+)?(?:are\s+|were\s+)?recovering\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:injured|hurt|wounded|stabbed|shot|"
@@ -314,14 +316,49 @@ DEAD_PATTERNS = (
     re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}(?:killed|died|dead|confirmed dead|"
                r"pronounced dead|lost their lives|(?:shot|stabbed|beaten) (?:dead|to death|and killed)|"
                r"fatally (?:shot|stabbed|injured|wounded))\b", _I),
-    # "Three people were shot, one fatally", "two of them died".
-    re.compile(rf"\b(?P<n>{NUM})\s+(?:of\s+(?:them|whom|those|the\s+\w+)\s+)?{_BE}(?:later\s+)?"
+    # "Three people were shot, one fatally", "two of them died", "two of the family members found dead".
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:of\s+(?:them|whom|those|the(?:\s+\w+){{1,2}}?)\s+)?{_BE}(?:later\s+|found\s+)?"
                r"(?:fatally|died|killed|dead)\b", _I),
-    re.compile(rf"\bkill(?:ed|ing)\s+(?P<n>{NUM})\b(?![-\s]*(?:hours?|days?|minutes?|years?)\b)", _I),
+    # Not at the end of a headline: feeds cut "kills 14-year-old" at the hyphen.
+    re.compile(rf"(?<!attempted )\b(?:kill(?:s|ed|ing)|murder(?:s|ed|ing)?(?:\s+of)?|deaths\s+of)\s+(?P<n>{NUM})\b"
+               r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!\s*$)", _I),
     re.compile(rf"\bdeath toll\s+(?:has\s+)?(?:risen|rose|rises|stands|stood|is)\s+(?:to|at)\s+(?P<n>{NUM})\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:died|killed)\b", _I),
     re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:homicide|murder|killing|fatal shooting)s?\b", _I),
 )
+# People named one after another and stated dead together: "a father and son were found shot to death", "Mother, 2
+# children found dead", "killed his wife, son and daughter, then himself". Each item counts one, or its number.
+_KIN = (
+    r"(?:father|mother|son|daughter|wife|husband|(?:ex-)?(?:girlfriend|boyfriend|wife|husband)|fianc[eé]e?|brother|"
+    r"sister|grand(?:mother|father|son|daughter)|step(?:father|mother|son|daughter)|nephew|niece|cousin|aunt|uncle|"
+    r"parent|child|kid|toddler|baby|infant|couple|man|woman|boy|girl|teen|teenager|adult|friend|roommate|neighbou?r)"
+)
+_LISTED = (
+    rf"\b(?:(?:his|her|their|a|an|the)\s+)?(?:(?P<n>{NUM})\s+(?!\d))?(?:(?:young|adult|teenage|infant|elderly)\s+)?"
+    rf"(?:(?:\d{{1,3}}|{'|'.join(NUMBER_WORDS)})[- ](?:year|month)[- ]old(?:\s+{_KIN}(?:s|ren)?)?|{_KIN}(?:s|ren)?)\b"
+    # An age after the person: "her father, 56, …" (", 2 sons" is the next person).
+    r"(?:,\s*\d{1,3}\b,?(?=\s*(?:,|&|\b(?:and|were|are|was|dead|killed|found)\b)))?"
+)
+LISTED_PERSON = re.compile(_LISTED, _I)
+_ITEM = _LISTED.replace("(?P<n>", "(?:")
+_AND = r"(?:\s*,\s*(?:and\s+|then\s+)?|\s+and\s+(?:then\s+)?|\s+then\s+|\s*&\s*)"
+_SELF = r"(?:him|her|them)sel(?:f|ves)"
+LISTED_DEAD = (
+    re.compile(rf"(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)\s+(?:(?:were|are|was|is|have|has|had|been|both|all|later|now|"
+               r"found)\s+)*(?:(?:shot|stabbed|beaten|burned)\s+)?(?:dead|killed|to death|slain|murdered)\b", _I),
+    re.compile(rf"\b(?:killed|killing|kills|murdered|murdering|murder of|deaths of|bodies of)\s+"
+               rf"(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)(?P<self>{_AND}{_SELF}|\s+before\s+(?:killing|shooting|"
+               rf"turning\s+the\s+gun\s+on)\s+{_SELF})?", _I),
+)
+
+# People named one after another and stated hit together: "a 16-year-old boy and a 19-year-old man were each shot".
+LISTED_HIT = re.compile(
+    rf"(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)\s+(?:(?:were|are|have|had|been|both|each|all|also)\s+)*"
+    r"(?:shot|stabbed|wounded|injured|hurt)\b(?!\s+(?:dead|to death|and killed))",
+    _I,
+)
+# A person who shot themselves: "a teen shot himself in the leg", "a self-inflicted gunshot wound".
+SELF_INFLICTED = re.compile(rf"\b(?:shot|shoots|shooting|stabbed)\s+{_SELF}\b|\bself-inflicted\b", _I)
 # People shot or stabbed, the dead among them included: "seven shot, one dead" leaves six injured. Two or more only:
 # one person shot is no count ("a man was shot"), and "one shot" may be a gunshot.
 HIT_PATTERNS = (
@@ -358,7 +395,7 @@ CHARGE_PATTERNS = (
 # "344 were killed in Baltimore last year".
 TALLY = re.compile(
     r"\b(?:so far )?this year\b|\blast year\b|\bthis month\b|\blast month\b|\bsince (?:january|the (?:start|beginning) "
-    r"of)\b|\bin (?:19|20)\d\d\b|\b(?:a|per|each) year\b|\bannual(?:ly)?\b|"
+    r"of)\b|\bin (?:19|20)\d\d\b|\b(?:a|per|each) year\b|\bannual (?:toll|total|count|tally)\b|"
     # A city's toll over days: "among at least 13 people shot since Tuesday", "70 wounded over the holiday weekend",
     # "6 wounded in South Side shootings".
     r"\bamong (?:at least |more than )?(?:\d+|[a-z]+) (?:people|others|victims)\b|"

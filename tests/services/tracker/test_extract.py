@@ -378,6 +378,27 @@ COUNT_CASES = [
     ("A man was shot. A 20-year-old man turned himself in on Monday.", "arrests", 1),
     ("Two men have been charged with murder after the shooting.", "arrests", 2),
     ("A flat caught fire. Seven people, including a woman, were treated for smoke inhalation.", "injured", 7),
+    ("A gunfight at a biker club kills 1, wounds 12 in Fresno.", "dead", 1),
+    ("A gunfight at a biker club kills 1, wounds 12 in Fresno.", "injured", 12),
+    ("One teenager is dead and another is being treated for life-threatening injuries.", "dead", 1),
+    ("Two of the family members found dead were victims of homicide.", "dead", 2),
+    ("Mother, 2 children found dead on Navajo Nation", "dead", 3),
+    ("A father and son were found shot to death inside their home.", "dead", 2),
+    ("Police say a man killed his wife, 2 sons, then himself.", "dead", 4),
+    ("A man killed his ex-girlfriend and their son before killing himself.", "dead", 3),
+    ("Police were called and found the 7-year-old girl and her father, 56, dead at home.", "dead", 2),
+    ("Teen shoots, kills 14", "dead", None),
+    ("Six men have been indicted for the attempted murders of five teenagers.", "dead", None),
+    ("Dennie Reeves, 66 and Ginger Reeves, 64 were found dead inside a home.", "dead", None),
+    ("The club's annual dance turned into a gun battle, leaving one dead and a dozen others wounded.", "dead", 1),
+    ("A teenager was shot dead in Hackney. The 17-year-old boy died at the scene. Last month a man died in a crash "
+     "on the same road.", "dead", 1),
+    ("A man was shot in Hackney on Friday. The 23-year-old died in hospital.", "injured", None),
+    ("A 16-year-old boy and a 19-year-old man were each shot in the leg, police said.", "injured", 2),
+    ("A man and his wife were shot at their home. The man died in hospital.", "injured", 1),
+    ("Image 1 of 9 7-year-old girl and her mother were shot on the West Side.", "injured", 2),
+    ("A teen shot himself in the leg in a Bluffton neighborhood.", "injured", 1),
+    ("A man was seriously injured in the shooting. No one else was hurt.", "injured", 1),
 ]
 
 
@@ -396,7 +417,13 @@ COUNT_CASES = [
          "two-stabbed-injured", "seven-shot-one-dead", "all-shot-dead-none-injured", "number-beats-singular-deaths",
          "an-age-is-not-a-count", "a-tally-this-year-is-not-this-incident", "a-tally-in-a-year-is-not-injured",
          "booked-into-jail-is-an-arrest", "turned-himself-in-is-an-arrest", "the-charged-were-arrested",
-         "injured-with-an-aside"],
+         "injured-with-an-aside", "kills-n-wounds-n-dead", "kills-n-wounds-n-injured", "one-teenager-is-dead",
+         "n-of-the-family-members", "listed-dead-with-a-number", "listed-dead-found-shot-to-death",
+         "listed-killed-then-himself", "listed-killed-before-killing-himself", "listed-dead-with-an-age",
+         "a-number-ending-a-headline-is-a-cut-age", "attempted-murders-are-no-deaths", "an-age-after-a-name",
+         "an-annual-event-is-no-tally", "one-death-under-two-labels-and-an-earlier-death",
+         "the-dead-victim-under-another-label-is-not-injured", "listed-hit", "listed-hit-less-the-dead",
+         "no-number-before-an-age", "shot-himself", "no-one-else-leaves-the-one-named"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
