@@ -274,8 +274,9 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
         for m in [*(m for pattern in p.HIT_PATTERNS for m in pattern.finditer(sentence)),
                   *p.LISTED_HIT.finditer(sentence)]:
             hit = _listed(m) if "list" in m.groupdict() else _number(m)
-            if not _negated(sentence, m.start()) and hit - died > 0:
-                best = _higher(best, Stated(hit - died, _snip(sentence)))
+            alive = hit if m.groupdict().get("other") else hit - died
+            if not _negated(sentence, m.start()) and alive > 0:
+                best = _higher(best, Stated(alive, _snip(sentence)))
     if best is not None and best.value > 0:
         return best
     # "No one else was hurt" leaves the person the text names hurt.

@@ -306,7 +306,7 @@ INJURED_PATTERNS = (
                r"(?:injured|hurt|wounded|hospitali[sz]ed|taken to (?:a |the )?(?:local |area )?hospitals?|"
                r"transported to (?:a |the )?(?:local |area )?hospitals?|treated for)\b", _I),
     re.compile(rf"\b(?:injur(?:es|ed|ing)|wound(?:s|ed|ing))\s+(?P<n>{NUM})\b"
-               r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!\s*$)", _I),
+               r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!-[a-z])(?!\s*$)", _I),
     # "5 recovering after drive-by shooting".
     re.compile(rf"\b(?P<n>{NUM})\s+(?:{_PEOPLE}\s+)?(?:are\s+|were\s+)?recovering\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:injured|hurt|wounded|stabbed|shot|"
@@ -321,7 +321,7 @@ DEAD_PATTERNS = (
                r"(?:fatally|died|killed|dead)\b", _I),
     # Not at the end of a headline: feeds cut "kills 14-year-old" at the hyphen.
     re.compile(rf"(?<!attempted )\b(?:kill(?:s|ed|ing)|murder(?:s|ed|ing)?(?:\s+of)?|deaths\s+of)\s+(?P<n>{NUM})\b"
-               r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!\s*$)", _I),
+               r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!-[a-z])(?!\s*$)", _I),
     re.compile(rf"\bdeath toll\s+(?:has\s+)?(?:risen|rose|rises|stands|stood|is)\s+(?:to|at)\s+(?P<n>{NUM})\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:died|killed)\b", _I),
     re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:homicide|murder|killing|fatal shooting)s?\b", _I),
@@ -362,12 +362,13 @@ SELF_INFLICTED = re.compile(rf"\b(?:shot|shoots|shooting|stabbed)\s+{_SELF}\b|\b
 # People shot or stabbed, the dead among them included: "seven shot, one dead" leaves six injured. Two or more only:
 # one person shot is no count ("a man was shot"), and "one shot" may be a gunshot.
 HIT_PATTERNS = (
-    re.compile(rf"(?<!\ba )(?<!\bthe )\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}"
-               r"(?:shot|stabbed|gunned down)\b(?!\s+(?:dead|to death|and killed|glass))", _I),
+    # "Two other people were shot": others than the dead.
+    re.compile(rf"(?<!\ba )(?<!\bthe )\b(?P<n>{NUM})\s+(?:(?P<other>other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}"
+               r"(?:shot|stabbed|gunned down|hit)\b(?!\s+(?:dead|to death|and killed|glass|by (?:a|an)\b))", _I),
     re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:shooting|stabbing)s?\b", _I),
     # "Man claims self-defense after shooting five people".
-    re.compile(rf"\b(?:shot|shooting|shoots|stabbed|stabbing|stabs|wounding|wounded)\s+(?P<n>{NUM})\s+"
-               rf"(?:other\s+)?{_PEOPLE}\b", _I),
+    re.compile(rf"\b(?:shot|shooting|shoots|stabbed|stabbing|stabs|wounding|wounded)\s+(?:at least\s+)?(?P<n>{NUM})\s+"
+               rf"(?:(?P<other>other)\s+)?{_PEOPLE}\b", _I),
 )
 ARREST_PATTERNS = (
     re.compile(r"\b(?:no arrests?|no one|nobody|no-one)\s+(?:has|have|had)?\s*(?:yet\s+)?(?:been\s+)?"
@@ -396,11 +397,15 @@ CHARGE_PATTERNS = (
 TALLY = re.compile(
     r"\b(?:so far )?this year\b|\blast year\b|\bthis month\b|\blast month\b|\bsince (?:january|the (?:start|beginning) "
     r"of)\b|\bin (?:19|20)\d\d\b|\b(?:a|per|each) year\b|\bannual (?:toll|total|count|tally)\b|"
+    # An earlier incident told by its date: "August 1982: eight people killed".
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december) (?:19|20)\d\d\b|"
+    # A video playlist beside the story: "0:47 Driver shot to death … Pause 0:43 …".
+    r"\b\d{1,2}:\d\d\s+[^.]*\bPause\b|\bPause\s+\d{1,2}:\d\d\b|"
     # A city's toll over days: "among at least 13 people shot since Tuesday", "70 wounded over the holiday weekend",
     # "6 wounded in South Side shootings".
     r"\bamong (?:at least |more than )?(?:\d+|[a-z]+) (?:people|others|victims)\b|"
     r"\bsince (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\bover the (?:\w+ )?weekend\b|"
-    r"\bin recent (?:days|weeks|months)\b|\b(?:weekend|separate|citywide) shootings\b|"
+    r"\bin recent (?:days|weeks|months)\b|\b(?:weekend|separate|citywide) shootings\b|\bviolent (?:night|weekend)\b|"
     r"\bin (?:[A-Z][\w-]* )*shootings\b",
     re.I,
 )

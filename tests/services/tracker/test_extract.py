@@ -399,6 +399,13 @@ COUNT_CASES = [
     ("Image 1 of 9 7-year-old girl and her mother were shot on the West Side.", "injured", 2),
     ("A teen shot himself in the leg in a Bluffton neighborhood.", "injured", 1),
     ("A man was seriously injured in the shooting. No one else was hurt.", "injured", 1),
+    ("Police are working a double homicide at an apartment complex. Two other people were shot and wounded.",
+     "injured", 2),
+    ("Police say four people were hit in an overnight shooting in Shelby.", "injured", 4),
+    ("A man was shot dead. 0:47 Driver shot to death on Blackstone Pause 0:43 Three killed in crash", "dead", 1),
+    ("A man was shot dead in Miami. August 1982: Eight people killed at a Miami welding shop.", "dead", 1),
+    ("Officer claims self-defense in shooting that killed 6-y - WAFB 9 News", "dead", None),
+    ("Violent night in St. Louis leaves one dead, nine others wounded", "injured", None),
 ]
 
 
@@ -423,7 +430,9 @@ COUNT_CASES = [
          "a-number-ending-a-headline-is-a-cut-age", "attempted-murders-are-no-deaths", "an-age-after-a-name",
          "an-annual-event-is-no-tally", "one-death-under-two-labels-and-an-earlier-death",
          "the-dead-victim-under-another-label-is-not-injured", "listed-hit", "listed-hit-less-the-dead",
-         "no-number-before-an-age", "shot-himself", "no-one-else-leaves-the-one-named"],
+         "no-number-before-an-age", "shot-himself", "no-one-else-leaves-the-one-named",
+         "other-people-shot-are-not-the-dead", "n-hit", "a-video-playlist-is-no-count",
+         "an-earlier-incident-by-its-date", "a-number-hyphened-to-a-cut-word", "a-violent-night-is-a-tally"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
