@@ -192,7 +192,7 @@ def _count(patterns: Iterable[re.Pattern[str]], sentences: Sequence[str]) -> Sta
             for m in pattern.finditer(sentence):
                 if _negated(sentence, m.start()) or _an_age(sentence, m):
                     continue
-                value = _number(m)
+                value = _number(m) + bool(m.groupdict().get("self"))
                 if best is None or value > best.value:
                     # "A man has been arrested" names one arrest, not the total: like a count of people named one
                     # by one, it never lowers a count.

@@ -313,15 +313,21 @@ INJURED_PATTERNS = (
                r"taken to hospital)\b", _I),
 )
 DEAD_PATTERNS = (
-    re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}(?:killed|died|dead|confirmed dead|"
+    # "Five members of a family, including three children, were found shot dead".
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:(?:{_PEOPLE}|(?:family\s+)?members(?:\s+of\s+(?:a|the|his|"
+               r"her|their)\s+family)?)\b(?:,[^.]{0,40}?,)?\s+)?"
+               rf"{_BE}(?:found\s+)?(?:killed|died|dead|confirmed dead|"
                r"pronounced dead|lost their lives|(?:shot|stabbed|beaten) (?:dead|to death|and killed)|"
                r"fatally (?:shot|stabbed|injured|wounded))\b", _I),
     # "Three people were shot, one fatally", "two of them died", "two of the family members found dead".
     re.compile(rf"\b(?P<n>{NUM})\s+(?:of\s+(?:them|whom|those|the(?:\s+\w+){{1,2}}?)\s+)?{_BE}(?:later\s+|found\s+)?"
                r"(?:fatally|died|killed|dead)\b", _I),
     # Not at the end of a headline: feeds cut "kills 14-year-old" at the hyphen.
+    # A killer who then killed himself is one more dead: "killing 3, then killed himself".
     re.compile(rf"(?<!attempted )\b(?:kill(?:s|ed|ing)|murder(?:s|ed|ing)?(?:\s+of)?|deaths\s+of)\s+(?P<n>{NUM})\b"
-               r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!-[a-z])(?!\s*$)", _I),
+               r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!-[a-z])(?!\s*$)"
+               r"(?P<self>[^.]{0,60}?\b(?:then|before)\s+(?:killing|killed|kills|shooting|shot|shoots|turning|turned|"
+               r"turns)\s+(?:the\s+gun\s+on\s+)?(?:him|her)self\b(?![^.]{0,30}\battempted suicide))?", _I),
     re.compile(rf"\bdeath toll\s+(?:has\s+)?(?:risen|rose|rises|stands|stood|is)\s+(?:to|at)\s+(?P<n>{NUM})\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:died|killed)\b", _I),
     re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:homicide|murder|killing|fatal shooting)s?\b", _I),

@@ -370,7 +370,10 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
             found[start] = GAZETTEER[state]
         # "in London Fields": the known name inside is already found; a longer guess around it adds nothing.
         elif _KNOWN.match(name) is None:
-            found[start] = resolve_town(name) or Place(name, None, GUESS)
+            town = resolve_town(name)
+            # A headline in title case capitalises every word: "Slipped in Mud" is evidence of no place.
+            if town is not None or not _title_cased(sentence):
+                found[start] = town or Place(name, None, GUESS)
     return sorted(found.items(), key=lambda item: item[0])
 
 

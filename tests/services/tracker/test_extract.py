@@ -406,6 +406,9 @@ COUNT_CASES = [
     ("A man was shot dead in Miami. August 1982: Eight people killed at a Miami welding shop.", "dead", 1),
     ("Officer claims self-defense in shooting that killed 6-y - WAFB 9 News", "dead", None),
     ("Violent night in St. Louis leaves one dead, nine others wounded", "injured", None),
+    ("Police say a man shot his family, killing 3, then killed himself.", "dead", 4),
+    ("Police say a man killed 2 before turning the gun on himself in an attempted suicide.", "dead", 2),
+    ("Five members of a family, including three children, were found shot dead at their home.", "dead", 5),
 ]
 
 
@@ -432,7 +435,8 @@ COUNT_CASES = [
          "the-dead-victim-under-another-label-is-not-injured", "listed-hit", "listed-hit-less-the-dead",
          "no-number-before-an-age", "shot-himself", "no-one-else-leaves-the-one-named",
          "other-people-shot-are-not-the-dead", "n-hit", "a-video-playlist-is-no-count",
-         "an-earlier-incident-by-its-date", "a-number-hyphened-to-a-cut-word", "a-violent-night-is-a-tally"],
+         "an-earlier-incident-by-its-date", "a-number-hyphened-to-a-cut-word", "a-violent-night-is-a-tally",
+         "killing-n-then-himself", "an-attempted-suicide-is-no-death", "n-members-of-a-family"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
