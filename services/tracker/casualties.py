@@ -315,15 +315,15 @@ def deaths(people: Sequence[CasualtyFact]) -> Stated[int] | None:
 _HURT_ROLES = frozenset({Role.victim, Role.bystander, Role.subject, Role.officer})
 
 
-def wounded(people: Sequence[CasualtyFact]) -> Stated[int] | None:
+def wounded(people: Sequence[CasualtyFact], *, deaths_stated: bool = False) -> Stated[int] | None:
     """How many people the text states hurt and alive one by one: the first such person and those named in the same
     sentence ("a man and a woman were stabbed"), counting only people it tells apart, and none that may be one of
-    the dead ("a man was shot … the man died" is no one hurt). Where the text states a death, only people given a
-    condition of their own count as hurt: a victim "shot" and later "the 23-year-old died" are one person under
-    two labels."""
+    the dead ("a man was shot … the man died" is no one hurt). Where the text states a death (`deaths_stated`: a
+    number of dead), only people given a condition of their own count as hurt: a victim "shot" and later "the
+    23-year-old died" are one person under two labels."""
     hurt = [c for c in people if c.role in _HURT_ROLES or c.condition is not None]
     alive = [group for group in _distinct(hurt) if not any(_dead(person) for person in group)]
-    if any(_dead(person) for person in people):
+    if deaths_stated or any(_dead(person) for person in people):
         alive = [group for group in alive if any(person.condition is not None for person in group)]
     if not alive:
         return None

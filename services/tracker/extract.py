@@ -280,7 +280,7 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
     if best is not None and best.value > 0:
         return best
     # "No one else was hurt" leaves the person the text names hurt.
-    return wounded(people) or _shot_themselves(sentences[:LEAD_SENTENCES], died) or best
+    return wounded(people, deaths_stated=died > 0) or _shot_themselves(sentences[:LEAD_SENTENCES], died) or best
 
 
 def _shot_themselves(sentences: Sequence[str], died: int) -> Stated[int] | None:
