@@ -136,6 +136,10 @@ class Keys:
         """Hash: word → in how many reports the tracker read it; field `__reports__`: how many it read."""
         return f"{self.prefix}:tracker:words"
 
+    def source_words(self, source_id: str) -> str:
+        """Hash: as `tracker_words`, over the reports of one source only (what its site puts on every page)."""
+        return f"{self.prefix}:tracker:words:{source_id}"
+
     def word_incidents(self, word: str) -> str:
         """Set: ids of the incidents whose reports have `word` among their most distinctive."""
         return f"{self.prefix}:word:{word}"

@@ -19,7 +19,7 @@ from services.tracker.extract import extract
 from services.tracker.facts import Facts, only_added
 from services.tracker.merge import merge, merge_incidents, open_incident
 from services.tracker.store import NOT_AN_INCIDENT, IncidentStore
-from services.tracker.words import counts, weighted, with_report
+from services.tracker.words import Frequencies, counts, site_furniture, weighted, with_report
 
 log = structlog.get_logger(__name__)
 
@@ -70,8 +70,11 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
     facts = Facts() if restates else extract(update.title, update.text)
     places = specific_places(facts.places, facts)
     found = Counter[str]() if restates else counts(update.title, update.text)
-    frequencies, reports = await store.word_frequencies(found) if found else ({}, 0)
-    report = Report(update, facts, weighted(found, frequencies, reports))
+    everywhere, of_source = (await store.word_frequencies(found, update.source_id) if found
+                             else (Frequencies({}, 0), Frequencies({}, 0)))
+    furniture = site_furniture(found, of_source)
+    read = Counter({word: count for word, count in found.items() if word not in furniture})
+    report = Report(update, facts, weighted(read, everywhere.used, everywhere.reports))
     distinctive = sorted(report.words, key=lambda word: (-report.words[word], word))[:_INDEXED_WORDS]
     attempts = merges = 0
     while attempts < _MAX_ATTEMPTS:
@@ -124,7 +127,7 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
                 await store.record_not_an_incident(update)
                 log.info("update opens no incident", update_id=update.update_id, title=update.title,
                          reason="not about an incident" if not facts.is_incident else "names no place")
-                await store.count_words(found)
+                await store.count_words(found, update.source_id)
                 return []
             incident, events = open_incident(new_incident_id(update), update, facts)
             incident = incident.model_copy(update={"terms": with_report({}, report.words)})
@@ -140,7 +143,7 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
                                        decision, words=distinctive)
         if committed:
             if found:
-                await store.count_words(found)
+                await store.count_words(found, update.source_id)
             log.info(
                 "update merged",
                 update_id=update.update_id,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from redis.asyncio import Redis
 
 from schemas import ChangeEvent, Decision, Incident, IncidentVersion, Update
 from services.names import Keys
 from services.tracker.merge import public_state
+from services.tracker.words import Frequencies
 from services.wire import DATA_FIELD, as_text, entry_data
 
 # Value of the item index for an entry the tracker read and found not to be about an incident.
@@ -121,19 +123,29 @@ class IncidentStore:
         found = await self._redis.eval(_INCIDENTS_WITH_WORDS, len(keys), *keys, most)
         return sorted({as_text(member) for member in found})
 
-    async def word_frequencies(self, words: Iterable[str]) -> tuple[dict[str, int], int]:
-        """In how many reports the tracker read each of `words`, and how many reports it read."""
+    async def word_frequencies(self, words: Iterable[str], source_id: str) -> tuple[Frequencies, Frequencies]:
+        """In how many reports the tracker read each of `words`, and how many reports it read: over all sources, and
+        over `source_id`'s alone."""
         wanted = sorted(set(words))
-        values = await self._redis.hmget(self._keys.tracker_words, [*wanted, WORDS_REPORTS_FIELD])
-        frequencies = {word: int(value) for word, value in zip(wanted, values, strict=False) if value is not None}
-        return frequencies, int(values[-1] or 0)
-
-    async def count_words(self, words: Iterable[str]) -> None:
-        """Count one more report using each of `words` (the document frequencies of `services.tracker.words`)."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            for word in sorted(set(words)):
-                pipe.hincrby(self._keys.tracker_words, word, 1)
-            pipe.hincrby(self._keys.tracker_words, WORDS_REPORTS_FIELD, 1)
+            pipe.hmget(self._keys.tracker_words, [*wanted, WORDS_REPORTS_FIELD])
+            pipe.hmget(self._keys.source_words(source_id), [*wanted, WORDS_REPORTS_FIELD])
+            everywhere, of_source = await pipe.execute()
+
+        def frequencies(values: list[Any]) -> Frequencies:
+            used = {word: int(value) for word, value in zip(wanted, values, strict=False) if value is not None}
+            return Frequencies(used, int(values[-1] or 0))
+
+        return frequencies(everywhere), frequencies(of_source)
+
+    async def count_words(self, words: Iterable[str], source_id: str) -> None:
+        """Count one more report of `source_id` using each of `words` (the document frequencies of
+        `services.tracker.words`, over all sources and over this one)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in (self._keys.tracker_words, self._keys.source_words(source_id)):
+                for word in sorted(set(words)):
+                    pipe.hincrby(key, word, 1)
+                pipe.hincrby(key, WORDS_REPORTS_FIELD, 1)
             await pipe.execute()
 
     async def incidents_of_source(self, source_id: str, since: datetime) -> list[str]:

@@ -11,7 +11,7 @@ from schemas import Authority, Casualty, Category, Incident, Location, Role, Upd
 from services.tracker.cluster import JOIN_SCORE, Report, best_match, score
 from services.tracker.facts import CasualtyFact, Facts, Stated
 from services.tracker.places import find_places, resolve_town
-from services.tracker.words import cosine, counts, weighted, with_report
+from services.tracker.words import Frequencies, cosine, counts, site_furniture, weighted, with_report
 
 T0 = datetime(2016, 8, 19, 9, tzinfo=UTC)
 # Document frequencies of a small news corpus: the generic words are common, names are rare.
@@ -148,3 +148,12 @@ def test_towns_resolve_to_their_state_with_coordinates(sentence: str, expected: 
     if first.country == "US":
         assert first.lat is not None
         assert first.lon is not None
+
+
+def test_site_furniture_is_what_most_of_a_sources_reports_use() -> None:
+    """A word at least `SITE_FURNITURE_SHARE` of a source's earlier reports used is furniture, once it has
+    `SITE_MIN_REPORTS`; before that, nothing is."""
+    found = Counter({"registration": 1, "peckham": 1, "tavern": 1})
+    source = Frequencies({"registration": 5, "tavern": 1}, reports=6)
+    assert site_furniture(found, source) == {"registration"}
+    assert site_furniture(found, Frequencies({"registration": 2}, reports=2)) == set()

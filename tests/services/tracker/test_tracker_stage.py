@@ -207,3 +207,25 @@ async def test_two_incidents_found_to_be_one_are_merged_with_both_histories(stor
     absorbed_history = await store.history(new_incident_id(street))
     assert {v.incident_id for v in absorbed_history} == {new_incident_id(street)}
     assert absorbed_history[-1].decision.how == "merged"
+
+
+SIGN_IN_WALL = ("Sign in using your account with Facebook. Welcome back. Please sign in. Why are we asking this? By "
+                "submitting your registration information you agree to our Terms of Service and Privacy Policy.")
+
+
+async def test_a_sites_page_furniture_ties_no_reports_together(store: IncidentStore) -> None:
+    """Words most of a source's reports carry (a sign-in wall) are its site's furniture: once the source has a few
+    reports, they are left out of each report's words, so stabbings it reports in three places stay three
+    incidents."""
+    for n, story in enumerate(["Leyton Orient win the derby", "Road works on the high street", "Library reopens"]):
+        await process(store, update("station", f"other{n}", story, f"{SIGN_IN_WALL} {story} this week."))
+    places = ["Leyton", "Hackney", "Brixton"]
+    for n, place in enumerate(places):
+        await process(store, update("station", f"s{n}", f"Man stabbed in {place}",
+                                    f"{SIGN_IN_WALL} A man was stabbed in {place} on Friday.", minutes=(n + 1) * 60))
+    incidents = await store.all()
+    assert sorted(incident.location.name for incident in incidents if incident.location) == sorted(places)
+    assert not any({"registration", "privacy", "submitting"} & set(incident.terms) for incident in incidents)
+    everywhere, of_source = await store.word_frequencies(["registration", "brixton"], "station")
+    assert (of_source.reports, of_source.used["registration"], of_source.used["brixton"]) == (6, 6, 1)
+    assert everywhere.used["registration"] == 6
