@@ -102,6 +102,8 @@ def _mentions(sentences: Sequence[str], police_shooting: bool, headline: bool) -
     for i, sentence in enumerate(sentences):
         found = [(m.start(), m.end(), *_label(m)) for m in p.PERSON.finditer(sentence)]
         found += [(m.start(), m.end(), _OTHER_PERSON, "person", None) for m in p.OTHER_PERSON.finditer(sentence)]
+        found += [(m.start(), m.end(), f"{int(m['age'])}-year-old person", "person", int(m["age"]))
+                  for m in p.AGED_PERSON.finditer(sentence)]
         found.sort()
         for k, (start, end, label, noun, age) in enumerate(found):
             if noun in p.OFFICER_LABELS:

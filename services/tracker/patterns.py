@@ -67,6 +67,12 @@ PERSON = re.compile(
     r"\s+in\s+(?P<pronoun>his|her|their)\s+(?:early\s+|mid[- ]?|late\s+)?(?P<decade>[1-9]0)[’']?s\b)?",
     _I,
 )
+# A person named by an age alone: "a 17-year-old was injured", "the 16-year-old, who was shot".
+AGED_PERSON = re.compile(
+    r"\b(?:an?|the)\s+(?P<age>\d{1,3})[- ]year[- ]old\b"
+    r"(?=\s*[,.]|\s+(?:was|is|were|has|had|remains|remained|died|suffered|sustained|who|underwent)\b)",
+    _I,
+)
 # "One man is critical, the other is stable": the other of two people, unnamed by any noun.
 OTHER_PERSON = re.compile(
     r"\b(?:the\s+other(?:\s+(?:one|victim))?|another\s+victim)\b"

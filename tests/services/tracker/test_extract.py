@@ -413,6 +413,7 @@ COUNT_CASES = [
     ("Police say a man killed 2 before turning the gun on himself in an attempted suicide.", "dead", 2),
     ("Five members of a family, including three children, were found shot dead at their home.", "dead", 5),
     ("Two people were killed in the shooting. A woman was shot in the house.", "injured", None),
+    ("A 17-year-old was injured in a Friday afternoon shooting, police said.", "injured", 1),
 ]
 
 
@@ -441,7 +442,7 @@ COUNT_CASES = [
          "other-people-shot-are-not-the-dead", "n-hit", "a-video-playlist-is-no-count",
          "an-earlier-incident-by-its-date", "a-number-hyphened-to-a-cut-word", "a-violent-night-is-a-tally",
          "killing-n-then-himself", "an-attempted-suicide-is-no-death", "n-members-of-a-family",
-         "where-a-number-died-only-people-with-a-condition-are-hurt"],
+         "where-a-number-died-only-people-with-a-condition-are-hurt", "a-person-named-by-an-age-alone"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
