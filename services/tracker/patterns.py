@@ -69,7 +69,7 @@ PERSON = re.compile(
 )
 # A person named by an age alone: "a 17-year-old was injured", "the 16-year-old, who was shot".
 AGED_PERSON = re.compile(
-    r"\b(?:an?|the)\s+(?P<age>\d{1,3})[- ]year[- ]old\b"
+    r"(?<!\bby )\b(?:an?|the)\s+(?P<age>\d{1,3})[- ]year[- ]old\b"
     r"(?=\s*[,.]|\s+(?:was|is|were|has|had|remains|remained|died|suffered|sustained|who|underwent)\b)",
     _I,
 )
@@ -91,7 +91,8 @@ PLURAL_PEOPLE = re.compile(
 _PEOPLE = (
     r"(?:people|persons|men|women|children|boys|girls|teenagers|teens|youths|officers|police officers|pedestrians|"
     r"passengers|adults|others|victims|casualties|residents|patients|firefighters|man|woman|person|boy|girl|child|"
-    r"teenager|teen|youth|victim|juvenile|student|adult|toddler|baby|infant)"
+    r"teenager|teen|youth|victim|juvenile|student|adult|toddler|baby|infant|juveniles|students|partygoers|bystanders|"
+    r"customers|relatives)"
 )
 
 # What a sentence says about a person near its mention (the text up to the next person).
@@ -310,7 +311,8 @@ INJURED_PATTERNS = (
     re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more|further)\s+)?(?:{_PEOPLE}\b(?:,[^.]{{0,40}}?,)?\s+)?{_BE}"
                r"(?:(?:seriously|critically|slightly)\s+)?"
                r"(?:injured|hurt|wounded|hospitali[sz]ed|taken to (?:a |the )?(?:local |area )?hospitals?|"
-               r"transported to (?:a |the )?(?:local |area )?hospitals?|treated for)\b", _I),
+               r"transported to (?:a |the )?(?:local |area )?hospitals?|treated for|"
+               r"treated (?:at (?:a |the )?(?:local |area )?hospitals?|and released))\b", _I),
     re.compile(rf"\b(?:injur(?:es|ed|ing)|wound(?:s|ed|ing))\s+(?P<n>{NUM})\b"
                r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!-[a-z])(?!\s*$)", _I),
     # "5 recovering after drive-by shooting".
@@ -375,8 +377,10 @@ SELF_INFLICTED = re.compile(rf"\b(?:shot|shoots|shooting|stabbed)\s+{_SELF}\b|\b
 # one person shot is no count ("a man was shot"), and "one shot" may be a gunshot.
 HIT_PATTERNS = (
     # "Two other people were shot": others than the dead.
-    re.compile(rf"(?<!\ba )(?<!\bthe )\b(?P<n>{NUM})\s+(?:(?P<other>other|more)\s+)?(?:{_PEOPLE}\s+)?{_BE}"
-               r"(?:shot|stabbed|gunned down|hit)\b(?!\s+(?:dead|to death|and killed|glass|by (?:a|an)\b))", _I),
+    # "Two teens, ages 14 and 16, were shot", "two people in their 20s shot".
+    re.compile(rf"(?<!\ba )(?<!\bthe )\b(?P<n>{NUM})\s+(?:(?P<other>other|more)\s+)?"
+               rf"(?:{_PEOPLE}\b(?:,[^.]{{0,30}}?,|\s+in\s+their\s+\S+)?\s+)?{_BE}"
+               r"(?:shot|stabbed|gunned down|hit(?!\s+by\s+an?\b))\b(?!\s+(?:dead|to death|and killed|glass))", _I),
     re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:shooting|stabbing)s?\b", _I),
     # "Man claims self-defense after shooting five people".
     re.compile(rf"\b(?:shot|shooting|shoots|stabbed|stabbing|stabs|wounding|wounded)\s+(?:at least\s+)?(?P<n>{NUM})\s+"

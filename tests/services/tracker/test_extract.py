@@ -414,6 +414,10 @@ COUNT_CASES = [
     ("Five members of a family, including three children, were found shot dead at their home.", "dead", 5),
     ("Two people were killed in the shooting. A woman was shot in the house.", "injured", None),
     ("A 17-year-old was injured in a Friday afternoon shooting, police said.", "injured", 1),
+    ("Officials say two teens, ages 14 and 16, were shot by a 20-year-old.", "injured", 2),
+    ("Police are investigating two people in their 20s shot this morning.", "injured", 2),
+    ("Police were called. Three juveniles are recovering after being hit by buckshot.", "injured", 3),
+    ("A girl was shot dead. Three other people were treated at a hospital and released.", "injured", 3),
 ]
 
 
@@ -442,7 +446,8 @@ COUNT_CASES = [
          "other-people-shot-are-not-the-dead", "n-hit", "a-video-playlist-is-no-count",
          "an-earlier-incident-by-its-date", "a-number-hyphened-to-a-cut-word", "a-violent-night-is-a-tally",
          "killing-n-then-himself", "an-attempted-suicide-is-no-death", "n-members-of-a-family",
-         "where-a-number-died-only-people-with-a-condition-are-hurt", "a-person-named-by-an-age-alone"],
+         "where-a-number-died-only-people-with-a-condition-are-hurt", "a-person-named-by-an-age-alone",
+         "n-hit-with-ages-aside", "n-hit-in-their-20s", "n-juveniles-recovering", "treated-at-a-hospital"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
