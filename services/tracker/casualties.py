@@ -89,7 +89,7 @@ def _role(before: str, after: str, police_shooting: bool) -> Role:
     cue = after_cue or (before_cues[-1] if before_cues else None)
     if cue is None or cue.lastgroup is None:
         return Role.unknown
-    if cue.lastgroup == "suspect":
+    if cue.lastgroup == "suspect" or (cue.lastgroup == "shooter" and cue is after_cue):
         return Role.suspect
     if cue.lastgroup == "bystander":
         return Role.bystander

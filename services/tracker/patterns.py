@@ -97,6 +97,13 @@ _PEOPLE = (
 
 # What a sentence says about a person near its mention (the text up to the next person).
 SUSPECT_CUE = re.compile(r"\b(?:arrested|suspects?|charged with|wanted|detained|in custody|gunman|attacker)\b", _I)
+# Shooting someone, in the active voice: after a person, they shot ("a 21-year-old man accidentally shot her");
+# before one, that person was shot ("officers shot a man").
+SHOOTER_CUE = re.compile(
+    r"(?<!\bwas )(?<!\bwere )(?<!\bbeen )(?<!\bbeing )(?<!\band )(?<!\bgot )"
+    r"\b(?:shot|shoots|stabbed|stabs|killed|kills)\s+(?:and\s+killed\s+)?(?:her|him|them|his|their|a|an|two|three|\d+)\b",
+    _I,
+)
 BYSTANDER_CUE = re.compile(r"\b(?:passer-?by|bystanders?|caught in the crossfire)\b", _I)
 INJURY_CUE = re.compile(
     r"\b(?:shot|stabbed|injur(?:ed|ies|y)|wounded|hurt|hospital|died|dies|dead|killed|attacked|assaulted|hit by|"
@@ -107,7 +114,8 @@ INJURY_CUE = re.compile(
 ROLE_CUE = re.compile(
     "|".join(
         f"(?P<{name}>{cue.pattern})"
-        for name, cue in (("suspect", SUSPECT_CUE), ("bystander", BYSTANDER_CUE), ("hurt", INJURY_CUE))
+        for name, cue in (("suspect", SUSPECT_CUE), ("shooter", SHOOTER_CUE), ("bystander", BYSTANDER_CUE),
+                          ("hurt", INJURY_CUE))
     ),
     _I,
 )

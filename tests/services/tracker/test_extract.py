@@ -197,6 +197,8 @@ CASUALTY_CASES = [
     ("A woman, a passer-by, was hurt in the crash.", [("woman", Role.bystander)]),
     ("A man was stabbed. A second man was also injured.", [("man", Role.victim), ("second man", Role.victim)]),
     ("A man walking his dog alerted the police.", []),
+    ("A 21-year-old man accidentally shot a 9-year-old girl at their home.", [("9-year-old girl", Role.victim)]),
+    ("A man was shot and killed the day after.", [("man", Role.victim)]),
 ]
 
 
@@ -204,7 +206,8 @@ CASUALTY_CASES = [
     ("text", "expected"),
     CASUALTY_CASES,
     ids=["aged-label", "aged-after-noun", "teenager", "shot-by-police-is-subject", "officers-shot-a-man",
-         "injured-officer", "suspect", "victim-and-suspect", "bystander", "second-person", "witness-is-no-casualty"],
+         "injured-officer", "suspect", "victim-and-suspect", "bystander", "second-person", "witness-is-no-casualty",
+         "who-shot-someone-is-no-victim", "shot-and-killed-is-passive"],
 )
 def test_casualty_labels_and_roles(text: str, expected: list[tuple[str, Role]]) -> None:
     """People are labelled in normal form, with the role the words nearest each mention give."""
