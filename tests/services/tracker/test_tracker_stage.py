@@ -10,6 +10,7 @@ from redis.asyncio import Redis
 from schemas import Authority, ChangeEvent, Decision, EventType, Update, Verdict
 from services.identity import update_id
 from services.names import Keys
+from services.tracker import stage
 from services.tracker.extract import extract
 from services.tracker.merge import open_incident
 from services.tracker.stage import OriginalNotYetTrackedError, new_incident_id, process
@@ -207,6 +208,26 @@ async def test_two_incidents_found_to_be_one_are_merged_with_both_histories(stor
     absorbed_history = await store.history(new_incident_id(street))
     assert {v.incident_id for v in absorbed_history} == {new_incident_id(street)}
     assert absorbed_history[-1].decision.how == "merged"
+
+
+@pytest.mark.parametrize(("max_merges", "incidents_left"), [(32, 1), (0, 2)])
+async def test_a_merge_is_progress_not_a_failed_attempt(store: IncidentStore, monkeypatch: pytest.MonkeyPatch,
+                                                       max_merges: int, incidents_left: int) -> None:
+    """Each merge a report causes is progress: with a single attempt allowed, a report that ties two incidents still
+    merges them and joins the survivor; merges stop at `_MAX_MERGES`, and the report then joins the best match."""
+    monkeypatch.setattr(stage, "_MAX_ATTEMPTS", 1)
+    monkeypatch.setattr(stage, "_MAX_MERGES", max_merges)
+    await process(store, update("echo", "e1", "Man shot in Walthamstow",
+                                "A man was shot in Walthamstow on Friday morning. He is in a critical condition."))
+    await process(store, update("wire", "w1", "Gunfire heard on Hoe Street",
+                                "Residents on Hoe Street said they heard two bangs before armed officers arrived.",
+                                minutes=10))
+    await process(store, update("post", "p1", "Man shot on Hoe Street in Walthamstow",
+                                "A man was shot on Hoe Street in Walthamstow. He is in a critical condition.",
+                                minutes=30))
+    incidents = await store.all()
+    assert len(incidents) == incidents_left
+    assert sum("p1" in {item.guid for item in incident.items} for incident in incidents) == 1
 
 
 SIGN_IN_WALL = ("Sign in using your account with Facebook. Welcome back. Please sign in. Why are we asking this? By "
