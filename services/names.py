@@ -137,7 +137,7 @@ class Keys:
         return f"{self.prefix}:tracker:words"
 
     def source_words(self, source_id: str) -> str:
-        """Hash: as `tracker_words`, over the reports of one source only (what its site puts on every page)."""
+        """Hash: as `tracker_words`, over the reports of one source only (what its site puts on many pages)."""
         return f"{self.prefix}:tracker:words:{source_id}"
 
     def word_incidents(self, word: str) -> str:

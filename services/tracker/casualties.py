@@ -89,7 +89,8 @@ def _role(before: str, after: str, police_shooting: bool) -> Role:
     cue = after_cue or (before_cues[-1] if before_cues else None)
     if cue is None or cue.lastgroup is None:
         return Role.unknown
-    if cue.lastgroup == "suspect" or (cue.lastgroup == "shooter" and cue is after_cue):
+    if cue.lastgroup == "suspect" or (cue.lastgroup == "shooter" and cue is after_cue
+                                      and not p.PASSIVE_BEFORE.search(after, 0, cue.start())):
         return Role.suspect
     if cue.lastgroup == "bystander":
         return Role.bystander
@@ -320,9 +321,11 @@ _HURT_ROLES = frozenset({Role.victim, Role.bystander, Role.subject, Role.officer
 def wounded(people: Sequence[CasualtyFact], *, deaths_stated: bool = False) -> Stated[int] | None:
     """How many people the text states hurt and alive one by one: the first such person and those named in the same
     sentence ("a man and a woman were stabbed"), counting only people it tells apart, and none that may be one of
-    the dead ("a man was shot … the man died" is no one hurt). Where the text states a death (`deaths_stated`: a
-    number of dead), only people given a condition of their own count as hurt: a victim "shot" and later "the
-    23-year-old died" are one person under two labels."""
+    the dead ("a man was shot … the man died" is no one hurt). Where the text states a death (a person stated dead,
+    or `deaths_stated`: a count of dead), only people given a condition of their own count as hurt: a victim "shot"
+    and later "the 23-year-old died" are one person under two labels. (This also drops "a woman was also shot in
+    the leg" beside a death; keeping people the labels tell apart from the dead counted more wrong injuries than it
+    saved on gva-dev: 0.752 against 0.768 exact.)"""
     hurt = [c for c in people if c.role in _HURT_ROLES or c.condition is not None]
     alive = [group for group in _distinct(hurt) if not any(_dead(person) for person in group)]
     if deaths_stated or any(_dead(person) for person in people):

@@ -96,7 +96,7 @@ def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tup
             points += 3
             reasons.append(f"same street: {street}")
             shared_places.discard(street)
-        elif here.name.lower() == there.name.lower():
+        elif _same_name(here.name, there.name):
             points += 1 if _is_wide(there.name) else 2
             reasons.append(f"same {'city' if _is_wide(there.name) else 'place'}: {there.name}")
         elif (here.name.lower() in incident.places and not _is_wide(here.name) and _is_wide(there.name)
@@ -138,6 +138,16 @@ def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tup
         points += min(len(shared_places), 2)
         reasons.append("shared places: " + ", ".join(sorted(shared_places)))
     return points, apart and not shared_places
+
+
+_COUNTY = re.compile(r"\s+(?:county|co\.?|parish)$", re.IGNORECASE)
+
+
+def _same_name(a: str, b: str) -> bool:
+    """Whether two place names name one place: "Habersham" and "Habersham County"; "Winston" and "Winston-Salem",
+    as feeds cut a headline at its first hyphen."""
+    a, b = _COUNTY.sub("", a.lower()), _COUNTY.sub("", b.lower())
+    return a == b or a.startswith(f"{b}-") or b.startswith(f"{a}-")
 
 
 def _distance_km(a: Location, b: Location) -> float | None:

@@ -5,11 +5,12 @@ Contract: `extract(title, text)` returns the `Facts` the text states, each value
 nothing about is None or empty. Where a text states one field several times the latest-stated value wins ("initially
 critical … now non-life-threatening" is `stable`), except that a value the text marks as background ("he was initially
 in a critical condition", "a cordon was initially put in place") counts only when nothing current is stated.
-Counts are cumulative and take the highest number stated in the first `STORY_SENTENCES` sentences; where no number
-of dead (or injured) is stated, they are the people stated dead (or hurt and alive) one by one, marked `inferred`; so
-is a single arrest or charge named without a number. A death is final: no later sentence makes the person alive again.
-A text that is not about an incident (sport, weather, recruitment, awards) gives `is_incident=False` and nothing but
-its `places`.
+Counts are cumulative and take the highest number stated, or of people listed together ("a father and son were found
+shot dead"), in the first `STORY_SENTENCES` sentences; where neither is, they are the people stated dead (or hurt and
+alive) one by one, the first and those the text sets beside them (`casualties.deaths`, `casualties.wounded`), marked
+`inferred`; so is a single arrest or charge named without a number. A death is final: no later sentence makes the
+person alive again. A text that is not about an incident (sport, weather, recruitment, awards) gives
+`is_incident=False` and nothing but its `places`.
 
 The rules are keyword and pattern tables (`services.tracker.patterns`, `services.tracker.places`) for UK police and
 news phrasing and common US phrasing: honest about what they match and nothing more.
@@ -207,7 +208,8 @@ _AFTER_A_NAME = re.compile(
 
 
 def _an_age(sentence: str, m: re.Match[str]) -> bool:
-    return bool(m.groupdict().get("n")) and bool(_AFTER_A_NAME.search(sentence, 0, m.start("n")))
+    number = m.groupdict().get("n") or ""
+    return number.isdigit() and bool(_AFTER_A_NAME.search(sentence, 0, m.start("n")))
 
 
 def _states_a_number(m: re.Match[str]) -> bool:
@@ -223,6 +225,8 @@ def _listed_dead(sentences: Sequence[str]) -> Stated[int] | None:
     a killer named last among them ("… then himself") included."""
     best: Stated[int] | None = None
     for sentence in sentences:
+        if p.TALLY.search(sentence):
+            continue
         for pattern in p.LISTED_DEAD:
             for m in pattern.finditer(sentence):
                 if _negated(sentence, m.start()):
@@ -231,6 +235,7 @@ def _listed_dead(sentences: Sequence[str]) -> Stated[int] | None:
     return best
 
 
+_OTHERS = re.compile(r"\bothers\b", re.IGNORECASE)
 _TWO_OR_MORE = re.compile(r"\b(?:couple|parents|children|kids)\b", re.IGNORECASE)
 
 
@@ -253,7 +258,9 @@ def _dead(sentences: Sequence[str], people: Sequence[CasualtyFact]) -> Stated[in
 def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequence[CasualtyFact]) -> Stated[int] | None:
     """The highest number of injured stated. The people an ordinal counts on include the dead: "a man was shot dead …
     a second man was injured" is one injured. Where no number of injured is stated, the people the title or lead
-    says were shot or stabbed, less the dead: "seven shot, one dead" is six injured."""
+    says were shot or stabbed (by number or listed), less the dead: "seven shot, one dead" is six injured, but "two
+    other people were shot" are not the dead. Where nothing gives a number above none, the people hurt one by one
+    (`casualties.wounded`: "no one else was hurt" leaves the man shot), else one who shot themselves."""
     best: Stated[int] | None = None
     dead_labels = {c.label for c in people if c.condition and c.condition.value is Condition.deceased}
     for sentence in sentences:
@@ -274,7 +281,8 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
         for m in [*(m for pattern in p.HIT_PATTERNS for m in pattern.finditer(sentence)),
                   *p.LISTED_HIT.finditer(sentence)]:
             hit = _listed(m) if "list" in m.groupdict() else _number(m)
-            alive = hit if m.groupdict().get("other") else hit - died
+            # "Two other people were shot", "two others": not the dead.
+            alive = hit if m.groupdict().get("other") or _OTHERS.search(m.group()) else hit - died
             if not _negated(sentence, m.start()) and alive > 0:
                 best = _higher(best, Stated(alive, _snip(sentence)))
     if best is not None and best.value > 0:

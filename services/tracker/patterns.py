@@ -100,10 +100,12 @@ SUSPECT_CUE = re.compile(r"\b(?:arrested|suspects?|charged with|wanted|detained|
 # Shooting someone, in the active voice: after a person, they shot ("a 21-year-old man accidentally shot her");
 # before one, that person was shot ("officers shot a man").
 SHOOTER_CUE = re.compile(
-    r"(?<!\bwas )(?<!\bwere )(?<!\bbeen )(?<!\bbeing )(?<!\band )(?<!\bgot )"
-    r"\b(?:shot|shoots|stabbed|stabs|killed|kills)\s+(?:and\s+killed\s+)?(?:her|him|them|his|their|a|an|two|three|\d+)\b",
+    r"(?<!\band )\b(?:shot|shoots|stabbed|stabs|killed|kills)\s+(?:and\s+killed\s+)?"
+    r"(?:(?:her|him|them|his|their|an?)\b|$)",
     _I,
 )
+# Before the shooter cue, what makes it passive after all: "was fatally shot a block from his home".
+PASSIVE_BEFORE = re.compile(r"\b(?:was|were|is|are|been|being|be|got|gets)\b", _I)
 BYSTANDER_CUE = re.compile(r"\b(?:passer-?by|bystanders?|caught in the crossfire)\b", _I)
 INJURY_CUE = re.compile(
     r"\b(?:shot|stabbed|injur(?:ed|ies|y)|wounded|hurt|hospital|died|dies|dead|killed|attacked|assaulted|hit by|"
@@ -351,7 +353,8 @@ DEAD_PATTERNS = (
 # People named one after another and stated dead together: "a father and son were found shot to death", "Mother, 2
 # children found dead", "killed his wife, son and daughter, then himself". Each item counts one, or its number.
 _KIN = (
-    r"(?:father|mother|son|daughter|wife|husband|(?:ex-)?(?:girlfriend|boyfriend|wife|husband)|fianc[eé]e?|brother|"
+    # Each word one way only: a word two branches match makes a long list backtrack exponentially.
+    r"(?:father|mother|son|daughter|(?:ex-)?(?:girlfriend|boyfriend|wife|husband)|fianc[eé]e?|brother|"
     r"sister|grand(?:mother|father|son|daughter)|step(?:father|mother|son|daughter)|nephew|niece|cousin|aunt|uncle|"
     r"parent|child|kid|toddler|baby|infant|couple|man|woman|boy|girl|teen|teenager|adult|friend|roommate|neighbou?r)"
 )
@@ -365,18 +368,32 @@ LISTED_PERSON = re.compile(_LISTED, _I)
 _ITEM = _LISTED.replace("(?P<n>", "(?:")
 _AND = r"(?:\s*,\s*(?:and\s+|then\s+)?|\s+and\s+(?:then\s+)?|\s+then\s+|\s*&\s*)"
 _SELF = r"(?:him|her|them)sel(?:f|ves)"
+# The people a verb acted on are not listed as its subjects: "a man who shot his wife and son was found dead".
+_NOT_AN_OBJECT = (r"(?<!\bshot )(?<!\bkilled )(?<!\bshooting )(?<!\bkilling )(?<!\bstabbed )"
+                  r"(?<!\bhis )(?<!\bher )(?<!\btheir )(?<!\ba )(?<!\ban )(?<!\bthe )")  # a list starts at its article
+# Done to them, not by them: an auxiliary ("were killed"), or no object after the verb ("Woman, boyfriend killed in
+# …"; not "a man and his son killed a neighbor").
+_AUXILIARY = r"(?:were|are|was|is|have|has|had|been|being|both|all|each|also|later|now|found)"
+_AN_OBJECT = r"\s+(?:a|an|the|his|her|their|its|two|three|\d+|one|him|them|it)\b"
+
+
+def _passive(verbs: str) -> str:
+    return rf"\s+(?:(?:{_AUXILIARY}\s+)+(?:{verbs})\b|(?:{verbs})\b(?!{_AN_OBJECT}))"
+
+
 LISTED_DEAD = (
-    re.compile(rf"(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)\s+(?:(?:were|are|was|is|have|has|had|been|both|all|later|now|"
-               r"found)\s+)*(?:(?:shot|stabbed|beaten|burned)\s+)?(?:dead|killed|to death|slain|murdered)\b", _I),
+    re.compile(rf"{_NOT_AN_OBJECT}(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)"
+               + _passive(r"(?:(?:shot|stabbed|beaten|burned)\s+(?:and\s+)?)?(?:dead|killed|to death|slain|murdered)"),
+               _I),
     re.compile(rf"\b(?:killed|killing|kills|murdered|murdering|murder of|deaths of|bodies of)\s+"
-               rf"(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)(?P<self>{_AND}{_SELF}|\s+before\s+(?:killing|shooting|"
-               rf"turning\s+the\s+gun\s+on)\s+{_SELF})?", _I),
+               rf"(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)(?P<self>(?:{_AND}{_SELF}|\s+before\s+(?:killing|shooting|"
+               rf"turning\s+the\s+gun\s+on)\s+{_SELF})(?![^.]{{0,30}}\battempted suicide))?", _I),
 )
 
 # People named one after another and stated hit together: "a 16-year-old boy and a 19-year-old man were each shot".
 LISTED_HIT = re.compile(
-    rf"(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)\s+(?:(?:were|are|have|had|been|both|each|all|also)\s+)*"
-    r"(?:shot|stabbed|wounded|injured|hurt)\b(?!\s+(?:dead|to death|and killed))",
+    rf"{_NOT_AN_OBJECT}(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)" + _passive(r"shot|stabbed|wounded|injured|hurt")
+    + r"(?!\s+(?:dead|to death|and killed))",
     _I,
 )
 # A person who shot themselves: "a teen shot himself in the leg", "a self-inflicted gunshot wound".
@@ -420,7 +437,7 @@ CHARGE_PATTERNS = (
 # "344 were killed in Baltimore last year".
 TALLY = re.compile(
     r"\b(?:so far )?this year\b|\blast year\b|\bthis month\b|\blast month\b|\bsince (?:january|the (?:start|beginning) "
-    r"of)\b|\bin (?:19|20)\d\d\b|\b(?:a|per|each) year\b|\bannual (?:toll|total|count|tally)\b|"
+    r"of)\b|\bin (?:19|20)\d\d\b|\b(?:a|per|each) year\b|\bannual (?:toll|total|count|tally)\b|\bannually\b|"
     # An earlier incident told by its date: "August 1982: eight people killed".
     r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december) (?:19|20)\d\d\b|"
     # A video playlist beside the story: "0:47 Driver shot to death … Pause 0:43 …".

@@ -7,7 +7,7 @@ little and "Everett", "Pigtown" or "nightclub" for much. An incident keeps the s
 clustering features (`services.tracker.cluster`).
 
 Only the title and the lead are read: crawled pages end in related links and other stories, which would tie
-unrelated incidents together. Nor are the words a site puts on most of its pages (`site_furniture`): a sign-in wall,
+unrelated incidents together. Nor are the words a site puts on many of its pages (`site_furniture`): a sign-in wall,
 the station's name, a video playlist are rare across all sources, so they weigh much, and they tied a site's reports
 on unrelated incidents together.
 """
@@ -83,7 +83,8 @@ def counts(title: str, text: str) -> Counter[str]:
 
 
 def site_furniture(found: Mapping[str, int], source: Frequencies) -> set[str]:
-    """The words of `found` that most of a source's earlier reports used as well: its site's page furniture."""
+    """The words of `found` that at least `SITE_FURNITURE_SHARE` of a source's earlier reports used as well (once it
+    has `SITE_MIN_REPORTS`): its site's page furniture."""
     if source.reports < SITE_MIN_REPORTS:
         return set()
     return {word for word in found if source.used.get(word, 0) >= SITE_FURNITURE_SHARE * source.reports}

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from schemas import Authority, Casualty, Category, Incident, Location, Role, Update, Verdict
+from services.tracker import cluster
 from services.tracker.cluster import JOIN_SCORE, Report, best_match, score
 from services.tracker.facts import CasualtyFact, Facts, Stated
 from services.tracker.places import find_places, resolve_town
@@ -157,3 +158,12 @@ def test_site_furniture_is_what_most_of_a_sources_reports_use() -> None:
     source = Frequencies({"registration": 5, "tavern": 1}, reports=6)
     assert site_furniture(found, source) == {"registration"}
     assert site_furniture(found, Frequencies({"registration": 2}, reports=2)) == set()
+
+
+@pytest.mark.parametrize(("a", "b", "same"), [
+    ("Habersham", "Habersham County", True), ("Winston", "Winston-Salem", True), ("Hickman Co.", "Hickman", True),
+    ("Salem", "Winston-Salem", False), ("Washington", "Washington Park", False),
+])
+def test_one_place_under_two_names(a: str, b: str, same: bool) -> None:
+    """A county and its name are one place, and so is a name a feed cut at its hyphen; other names are not."""
+    assert cluster._same_name(a, b) is same

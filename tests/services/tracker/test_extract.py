@@ -199,6 +199,8 @@ CASUALTY_CASES = [
     ("A man walking his dog alerted the police.", []),
     ("A 21-year-old man accidentally shot a 9-year-old girl at their home.", [("9-year-old girl", Role.victim)]),
     ("A man was shot and killed the day after.", [("man", Role.victim)]),
+    ("Man shot 3 times in Hackney, police said.", [("man", Role.victim)]),
+    ("A man was fatally shot a block from his home.", [("man", Role.victim)]),
 ]
 
 
@@ -207,7 +209,8 @@ CASUALTY_CASES = [
     CASUALTY_CASES,
     ids=["aged-label", "aged-after-noun", "teenager", "shot-by-police-is-subject", "officers-shot-a-man",
          "injured-officer", "suspect", "victim-and-suspect", "bystander", "second-person", "witness-is-no-casualty",
-         "who-shot-someone-is-no-victim", "shot-and-killed-is-passive"],
+         "who-shot-someone-is-no-victim", "shot-and-killed-is-passive", "shot-n-times-is-no-shooter",
+         "shot-after-an-adverb-is-passive"],
 )
 def test_casualty_labels_and_roles(text: str, expected: list[tuple[str, Role]]) -> None:
     """People are labelled in normal form, with the role the words nearest each mention give."""
@@ -421,6 +424,13 @@ COUNT_CASES = [
     ("Police are investigating two people in their 20s shot this morning.", "injured", 2),
     ("Police were called. Three juveniles are recovering after being hit by buckshot.", "injured", 3),
     ("A girl was shot dead. Three other people were treated at a hospital and released.", "injured", 3),
+    ("Police said a man and his son killed a neighbor.", "dead", None),
+    ("Police said a man who shot his wife and son was found dead.", "dead", 1),
+    ("So far this year a man, his wife and two sons were killed in the city.", "dead", 1),
+    ("In Fort Worth, two people were killed.", "dead", 2),
+    ("Chicago sees about 500 people killed annually. A man was shot dead.", "dead", 1),
+    ("One man was killed and two others were shot.", "injured", 2),
+    ("A man and his two sons were shot and killed.", "dead", 3),
 ]
 
 
@@ -450,7 +460,10 @@ COUNT_CASES = [
          "an-earlier-incident-by-its-date", "a-number-hyphened-to-a-cut-word", "a-violent-night-is-a-tally",
          "killing-n-then-himself", "an-attempted-suicide-is-no-death", "n-members-of-a-family",
          "where-a-number-died-only-people-with-a-condition-are-hurt", "a-person-named-by-an-age-alone",
-         "n-hit-with-ages-aside", "n-hit-in-their-20s", "n-juveniles-recovering", "treated-at-a-hospital"],
+         "n-hit-with-ages-aside", "n-hit-in-their-20s", "n-juveniles-recovering", "treated-at-a-hospital",
+         "who-killed-is-no-listed-dead", "whom-he-shot-is-no-listed-dead", "a-listed-tally-is-no-count",
+         "a-place-is-no-name-before-an-age", "killed-annually-is-a-tally", "two-others-are-not-the-dead",
+         "listed-shot-and-killed"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
@@ -898,3 +911,21 @@ def test_archive_statements(archive_entries: list[Entry]) -> None:
         ("Chief Superintendent Dana Whitlock", "Our thoughts at this time are "),
         ("IOPC Regional Director Amanda Rowe", "Our thoughts are with the man "),
     }
+
+
+def test_a_long_list_of_people_is_read_in_bounded_time() -> None:
+    """The list rules never backtrack exponentially: a page repeating "his wife, " forty times (a word two branches
+    could match had doubled the time per item) is read at once."""
+    import signal
+
+    def too_slow(*_: object) -> None:
+        raise TimeoutError("a list rule backtracked")
+
+    previous = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(10)
+    try:
+        facts = extract("", "Police said " + "his wife, " * 40 + "and more were at home.")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert facts.dead is None

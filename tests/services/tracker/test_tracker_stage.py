@@ -235,8 +235,8 @@ SIGN_IN_WALL = ("Sign in using your account with Facebook. Welcome back. Please 
 
 
 async def test_a_sites_page_furniture_ties_no_reports_together(store: IncidentStore) -> None:
-    """Words most of a source's reports carry (a sign-in wall) are its site's furniture: once the source has a few
-    reports, they are left out of each report's words, so stabbings it reports in three places stay three
+    """Words at least 40% of a source's reports carry (a sign-in wall) are its site's furniture: once the source has
+    a few reports, they are left out of each report's words, so stabbings it reports in three places stay three
     incidents."""
     for n, story in enumerate(["Leyton Orient win the derby", "Road works on the high street", "Library reopens"]):
         await process(store, update("station", f"other{n}", story, f"{SIGN_IN_WALL} {story} this week."))
