@@ -267,6 +267,7 @@ _LEADING_OK = frozenset(_words("North South East West Central Greater Downtown I
 _STREET_SUFFIX = (r"(?:Street|Road|Avenue|Lane|Close|Drive|Way|Grove|Gardens|Crescent|Terrace|Square|Parade|Walk|"
                   r"Rise|Mews|Row|Broadway)")
 _STREET_AFTER = re.compile(rf"\s+{_STREET_SUFFIX}\b")
+_ANOTHER_PLACE_AFTER = re.compile(r"\s+(?:Park|Heights|Hills|Beach|Springs|Village|Falls|Valley|Lake|Township)\b")
 _STREET = re.compile(
     rf"\b(?:in|on|at|near|along|off|to|into)\s+(?:the\s+)?(?P<street>(?:[A-Z][a-z'’]+\s+){{1,3}}{_STREET_SUFFIX})\b"
 )
@@ -339,8 +340,10 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
     ("Macon man shot")."""
     found: dict[int, Place] = {}
     for m in _KNOWN.finditer(sentence):
-        # "Soho Road" in Birmingham is a street named after a place, not the place.
-        if not _part_of_a_name(sentence, m.start()) and not _STREET_AFTER.match(sentence, m.end()):
+        # "Soho Road" in Birmingham is a street named after a place, not the place; "Brighton Park" (Chicago) is
+        # another place.
+        if (not _part_of_a_name(sentence, m.start()) and not _STREET_AFTER.match(sentence, m.end())
+                and not _ANOTHER_PLACE_AFTER.match(sentence, m.end())):
             found[m.start()] = GAZETTEER[m.group()]
     for m in _PART_OF_LONDON.finditer(sentence):
         # "east London" is a part of London, more specific than the city; keep the reader's wording, lowercase first.
@@ -369,7 +372,7 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
         if state is not None:  # "in Md. shooting"
             found[start] = GAZETTEER[state]
         # "in London Fields": the known name inside is already found; a longer guess around it adds nothing.
-        elif _KNOWN.match(name) is None:
+        elif _KNOWN.match(name) is None or start not in found:
             town = resolve_town(name)
             # A headline in title case capitalises every word: "Slipped in Mud" is evidence of no place.
             if town is not None or not _title_cased(sentence):

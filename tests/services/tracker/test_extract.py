@@ -182,6 +182,15 @@ def test_a_headline_may_start_with_its_place(title: str, place: str | None) -> N
     assert (facts.location.value.name if facts.location else None) == place
 
 
+def test_a_known_place_inside_another_name_is_that_other_place() -> None:
+    """"Brighton Park" (Chicago) is not Brighton, England: a known name followed by Park, Heights, Beach … names
+    another place, looked up as a guess."""
+    facts = extract("1 dead, 4 wounded in Brighton Park shooting", "CHICAGO (AP) — One man was killed.")
+    assert facts.location is not None
+    assert (facts.location.value.name, facts.location.value.region) == ("Brighton Park", "Illinois")
+    assert "brighton" not in facts.places
+
+
 # --- casualties ------------------------------------------------------------------------------------------------------
 
 CASUALTY_CASES = [
