@@ -137,8 +137,7 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
                 return []
             if ItemRef(source_id=update.source_id, guid=update.guid) not in current.items:
                 incident = incident.model_copy(update={"terms": with_report(current.terms, report.words)})
-        decision = Decision(update_id=update.update_id, source_id=update.source_id, guid=update.guid,
-                            verdict=update.verdict.value, how=how, reason=reason, score=score)
+        decision = _decision(update, how, reason, score)
         committed = await store.commit(incident, rev, events, update, places, candidate_ids if places else None,
                                        decision, words=distinctive)
         if committed:
@@ -157,6 +156,13 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
     raise ConcurrentUpdateError(f"update {update.update_id}: incident kept changing under it")
 
 
+def _decision(update: Update, how: str, reason: str, score: int | None) -> Decision:
+    """The clustering decision an incident's history keeps for `update`: how it joined (opened, matched, merged …),
+    why, and the score."""
+    return Decision(update_id=update.update_id, source_id=update.source_id, guid=update.guid,
+                    verdict=update.verdict.value, how=how, reason=reason, score=score)
+
+
 async def _merge(store: IncidentStore, loaded: dict[str, tuple[Incident, int]], best: Match, other: Match,
                  update: Update) -> bool:
     """Merge two incidents `update` joins both of, found to be one; the one first reported survives. False when
@@ -167,10 +173,9 @@ async def _merge(store: IncidentStore, loaded: dict[str, tuple[Incident, int]], 
     )
     merged, pointer, events = merge_incidents(survivor, absorbed, update)
     tie = same_incident(survivor, absorbed)
-    decision = Decision(update_id=update.update_id, source_id=update.source_id, guid=update.guid,
-                        verdict=update.verdict.value, how="merged", score=tie.score,
-                        reason=f"{absorbed.incident_id} is this incident: {'; '.join(tie.reasons)} (the update "
-                               f"matched both: {'; '.join(best.reasons)} / {'; '.join(other.reasons)})")
+    decision = _decision(update, "merged", score=tie.score,
+                         reason=f"{absorbed.incident_id} is this incident: {'; '.join(tie.reasons)} (the update "
+                                f"matched both: {'; '.join(best.reasons)} / {'; '.join(other.reasons)})")
     if not await store.commit_merge(merged, survivor_rev, pointer, absorbed_rev, events, update, decision):
         return False
     log.info("incidents merged", survivor=survivor.incident_id, absorbed=absorbed.incident_id,
