@@ -232,6 +232,9 @@ def _listed_dead(sentences: Sequence[str]) -> Stated[int] | None:
                 if _negated(sentence, m.start()):
                     continue
                 best = _higher(best, Stated(_listed(m) + bool(m.groupdict().get("self")), _snip(sentence)))
+        for m in p.NAMED_DEAD.finditer(sentence):
+            if not _negated(sentence, m.start()):
+                best = _higher(best, Stated(len(p.NAMED_PERSON.findall(m.group("list"))), _snip(sentence)))
     return best
 
 

@@ -390,6 +390,16 @@ LISTED_DEAD = (
                rf"turning\s+the\s+gun\s+on)\s+{_SELF})(?![^.]{{0,30}}\battempted suicide))?", _I),
 )
 
+# People named with their ages and stated dead together: "Dennie Reeves, 66 and Ginger Reeves, 64 were found dead",
+# "Nicholas Lee Powers, 30; Demario Laquan Burnett, 21; and Jerry Trivon Coleman, 31 all died".
+_NAMED = r"(?-i:[A-Z][a-z'’-]+(?:\s+(?:[A-Z][a-z'’-]+|[A-Z]\.|\"[A-Z][a-z]+\")){1,3}),\s*\d{1,3}\b"
+NAMED_PERSON = re.compile(_NAMED)
+NAMED_DEAD = re.compile(
+    rf"(?P<list>{_NAMED}(?:\s*[,;]?\s*(?:and\s+)?{_NAMED})+),?\s+(?:(?:were|are|both|all|have|had|been|later)\s+)*"
+    r"(?:found\s+(?:shot\s+)?dead|died|(?:shot\s+(?:and\s+)?)?killed|shot\s+(?:dead|to\s+death))\b",
+    _I,
+)
+
 # People named one after another and stated hit together: "a 16-year-old boy and a 19-year-old man were each shot".
 LISTED_HIT = re.compile(
     rf"{_NOT_AN_OBJECT}(?P<list>{_ITEM}(?:{_AND}{_ITEM})+)" + _passive(r"shot|stabbed|wounded|injured|hurt")

@@ -407,7 +407,7 @@ COUNT_CASES = [
     ("Police were called and found the 7-year-old girl and her father, 56, dead at home.", "dead", 2),
     ("Teen shoots, kills 14", "dead", None),
     ("Six men have been indicted for the attempted murders of five teenagers.", "dead", None),
-    ("Dennie Reeves, 66 and Ginger Reeves, 64 were found dead inside a home.", "dead", None),
+    ("Dennie Reeves, 66 and Ginger Reeves, 64 were found dead inside a home.", "dead", 2),
     ("The club's annual dance turned into a gun battle, leaving one dead and a dozen others wounded.", "dead", 1),
     ("A teenager was shot dead in Hackney. The 17-year-old boy died at the scene. Last month a man died in a crash "
      "on the same road.", "dead", 1),
@@ -440,6 +440,9 @@ COUNT_CASES = [
     ("Chicago sees about 500 people killed annually. A man was shot dead.", "dead", 1),
     ("One man was killed and two others were shot.", "injured", 2),
     ("A man and his two sons were shot and killed.", "dead", 3),
+    ("Nicholas Lee Powers, 30; Demario Laquan Burnett, 21; and Jerry Trivon Coleman, 31 all died of gunshot wounds.",
+     "dead", 3),
+    ("Police said John Smith, 30, shot Jane Doe, 25, who died.", "dead", 1),
 ]
 
 
@@ -461,7 +464,7 @@ COUNT_CASES = [
          "injured-with-an-aside", "kills-n-wounds-n-dead", "kills-n-wounds-n-injured", "one-teenager-is-dead",
          "n-of-the-family-members", "listed-dead-with-a-number", "listed-dead-found-shot-to-death",
          "listed-killed-then-himself", "listed-killed-before-killing-himself", "listed-dead-with-an-age",
-         "a-number-ending-a-headline-is-a-cut-age", "attempted-murders-are-no-deaths", "an-age-after-a-name",
+         "a-number-ending-a-headline-is-a-cut-age", "attempted-murders-are-no-deaths", "people-named-with-ages",
          "an-annual-event-is-no-tally", "one-death-under-two-labels-and-an-earlier-death",
          "the-dead-victim-under-another-label-is-not-injured", "listed-hit", "listed-hit-less-the-dead",
          "no-number-before-an-age", "shot-himself", "no-one-else-leaves-the-one-named",
@@ -472,7 +475,7 @@ COUNT_CASES = [
          "n-hit-with-ages-aside", "n-hit-in-their-20s", "n-juveniles-recovering", "treated-at-a-hospital",
          "who-killed-is-no-listed-dead", "whom-he-shot-is-no-listed-dead", "a-listed-tally-is-no-count",
          "a-place-is-no-name-before-an-age", "killed-annually-is-a-tally", "two-others-are-not-the-dead",
-         "listed-shot-and-killed"],
+         "listed-shot-and-killed", "people-named-with-ages-died", "a-shooter-named-with-an-age-is-no-death"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
