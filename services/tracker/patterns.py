@@ -333,7 +333,7 @@ INJURED_PATTERNS = (
 DEAD_PATTERNS = (
     # "Five members of a family, including three children, were found shot dead".
     re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?(?:(?:{_PEOPLE}|(?:family\s+)?members(?:\s+of\s+(?:a|the|his|"
-               r"her|their)\s+family)?)\b(?:,[^.]{0,40}?,)?\s+)?"
+               r"her|their)\s+(?:[A-Z]\w+\s+)?family)?)\b(?:,[^.]{0,40}?,)?\s+)?"
                rf"{_BE}(?:found\s+)?(?:killed|died|dead|confirmed dead|"
                r"pronounced dead|lost their lives|(?:shot|stabbed|beaten) (?:dead|to death|and killed)|"
                r"fatally (?:shot|stabbed|injured|wounded))\b", _I),
@@ -342,7 +342,8 @@ DEAD_PATTERNS = (
                r"(?:fatally|died|killed|dead)\b", _I),
     # Not at the end of a headline: feeds cut "kills 14-year-old" at the hyphen.
     # A killer who then killed himself is one more dead: "killing 3, then killed himself".
-    re.compile(rf"(?<!attempted )\b(?:kill(?:s|ed|ing)|murder(?:s|ed|ing)?(?:\s+of)?|deaths\s+of)\s+(?P<n>{NUM})\b"
+    re.compile(rf"(?<!attempted )\b(?:kill(?:s|ed|ing)|killings?\s+of|murder(?:s|ed|ing)?(?:\s+of)?|deaths\s+of)\s+"
+               rf"(?P<n>{NUM})\b"
                r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!-[a-z])(?!\s*$)"
                r"(?P<self>[^.]{0,60}?\b(?:then|before)\s+(?:killing|killed|kills|shooting|shot|shoots|turning|turned|"
                r"turns)\s+(?:the\s+gun\s+on\s+)?(?:him|her)self\b(?![^.]{0,30}\battempted suicide))?", _I),
@@ -355,7 +356,7 @@ DEAD_PATTERNS = (
 _KIN = (
     # Each word one way only: a word two branches match makes a long list backtrack exponentially.
     r"(?:father|mother|son|daughter|(?:ex-)?(?:girlfriend|boyfriend|wife|husband)|fianc[eé]e?|brother|"
-    r"sister|grand(?:mother|father|son|daughter)|step(?:father|mother|son|daughter)|nephew|niece|cousin|aunt|uncle|"
+    r"sister|grand(?:mother|father|son|daughter|child)|step(?:father|mother|son|daughter)|nephew|niece|cousin|aunt|uncle|"
     r"parent|child|kid|toddler|baby|infant|couple|man|woman|boy|girl|teen|teenager|adult|friend|roommate|neighbou?r)"
 )
 _LISTED = (

@@ -443,6 +443,9 @@ COUNT_CASES = [
     ("Nicholas Lee Powers, 30; Demario Laquan Burnett, 21; and Jerry Trivon Coleman, 31 all died of gunshot wounds.",
      "dead", 3),
     ("Police said John Smith, 30, shot Jane Doe, 25, who died.", "dead", 1),
+    ("A man has been arrested for the killing of two men in May.", "dead", 2),
+    ("Police say all five members of the Short family died of gunshot wounds.", "dead", 5),
+    ("Police say a grandfather and six grandchildren were found dead.", "dead", 7),
 ]
 
 
@@ -475,7 +478,8 @@ COUNT_CASES = [
          "n-hit-with-ages-aside", "n-hit-in-their-20s", "n-juveniles-recovering", "treated-at-a-hospital",
          "who-killed-is-no-listed-dead", "whom-he-shot-is-no-listed-dead", "a-listed-tally-is-no-count",
          "a-place-is-no-name-before-an-age", "killed-annually-is-a-tally", "two-others-are-not-the-dead",
-         "listed-shot-and-killed", "people-named-with-ages-died", "a-shooter-named-with-an-age-is-no-death"],
+         "listed-shot-and-killed", "people-named-with-ages-died", "a-shooter-named-with-an-age-is-no-death",
+         "the-killing-of-n", "n-members-of-a-named-family", "listed-grandchildren"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
