@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeVar
 
 from schemas import Category, Condition, InvestigationBody, InvestigationKind, InvestigationStatus, Location
@@ -183,21 +183,30 @@ def _number(m: re.Match[str]) -> int:
     return 0 if p.NEGATION.match(m.group()) else 1
 
 
-def _count(patterns: Iterable[re.Pattern[str]], sentences: Sequence[str]) -> Stated[int] | None:
-    """The highest count stated: counts are cumulative, so "a second man has been arrested" means two."""
-    best: Stated[int] | None = None
+def _stated_matches(patterns: Iterable[re.Pattern[str]],
+                    sentences: Sequence[str]) -> Iterator[tuple[str, re.Match[str]]]:
+    """Each match of `patterns` with its sentence, in order, that no negation turns around; sentences counting over a
+    period (`patterns.TALLY`: "so far this year") are skipped."""
     for sentence in sentences:
         if p.TALLY.search(sentence):
             continue
         for pattern in patterns:
             for m in pattern.finditer(sentence):
-                if _negated(sentence, m.start()) or _an_age(sentence, m):
-                    continue
-                value = _number(m) + bool(m.groupdict().get("self"))
-                if best is None or value > best.value:
-                    # "A man has been arrested" names one arrest, not the total: like a count of people named one
-                    # by one, it never lowers a count.
-                    best = Stated(value, _snip(sentence), inferred=value == 1 and not _states_a_number(m))
+                if not _negated(sentence, m.start()):
+                    yield sentence, m
+
+
+def _count(patterns: Iterable[re.Pattern[str]], sentences: Sequence[str]) -> Stated[int] | None:
+    """The highest count stated: counts are cumulative, so "a second man has been arrested" means two."""
+    best: Stated[int] | None = None
+    for sentence, m in _stated_matches(patterns, sentences):
+        if _an_age(sentence, m):
+            continue
+        value = _number(m) + bool(m.groupdict().get("self"))
+        if best is None or value > best.value:
+            # "A man has been arrested" names one arrest, not the total: like a count of people named one by one, it
+            # never lowers a count.
+            best = Stated(value, _snip(sentence), inferred=value == 1 and not _states_a_number(m))
     return best
 
 
@@ -224,21 +233,17 @@ def _listed_dead(sentences: Sequence[str]) -> Stated[int] | None:
     """The most people a sentence lists and states dead together ("a man, his wife and two sons were found dead"),
     a killer named last among them ("… then himself") included."""
     best: Stated[int] | None = None
-    for sentence in sentences:
-        if p.TALLY.search(sentence):
-            continue
-        for pattern in p.LISTED_DEAD:
-            for m in pattern.finditer(sentence):
-                if _negated(sentence, m.start()):
-                    continue
-                best = _higher(best, Stated(_listed(m) + bool(m.groupdict().get("self")), _snip(sentence)))
-        for m in p.NAMED_DEAD.finditer(sentence):
-            if not _negated(sentence, m.start()):
-                best = _higher(best, Stated(len(p.NAMED_PERSON.findall(m.group("list"))), _snip(sentence)))
+    for sentence, m in _stated_matches((*p.LISTED_DEAD, p.NAMED_DEAD), sentences):
+        if m.re is p.NAMED_DEAD:
+            listed = len(p.NAMED_PERSON.findall(m.group("list")))
+        else:
+            listed = _listed(m) + bool(m.groupdict().get("self"))
+        best = _higher(best, Stated(listed, _snip(sentence)))
     return best
 
 
-_OTHERS = re.compile(r"\bothers\b", re.IGNORECASE)
+# People shot besides the dead: "two other people were shot", "two others", "three more".
+_NOT_THE_DEAD = re.compile(r"\b(?:others?|more)\b", re.IGNORECASE)
 _TWO_OR_MORE = re.compile(r"\b(?:couple|parents|children|kids)\b", re.IGNORECASE)
 
 
@@ -266,28 +271,17 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
     (`casualties.wounded`: "no one else was hurt" leaves the man shot), else one who shot themselves."""
     best: Stated[int] | None = None
     dead_labels = {c.label for c in people if c.condition and c.condition.value is Condition.deceased}
-    for sentence in sentences:
-        if p.TALLY.search(sentence):
-            continue
-        for pattern in p.INJURED_PATTERNS:
-            for m in pattern.finditer(sentence):
-                if _negated(sentence, m.start()):
-                    continue
-                value = _number(m)
-                if m.groupdict().get("ord"):
-                    value -= len({label for label in dead_labels if not label.startswith(m.group("ord").lower())})
-                best = _higher(best, Stated(value, _snip(sentence)))
+    for sentence, m in _stated_matches(p.INJURED_PATTERNS, sentences):
+        value = _number(m)
+        if m.groupdict().get("ord"):
+            value -= len({label for label in dead_labels if not label.startswith(m.group("ord").lower())})
+        best = _higher(best, Stated(value, _snip(sentence)))
     died = dead.value if dead else 0
-    for sentence in sentences[:LEAD_SENTENCES]:
-        if p.TALLY.search(sentence):
-            continue
-        for m in [*(m for pattern in p.HIT_PATTERNS for m in pattern.finditer(sentence)),
-                  *p.LISTED_HIT.finditer(sentence)]:
-            hit = _listed(m) if "list" in m.groupdict() else _number(m)
-            # "Two other people were shot", "two others": not the dead.
-            alive = hit if m.groupdict().get("other") or _OTHERS.search(m.group()) else hit - died
-            if not _negated(sentence, m.start()) and alive > 0:
-                best = _higher(best, Stated(alive, _snip(sentence)))
+    for sentence, m in _stated_matches((*p.HIT_PATTERNS, p.LISTED_HIT), sentences[:LEAD_SENTENCES]):
+        hit = _listed(m) if m.re is p.LISTED_HIT else _number(m)
+        alive = hit if _NOT_THE_DEAD.search(m.group()) else hit - died
+        if alive > 0:
+            best = _higher(best, Stated(alive, _snip(sentence)))
     if best is not None and best.value > 0:
         return best
     # "No one else was hurt" leaves the person the text names hurt.

@@ -414,13 +414,13 @@ SELF_INFLICTED = re.compile(rf"\b(?:shot|shoots|shooting|stabbed)\s+{_SELF}\b|\b
 HIT_PATTERNS = (
     # "Two other people were shot": others than the dead.
     # "Two teens, ages 14 and 16, were shot", "two people in their 20s shot".
-    re.compile(rf"(?<!\ba )(?<!\bthe )\b(?P<n>{NUM})\s+(?:(?P<other>other|more)\s+)?"
+    re.compile(rf"(?<!\ba )(?<!\bthe )\b(?P<n>{NUM})\s+(?:(?:other|more)\s+)?"
                rf"(?:{_PEOPLE}\b(?:,[^.]{{0,30}}?,|\s+in\s+their\s+\S+)?\s+)?{_BE}"
                r"(?:shot|stabbed|gunned down|hit(?!\s+by\s+an?\b))\b(?!\s+(?:dead|to death|and killed|glass))", _I),
     re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:shooting|stabbing)s?\b", _I),
     # "Man claims self-defense after shooting five people".
     re.compile(rf"\b(?:shot|shooting|shoots|stabbed|stabbing|stabs|wounding|wounded)\s+(?:at least\s+)?(?P<n>{NUM})\s+"
-               rf"(?:(?P<other>other)\s+)?{_PEOPLE}\b", _I),
+               rf"(?:other\s+)?{_PEOPLE}\b", _I),
 )
 ARREST_PATTERNS = (
     re.compile(r"\b(?:no arrests?|no one|nobody|no-one)\s+(?:has|have|had)?\s*(?:yet\s+)?(?:been\s+)?"
