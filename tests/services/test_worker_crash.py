@@ -77,13 +77,16 @@ async def _kill_mid_stream(stage: str, redis: Redis, redis_url: str, key_prefix:
     try:
         for _ in range(3000):  # start-up can take seconds on a loaded machine
             if await redis.xlen(output) > 0:
-                # Frozen, it holds what it holds: kill it only while it has read entries it has not acknowledged
-                # (a batch worker acknowledges whole batches, so between two batches it holds none).
-                victim.send_signal(signal.SIGSTOP)
-                if (await redis.xpending(Keys(key_prefix).stream(stream), group))["pending"] > 0:
-                    break
-                victim.send_signal(signal.SIGCONT)
+                break
             await asyncio.sleep(0.01)
+        for _ in range(100_000):
+            # Frozen, it holds what it holds: kill it only while it has read entries it has not acknowledged (a
+            # batch worker acknowledges whole batches, so between two batches it holds none). Tried again at once:
+            # a fast worker drains the stream in a few hundred milliseconds.
+            victim.send_signal(signal.SIGSTOP)
+            if (await redis.xpending(Keys(key_prefix).stream(stream), group))["pending"] > 0:
+                break
+            victim.send_signal(signal.SIGCONT)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
     finally:
