@@ -72,27 +72,33 @@ def incident_updates(count: int) -> list[Update]:
 
 
 async def _kill_mid_stream(stage: str, redis: Redis, redis_url: str, key_prefix: str, output: str, total: int) -> None:
-    victim = worker(stage, redis_url, key_prefix, "victim", reclaim_idle_ms=600_000)
     stream, group = STAGE_INPUTS[stage]
-    try:
-        for _ in range(3000):  # start-up can take seconds on a loaded machine
-            if await redis.xlen(output) > 0:
-                break
-            await asyncio.sleep(0.01)
-        for _ in range(100_000):
-            # Frozen, it holds what it holds: kill it only while it has read entries it has not acknowledged (a
-            # batch worker acknowledges whole batches, so between two batches it holds none). Tried again at once:
-            # a fast worker drains the stream in a few hundred milliseconds.
-            victim.send_signal(signal.SIGSTOP)
-            if (await redis.xpending(Keys(key_prefix).stream(stream), group))["pending"] > 0:
-                break
-            victim.send_signal(signal.SIGCONT)
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
-    finally:
-        victim.kill()
+    input_stream = Keys(key_prefix).stream(stream)
+    # A batch worker holds unacknowledged entries only while it handles a batch, so a kill can land between two
+    # batches; then another victim takes over the rest of the stream and is killed in turn.
+    for attempt in range(5):
+        victim = worker(stage, redis_url, key_prefix, f"victim-{attempt}", reclaim_idle_ms=600_000)
+        written = await redis.xlen(output)
+        try:
+            for _ in range(3000):  # start-up can take seconds on a loaded machine
+                if await redis.xlen(output) > written:
+                    break
+                await asyncio.sleep(0.01)
+            for _ in range(100_000):
+                # Frozen, it holds what it holds: kill it only while it has read entries it has not acknowledged.
+                # Tried again at once: a fast worker drains the stream in a few hundred milliseconds.
+                victim.send_signal(signal.SIGSTOP)
+                if (await redis.xpending(input_stream, group))["pending"] > 0:
+                    break
+                victim.send_signal(signal.SIGCONT)
+            victim.send_signal(signal.SIGKILL)
+            victim.wait(timeout=10)
+        finally:
+            victim.kill()
+        if (await redis.xpending(input_stream, group))["pending"] > 0:
+            break
     assert 0 < await redis.xlen(output) < total, "the victim must die mid-stream"
-    pending = await redis.xpending(Keys(key_prefix).stream(stream), group)
+    pending = await redis.xpending(input_stream, group)
     assert pending["pending"] > 0, "the victim must die holding unacknowledged entries"
 
 
