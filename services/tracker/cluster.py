@@ -2,7 +2,8 @@
 
 Features: the place (a street counts more than a neighbourhood or a small town, which counts more than a big city;
 places in different regions count against), the category, the time (reports of one incident arrive over days; a
-later follow-up, such as a charge or an inquest, must share the incident's distinctive words), and those words
+later follow-up, such as a charge or an inquest, must share the incident's distinctive words, and one naming its
+people may come years later), and those words
 (TF-IDF cosine with the incident's reports, `services.tracker.words`: names, streets and venues weigh, "police"
 and "said" do not). An update joins the best-scoring incident from `JOIN_SCORE`, or opens its own.
 """
@@ -26,6 +27,12 @@ WINDOW = timedelta(days=3)
 # A follow-up weeks later (a charge, a funeral, an inquest) joins only when it shares the incident's words.
 FOLLOW_UP_WINDOW = timedelta(days=120)
 FOLLOW_UP_SIMILARITY = 0.3
+# A follow-up that names the incident's people or venue (rare words other than its places: "Derrick Stafford",
+# "Vice Lords") joins for longer: trials and sentences come months or years later. A big city has so many incidents
+# that a few rare words in common are chance (measured on gva-dev: 2 words, 5 in a big city, two years).
+NAMED_FOLLOW_UP_WINDOW = timedelta(days=730)
+NAMED_FOLLOW_UP_WORDS = 2
+NAMED_FOLLOW_UP_WORDS_IN_A_CITY = 5
 JOIN_SCORE = 3
 NEARBY_KM = 40  # two places this close may be one incident's (a suburb and its city)
 # Word similarity → points: a near-identical account, the same names and places, a few distinctive words shared.
@@ -51,6 +58,7 @@ class Report:
     update: Update
     facts: Facts
     words: dict[str, float]
+    rare: frozenset[str] = frozenset()  # its words few other reports used (`words.rare`)
 
 
 @dataclass(frozen=True)
@@ -206,12 +214,17 @@ def score(incident: Incident, report: Report) -> Match:
     if update.reported_at < incident.opened_at - WINDOW:
         return Match(incident, 0, ("before the incident's time window",))
     late = update.reported_at > incident.updated_at + WINDOW
-    if late and (update.reported_at > incident.opened_at + FOLLOW_UP_WINDOW or similarity < FOLLOW_UP_SIMILARITY):
+    names = _names_in_common(incident, report)
+    in_a_city = incident.location is not None and _is_wide(incident.location.name)
+    named = (len(names) >= (NAMED_FOLLOW_UP_WORDS_IN_A_CITY if in_a_city else NAMED_FOLLOW_UP_WORDS)
+             and update.reported_at <= incident.opened_at + NAMED_FOLLOW_UP_WINDOW)
+    if late and not named and (update.reported_at > incident.opened_at + FOLLOW_UP_WINDOW
+                               or similarity < FOLLOW_UP_SIMILARITY):
         return Match(incident, 0, (f"after the incident's time window (similarity {similarity:.2f})",))
     if late and (others := _other_people(incident, facts)):
         # A follow-up weeks later is about the incident's people; one about others is another incident there.
         return Match(incident, 0, (f"after the incident's time window, about other people: {others}",))
-    reasons: list[str] = []
+    reasons: list[str] = [f"a follow-up naming {', '.join(names[:4])}"] if late and named else []
     points, apart = _place_points(incident, report, reasons)
     if facts.category and incident.category is not Category.other and facts.category.value is not Category.other:
         if facts.category.value is incident.category:
@@ -234,6 +247,12 @@ _COMPATIBLE = frozenset(
     {frozenset({Category.terrorism, kind}) for kind in (Category.shooting, Category.stabbing, Category.explosion,
                                                         Category.assault)}
 )
+
+
+def _names_in_common(incident: Incident, report: Report) -> list[str]:
+    """The rare words the report shares with the incident that name no place of either: its people, its venue."""
+    places = {word for place in (*incident.places, *report.facts.places) for word in place.split()}
+    return sorted(report.rare & incident.terms.keys() - places)
 
 
 def _compatible(a: Category, b: Category) -> bool:

@@ -27,7 +27,7 @@ from schemas import Category, Condition, InvestigationBody, InvestigationKind, I
 from services.tracker import patterns as p
 from services.tracker.casualties import Hit, casualties, deaths, settled, wounded
 from services.tracker.facts import CasualtyFact, Facts, InvestigationFact, Stated, StatementFact
-from services.tracker.places import UK, US, Place, find_places, find_street
+from services.tracker.places import UK, US, Place, find_places, find_street, in_context
 
 V = TypeVar("V")
 
@@ -142,6 +142,8 @@ def _location(sentences: Sequence[str], headline: bool) -> tuple[Stated[Location
     text that names more US places than UK ones, UK names are homonyms ("Aberdeen, South Dakota") or noise."""
     found = [(i, place, sentence) for i, sentence in enumerate(sentences)
              for _, place in find_places(sentence, headline=i == 0 and headline)]
+    placed = in_context([place for _, place, _ in found])
+    found = [(i, place, sentence) for (i, _, sentence), place in zip(found, placed, strict=True)]
     countries = Counter(place.country for _, place, _ in found)
     if countries[US] > countries[UK]:
         found = [(i, place, sentence) for i, place, sentence in found if place.country != UK]

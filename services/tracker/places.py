@@ -10,6 +10,7 @@ Street") are found by `find_street`.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -204,6 +205,37 @@ def resolve_town(name: str, region: str | None = None, country: str | None = Non
     rank = CITY if town.population >= _BIG_CITY_POPULATION else PART
     return Place(name, town.region, rank, town.country, town.lat, town.lon)
 _US_STATE_NAMES = frozenset(_names(_US_STATES))
+
+
+def _area_of(place: Place) -> str | None:
+    """What two places must share to be in one part of the world: a US state, or the UK."""
+    if place.country == US:
+        return place.name if place.rank == NATION else place.region
+    return place.country
+
+
+def in_context(places: list[Place]) -> list[Place]:
+    """`places` (all those one text names) with each town that was looked up by its name alone placed where the
+    rest of the text is: "Whitehaven" beside Memphis, Tennessee is no town in England, and "Chelsea" beside
+    Massachusetts is that state's. A town found nowhere the text speaks of is kept as a guess of unknown region."""
+    # Each name counts once: a town named again supports nothing but itself.
+    areas = Counter(area for _, area in {(place.name, _area_of(place)) for place in places})
+    placed: list[Place] = []
+    for place in places:
+        area = _area_of(place)
+        others = {other: n - (other == area) for other, n in areas.items() if other and n - (other == area) > 0}
+        looked_up = place.lat is not None and place.name not in GAZETTEER
+        if not looked_up or not others or area in others:
+            placed.append(place)
+            continue
+        for other, _ in sorted(others.items(), key=lambda item: (-item[1], item[0])):
+            town = resolve_town(place.name, other) if other != UK else resolve_town(place.name, country=UK)
+            if town is not None:
+                placed.append(town)
+                break
+        else:
+            placed.append(Place(place.name, None, GUESS))
+    return placed
 
 # Longest names first so "East Ham" wins over a shorter name inside it; case-sensitive, as place names are capitalised
 # and several are also ordinary words ("Barking", "Sutton").

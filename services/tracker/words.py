@@ -102,6 +102,18 @@ def weighted(found: Counter[str], frequencies: Mapping[str, int], documents: int
     return _unit(vector)
 
 
+# A word at most this share of all reports used (and at least in `RARE_MIN_REPORTS`) is rare: a name, a venue, a
+# street. Two reports sharing several rare words are about the same people or place, however far apart in time.
+RARE_SHARE = 0.005
+RARE_MIN_REPORTS = 3
+
+
+def rare(found: Mapping[str, int], frequencies: Mapping[str, int], documents: int) -> frozenset[str]:
+    """The words of `found` that few of `documents` reports used (`frequencies`: in how many each occurred)."""
+    most = max(RARE_MIN_REPORTS, RARE_SHARE * documents)
+    return frozenset(word for word in found if frequencies.get(word, 0) <= most)
+
+
 def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
     """The cosine of two vectors of word weights (0 when either is empty)."""
     if len(a) > len(b):

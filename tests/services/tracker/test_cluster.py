@@ -12,7 +12,7 @@ from services.tracker import cluster
 from services.tracker.cluster import JOIN_SCORE, Report, best_match, score
 from services.tracker.facts import CasualtyFact, Facts, Stated
 from services.tracker.places import find_places, resolve_town
-from services.tracker.words import Frequencies, cosine, counts, site_furniture, weighted, with_report
+from services.tracker.words import Frequencies, cosine, counts, rare, site_furniture, weighted, with_report
 
 T0 = datetime(2016, 8, 19, 9, tzinfo=UTC)
 # Document frequencies of a small news corpus: the generic words are common, names are rare.
@@ -35,7 +35,8 @@ def incident(location: Location | None, *, text: str = "", places: tuple[str, ..
 
 def report(location: Location | None, *, text: str = "", places: tuple[str, ...] = (),
            category: Category | None = Category.shooting, days_later: float = 0, source: str = "wire",
-           dead: int | None = None, injured: int | None = None, people: tuple[str, ...] = ()) -> Report:
+           dead: int | None = None, injured: int | None = None, people: tuple[str, ...] = (),
+           rare: tuple[str, ...] = ()) -> Report:
     at = T0 + timedelta(days=days_later)
     update = Update(update_id="u_1", verdict=Verdict.new, source_id=source, authority=Authority.news,
                     identity=f"{source}|g", fingerprint="f", guid="g", title="", text=text, reported_at=at,
@@ -45,7 +46,7 @@ def report(location: Location | None, *, text: str = "", places: tuple[str, ...]
                   dead=Stated(dead, "") if dead is not None else None,
                   injured=Stated(injured, "") if injured is not None else None,
                   casualties=[CasualtyFact(label, Role.victim) for label in people])
-    return Report(update, facts, vector(text))
+    return Report(update, facts, vector(text), frozenset(rare))
 
 
 def located(name: str, region: str | None = None, street: str | None = None) -> Location:
@@ -54,6 +55,8 @@ def located(name: str, region: str | None = None, street: str | None = None) -> 
                     lat=town.lat if town else None, lon=town.lon if town else None)
 
 
+WILKINSBURG = Location(name="Wilkinsburg", region="Pennsylvania")
+CHICAGO = Location(name="Chicago", region="Illinois")
 CASES = [
     # (name, incident, report, joins, reason fragment)
     ("same-street", incident(Location(name="Luton", region="Bedfordshire", street="Dunstable Road")),
@@ -106,6 +109,30 @@ CASES = [
     ("follow-up-without-them", incident(Location(name="Walthamstow", region="London"), text="jalen everett"),
      report(Location(name="Walthamstow", region="London"), text="parking lot", days_later=30), False,
      "after the incident's time window"),
+    ("late-follow-up-naming-the-people",
+     incident(WILKINSBURG, text="stafford derrick cookout", places=("Wilkinsburg",)),
+     report(WILKINSBURG, text="stafford derrick cookout", days_later=300, rare=("stafford", "derrick")), True,
+     "a follow-up naming derrick, stafford"),
+    ("late-follow-up-one-name-is-not-enough",
+     incident(WILKINSBURG, text="stafford derrick cookout", places=("Wilkinsburg",)),
+     report(WILKINSBURG, text="stafford derrick cookout", days_later=300, rare=("stafford",)), False,
+     "after the incident's time window"),
+    ("late-follow-up-its-place-is-no-name",
+     incident(WILKINSBURG, text="stafford wilkinsburg cookout", places=("Wilkinsburg",)),
+     report(WILKINSBURG, text="stafford wilkinsburg cookout", days_later=300, places=("Wilkinsburg",),
+            rare=("stafford", "wilkinsburg")), False, "after the incident's time window"),
+    ("late-follow-up-years-later",
+     incident(WILKINSBURG, text="stafford derrick cookout", places=("Wilkinsburg",)),
+     report(WILKINSBURG, text="stafford derrick cookout", days_later=800, rare=("stafford", "derrick")), False,
+     "after the incident's time window"),
+    ("late-follow-up-in-a-big-city-needs-more-names",
+     incident(CHICAGO, text="stafford derrick cookout"),
+     report(CHICAGO, text="stafford derrick cookout", days_later=300, rare=("stafford", "derrick")), False,
+     "after the incident's time window"),
+    ("late-follow-up-in-a-big-city-naming-many",
+     incident(CHICAGO, text="stafford derrick cookout jalen everett"),
+     report(CHICAGO, text="stafford derrick cookout jalen everett", days_later=300,
+            rare=("stafford", "derrick", "cookout", "jalen", "everett")), True, "a follow-up naming cookout"),
     ("same-source-no-place", incident(Location(name="Leyton", region="London")),
      report(None, source="echo"), True, "same source, no place named"),
 ]
@@ -149,6 +176,15 @@ def test_towns_resolve_to_their_state_with_coordinates(sentence: str, expected: 
     if first.country == "US":
         assert first.lat is not None
         assert first.lon is not None
+
+
+def test_rare_words_are_those_few_reports_used() -> None:
+    """A word is rare at most `RARE_SHARE` of the reports used it, or `RARE_MIN_REPORTS` while they are few."""
+    found = Counter({"stafford": 1, "marksville": 1, "officer": 1})
+    used = {"stafford": 2, "marksville": 5, "officer": 400}
+    assert rare(found, used, 1000) == {"stafford", "marksville"}
+    assert rare(found, used, 100) == {"stafford"}
+    assert rare(found, {}, 10) == set(found)
 
 
 def test_site_furniture_is_what_most_of_a_sources_reports_use() -> None:

@@ -182,6 +182,21 @@ def test_a_headline_may_start_with_its_place(title: str, place: str | None) -> N
     assert (facts.location.value.name if facts.location else None) == place
 
 
+@pytest.mark.parametrize(("title", "text", "expected"), [
+    ("Two shot at Whitehaven apartment complex", "Police in Memphis, Tennessee said two men were shot in Whitehaven.",
+     ("Memphis", "Tennessee")),
+    ("Teen shot in Chelsea", "CHELSEA, Mass. (AP) — A teen was shot in Chelsea, police said.",
+     ("Chelsea", "Massachusetts")),
+    ("Man shot in Chelsea", "A man was shot in Chelsea, west London.", ("Chelsea", "England")),
+], ids=["no-such-town-in-the-state", "the-states-town", "a-uk-text-keeps-the-uk-town"])
+def test_a_town_is_looked_up_where_the_text_is(title: str, text: str, expected: tuple[str, str]) -> None:
+    """A town named alone is the one in the state (or country) the rest of the text names; one that state does not
+    have is no more than a guess, so the city the text names wins."""
+    facts = extract(title, text)
+    assert facts.location is not None
+    assert (facts.location.value.name, facts.location.value.region) == expected
+
+
 def test_a_known_place_inside_another_name_is_that_other_place() -> None:
     """"Brighton Park" (Chicago) is not Brighton, England: a known name followed by Park, Heights, Beach … names
     another place, looked up as a guess."""
