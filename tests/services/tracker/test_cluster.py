@@ -12,7 +12,7 @@ from services.tracker import cluster
 from services.tracker.cluster import JOIN_SCORE, Report, best_match, score
 from services.tracker.facts import CasualtyFact, Facts, Stated
 from services.tracker.places import find_places, resolve_town
-from services.tracker.words import Frequencies, cosine, counts, rare, site_furniture, weighted, with_report
+from services.tracker.words import Frequencies, cosine, counts, names, rare, site_furniture, weighted, with_report
 
 T0 = datetime(2016, 8, 19, 9, tzinfo=UTC)
 # Document frequencies of a small news corpus: the generic words are common, names are rare.
@@ -179,12 +179,20 @@ def test_towns_resolve_to_their_state_with_coordinates(sentence: str, expected: 
 
 
 def test_rare_words_are_those_few_reports_used() -> None:
-    """A word is rare at most `RARE_SHARE` of the reports used it, or `RARE_MIN_REPORTS` while they are few."""
-    found = Counter({"stafford": 1, "marksville": 1, "officer": 1})
-    used = {"stafford": 2, "marksville": 5, "officer": 400}
-    assert rare(found, used, 1000) == {"stafford", "marksville"}
-    assert rare(found, used, 100) == {"stafford"}
-    assert rare(found, {}, 10) == set(found)
+    """A word is rare at most `RARE_SHARE` of the reports used it, or `RARE_MIN_REPORTS` while they are few; a number
+    is no name, nor is a word half of its own source's reports used (a station's name)."""
+    found = Counter({"stafford": 1, "marksville": 1, "officer": 1, "866": 1, "wafb": 1})
+    used = {"stafford": 2, "marksville": 5, "officer": 400, "866": 1, "wafb": 2}
+    source = Frequencies({"stafford": 1, "wafb": 2}, reports=3)
+    assert rare(found, Frequencies(used, 1000), source) == {"stafford", "marksville"}
+    assert rare(found, Frequencies(used, 100), source) == {"stafford"}
+    assert rare(found, Frequencies({}, 10), Frequencies({}, 0)) == {"stafford", "marksville", "officer", "wafb"}
+
+
+def test_names_are_words_written_capitalised_within_a_sentence() -> None:
+    """A follow-up's names are what its lead capitalises mid-sentence; a sentence's or a quote's first word is none."""
+    lead = "MARKSVILLE, La. — Officer Derrick Stafford was indicted. He shot Jeremy Mardis, police said. “We are sad.”"
+    assert names(lead) == {"la", "derrick", "stafford", "jeremy", "mardis"}
 
 
 def test_site_furniture_is_what_most_of_a_sources_reports_use() -> None:
