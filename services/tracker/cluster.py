@@ -2,10 +2,10 @@
 
 Features: the place (a street counts more than a neighbourhood or a small town, which counts more than a big city;
 places in different regions count against), the category, the time (reports of one incident arrive over days; a
-later follow-up, such as a charge or an inquest, must share the incident's distinctive words, and one naming its
-people may come years later), and those words
-(TF-IDF cosine with the incident's reports, `services.tracker.words`: names, streets and venues weigh, "police"
-and "said" do not). An update joins the best-scoring incident from `JOIN_SCORE`, or opens its own.
+later follow-up, such as a charge or an inquest, must share the incident's distinctive words; one naming its
+people may come years later), and those words (TF-IDF cosine with the incident's reports, `services.tracker.words`:
+names, streets and venues weigh, "police" and "said" do not). An update joins the best-scoring incident from
+`JOIN_SCORE`, or opens its own.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class Report:
     update: Update
     facts: Facts
     words: dict[str, float]
-    rare: frozenset[str] = frozenset()  # its words few other reports used (`words.rare`)
+    rare: frozenset[str] = frozenset()  # its names few other reports used (`words.rare`, `words.names`)
 
 
 @dataclass(frozen=True)

@@ -204,6 +204,8 @@ def resolve_town(name: str, region: str | None = None, country: str | None = Non
     town = max(found, key=lambda t: t.population)
     rank = CITY if town.population >= _BIG_CITY_POPULATION else PART
     return Place(name, town.region, rank, town.country, town.lat, town.lon)
+
+
 _US_STATE_NAMES = frozenset(_names(_US_STATES))
 
 
@@ -236,6 +238,7 @@ def in_context(places: list[Place]) -> list[Place]:
         else:
             placed.append(Place(place.name, None, GUESS))
     return placed
+
 
 # Longest names first so "East Ham" wins over a shorter name inside it; case-sensitive, as place names are capitalised
 # and several are also ordinary words ("Barking", "Sutton").
