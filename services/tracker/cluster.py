@@ -58,7 +58,7 @@ class Report:
     update: Update
     facts: Facts
     words: dict[str, float]
-    rare: frozenset[str] = frozenset()  # its names few other reports used (`words.rare`, `words.names`)
+    rare: frozenset[str] = frozenset()  # its names few other reports used (`words.rare_names`)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from services.tracker.extract import extract
 from services.tracker.facts import Facts, only_added
 from services.tracker.merge import merge, merge_incidents, open_incident
 from services.tracker.store import NOT_AN_INCIDENT, IncidentStore
-from services.tracker.words import Frequencies, counts, names, rare, site_furniture, weighted, with_report
+from services.tracker.words import Frequencies, counts, rare_names, site_furniture, weighted, with_report
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +75,7 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
     furniture = site_furniture(found, of_source)
     read = Counter({word: count for word, count in found.items() if word not in furniture})
     report = Report(update, facts, weighted(read, everywhere.used, everywhere.reports),
-                    rare(read, everywhere, of_source) & names(update.text))
+                    rare_names(read, update.text, everywhere, of_source))
     distinctive = sorted(report.words, key=lambda word: (-report.words[word], word))[:_INDEXED_WORDS]
     attempts = merges = 0
     while attempts < _MAX_ATTEMPTS:

@@ -102,15 +102,13 @@ def weighted(found: Counter[str], frequencies: Mapping[str, int], documents: int
     return _unit(vector)
 
 
-# A word at most this share of all reports used (and at least in `RARE_MIN_REPORTS`) is rare: a name, a venue, a
-# street. Two reports sharing several rare words are about the same people or place, however far apart in time.
-# Numbers are not names (tip lines, street numbers), nor are the words most of one source's reports use (a
-# station's call sign): a site with two or three reports is too small for `site_furniture`, yet its name is rare.
+# A word at most this share of all reports used (and at least in `RARE_MIN_REPORTS`) is rare. Two reports sharing
+# several rare names are about the same people or venue, however far apart in time. Not names: the words most of one
+# source's reports use (a station's call sign; a site with two or three reports is too small for `site_furniture`,
+# yet its name is rare), nor numbers (tip lines, street numbers: `_NAME` reads letters only).
 RARE_SHARE = 0.005
 RARE_MIN_REPORTS = 3
 _SOURCE_NAME_SHARE = 0.5
-
-
 # A capitalised word that does not start a sentence (or a quote, or a headline's clause): a name.
 _NAME = re.compile(r"(?<![.!?:;\"“‘(\[—–-])(?<![.!?:;\"“‘(\[—–-]\s)(?<=\S\s)[A-Z][a-z'’-]*[a-z]")
 
@@ -120,13 +118,13 @@ def names(text: str) -> frozenset[str]:
     return frozenset(m.group().lower() for m in _NAME.finditer(text[:LEAD_CHARS]))
 
 
-def rare(found: Mapping[str, int], everywhere: Frequencies, source: Frequencies) -> frozenset[str]:
-    """The words of `found` that few of all reports used (`everywhere`), that are no number, and that fewer than
-    half of the same source's earlier reports used (`source`, once it has two)."""
+def rare_names(found: Mapping[str, int], text: str, everywhere: Frequencies, source: Frequencies) -> frozenset[str]:
+    """The words of `found` that `text` writes as names, that few of all reports used (`everywhere`), and that
+    fewer than half of the same source's earlier reports used (`source`, once it has two)."""
     most = max(RARE_MIN_REPORTS, RARE_SHARE * everywhere.reports)
     return frozenset(
-        word for word in found
-        if everywhere.used.get(word, 0) <= most and not any(c.isdigit() for c in word)
+        word for word in found.keys() & names(text)
+        if everywhere.used.get(word, 0) <= most
         and (source.reports < 2 or source.used.get(word, 0) < _SOURCE_NAME_SHARE * source.reports)
     )
 

@@ -12,7 +12,7 @@ from services.tracker import cluster
 from services.tracker.cluster import JOIN_SCORE, Report, best_match, score
 from services.tracker.facts import CasualtyFact, Facts, Stated
 from services.tracker.places import find_places, resolve_town
-from services.tracker.words import Frequencies, cosine, counts, names, rare, site_furniture, weighted, with_report
+from services.tracker.words import Frequencies, cosine, counts, names, rare_names, site_furniture, weighted, with_report
 
 T0 = datetime(2016, 8, 19, 9, tzinfo=UTC)
 # Document frequencies of a small news corpus: the generic words are common, names are rare.
@@ -178,15 +178,18 @@ def test_towns_resolve_to_their_state_with_coordinates(sentence: str, expected: 
         assert first.lon is not None
 
 
-def test_rare_words_are_those_few_reports_used() -> None:
-    """A word is rare at most `RARE_SHARE` of the reports used it, or `RARE_MIN_REPORTS` while they are few; a number
-    is no name, nor is a word half of its own source's reports used (a station's name)."""
-    found = Counter({"stafford": 1, "marksville": 1, "officer": 1, "866": 1, "wafb": 1})
-    used = {"stafford": 2, "marksville": 5, "officer": 400, "866": 1, "wafb": 2}
-    source = Frequencies({"stafford": 1, "wafb": 2}, reports=3)
-    assert rare(found, Frequencies(used, 1000), source) == {"stafford", "marksville"}
-    assert rare(found, Frequencies(used, 100), source) == {"stafford"}
-    assert rare(found, Frequencies({}, 10), Frequencies({}, 0)) == {"stafford", "marksville", "officer", "wafb"}
+def test_rare_names_are_those_few_reports_used() -> None:
+    """A name is rare at most `RARE_SHARE` of the reports used it, or `RARE_MIN_REPORTS` while they are few; a number
+    or a word the text does not write as a name is none, nor is a word half of its own source's reports used (a
+    site's name)."""
+    found = Counter({"stafford": 1, "marksville": 1, "officer": 1, "866": 1, "gazette": 1, "verification": 1})
+    text = "Police said Stafford of Marksville called an Officer on 866 1234, the Gazette says, pending verification."
+    used = {"stafford": 2, "marksville": 5, "officer": 400, "866": 1, "gazette": 2}
+    source = Frequencies({"stafford": 1, "gazette": 2}, reports=3)
+    assert rare_names(found, text, Frequencies(used, 1000), source) == {"stafford", "marksville"}
+    assert rare_names(found, text, Frequencies(used, 100), source) == {"stafford"}
+    everything_rare = rare_names(found, text, Frequencies({}, 10), Frequencies({}, 0))
+    assert everything_rare == {"stafford", "marksville", "officer", "gazette"}
 
 
 def test_names_are_words_written_capitalised_within_a_sentence() -> None:
