@@ -276,7 +276,9 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
     for sentence, m in _stated_matches(p.INJURED_PATTERNS, sentences):
         value = _number(m)
         if m.groupdict().get("ord"):
-            value -= len({label for label in dead_labels if not label.startswith(m.group("ord").lower())})
+            # "Three people were shot dead and a fourth person wounded": the ones before it are the dead.
+            others = len({label for label in dead_labels if not label.startswith(m.group("ord").lower())})
+            value -= max(others, dead.value if dead and value > dead.value else 0)
         best = _higher(best, Stated(value, _snip(sentence)))
     died = dead.value if dead else 0
     for sentence, m in _stated_matches((*p.HIT_PATTERNS, p.LISTED_HIT), sentences[:LEAD_SENTENCES]):

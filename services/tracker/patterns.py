@@ -75,7 +75,8 @@ AGED_PERSON = re.compile(
 )
 # "One man is critical, the other is stable": the other of two people, unnamed by any noun.
 OTHER_PERSON = re.compile(
-    r"\b(?:the\s+other(?:\s+(?:one|victim))?|another\s+victim)\b"
+    r"\b(?:the\s+other(?:\s+(?:one|victim))?|another\s+victim|the\s+(?:remaining|surviving|lone|sole)\s+"
+    r"(?:victim|survivor))\b"
     r"(?=\s*,|\s+(?:is|was|has|had|remains|remained|suffered|sustained|received|died|survived|will)\b)",
     _I,
 )
@@ -319,7 +320,7 @@ INJURED_PATTERNS = (
     re.compile(r"\bno(?: one| other people|body)? (?:else )?(?:was|were|has been|have been) (?:injured|hurt)\b", _I),
     # "Seven people, including the woman, were treated for smoke inhalation".
     re.compile(rf"\b(?P<n>{NUM})\s+(?:(?:other|more|further)\s+)?(?:{_PEOPLE}\b(?:,[^.]{{0,40}}?,)?\s+)?{_BE}"
-               r"(?:(?:seriously|critically|slightly)\s+)?"
+               r"(?:(?!fatally\b)\w+ly\s+)?"  # "critically", "subsequently"
                r"(?:injured|hurt|wounded|hospitali[sz]ed|taken to (?:a |the )?(?:local |area )?hospitals?|"
                r"transported to (?:a |the )?(?:local |area )?hospitals?|treated for|"
                r"treated (?:at (?:a |the )?(?:local |area )?hospitals?|and released))\b", _I),
@@ -327,8 +328,12 @@ INJURED_PATTERNS = (
                r"(?![-\s]*(?:hours?|days?|minutes?|years?|months?)\b)(?!-[a-z])(?!\s*$)", _I),
     # "5 recovering after drive-by shooting".
     re.compile(rf"\b(?P<n>{NUM})\s+(?:{_PEOPLE}\s+)?(?:are\s+|were\s+)?recovering\b", _I),
-    re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:injured|hurt|wounded|stabbed|shot|"
-               r"taken to hospital)\b", _I),
+    re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN}|victim)\s+{_BE}(?:(?!fatally\b)\w+ly\s+)?"
+               r"(?:injured|hurt|wounded|stabbed|shot|taken to hospital)\b(?!\s+(?:dead|to death|and killed))", _I),
+    # One more hurt beside the dead: "killing three men and wounding another", "one dead and another injured".
+    re.compile(r"\b(?:injur(?:ed|ing)|wound(?:ed|ing)|hurt(?:ing)?)\s+another\b(?!\s+(?:\w+\s+)?(?:dead|to death))|"
+               rf"\band\s+another\s+(?:(?:{_PERSON_NOUN}|victim)\s+)?(?:{_BE}(?:(?!fatally\b)\w+ly\s+)?)?"
+               r"(?:injured|hurt|wounded)\b", _I),
 )
 DEAD_PATTERNS = (
     # "Five members of a family, including three children, were found shot dead".
