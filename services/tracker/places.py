@@ -219,7 +219,9 @@ def _area_of(place: Place) -> str | None:
 def in_context(places: list[Place]) -> list[Place]:
     """`places` (all those one text names) with each town that was looked up by its name alone placed where the
     rest of the text is: "Whitehaven" beside Memphis, Tennessee is no town in England, and "Chelsea" beside
-    Massachusetts is that state's. A town found nowhere the text speaks of is kept as a guess of unknown region."""
+    Massachusetts is that state's. A town found nowhere the text speaks of is kept as a guess of unknown region.
+    So is a British city or London area of the gazetteer in a text that names only US states and places around it:
+    "Manchester" beside Illinois, "Aberdeen" beside South Dakota, "Soho" beside New York."""
     # Each name counts once: a town named again supports nothing but itself.
     areas = Counter(area for _, area in {(place.name, _area_of(place)) for place in places})
     placed: list[Place] = []
@@ -227,7 +229,8 @@ def in_context(places: list[Place]) -> list[Place]:
         area = _area_of(place)
         others = {other: n - (other == area) for other, n in areas.items() if other and n - (other == area) > 0}
         looked_up = place.lat is not None and place.name not in GAZETTEER
-        if not looked_up or not others or area in others:
+        homonym = place.country == UK and place.rank > NATION and bool(others) and UK not in others
+        if not (looked_up or homonym) or not others or area in others:
             placed.append(place)
             continue
         for other, _ in sorted(others.items(), key=lambda item: (-item[1], item[0])):
@@ -236,7 +239,8 @@ def in_context(places: list[Place]) -> list[Place]:
                 placed.append(town)
                 break
         else:
-            placed.append(Place(place.name, None, GUESS))
+            # A British name the US text does not place stays British, so a text mostly about US places drops it.
+            placed.append(Place(place.name, None, GUESS, UK if homonym else None))
     return placed
 
 
@@ -303,6 +307,12 @@ _STREET_SUFFIX = (r"(?:Street|Road|Avenue|Lane|Close|Drive|Way|Grove|Gardens|Cre
                   r"Rise|Mews|Row|Broadway)")
 _STREET_AFTER = re.compile(rf"\s+{_STREET_SUFFIX}\b")
 _ANOTHER_PLACE_AFTER = re.compile(r"\s+(?:Park|Heights|Hills|Beach|Springs|Village|Falls|Valley|Lake|Township)\b")
+# States that are also given names: "Georgia Smith, 23" is a woman, "Georgia Bureau of Investigation" the state's.
+_GIVEN_NAME_STATES = frozenset({"Georgia", "Virginia", "Dakota", "Montana", "Nevada", "Indiana", "Florida", "Arizona"})
+_SURNAME_AFTER = re.compile(
+    r"\s+(?!(?:State|County|Bureau|Department|Police|Highway|Supreme|Court|Attorney|General|Senate|House|Tech|"
+    r"University|Avenue|Street|Road|Governor|Gov|Sheriff|Patrol|Lottery|Power|Medicaid)\b)[A-Z][a-z'’-]+\b"
+)
 _STREET = re.compile(
     rf"\b(?:in|on|at|near|along|off|to|into)\s+(?:the\s+)?(?P<street>(?:[A-Z][a-z'’]+\s+){{1,3}}{_STREET_SUFFIX})\b"
 )
@@ -347,6 +357,12 @@ def _part_of_a_name(sentence: str, start: int) -> bool:
     return before is not None and before.group(1) not in _LEADING_OK and not _title_cased(sentence)
 
 
+def _a_given_name(sentence: str, m: re.Match[str]) -> bool:
+    """Whether a state's name at `m` is a person's given name: "Georgia Smith" (headlines in title case aside)."""
+    return (m.group() in _GIVEN_NAME_STATES and _SURNAME_AFTER.match(sentence, m.end()) is not None
+            and not _title_cased(sentence))
+
+
 def _dateline(sentence: str) -> tuple[int, Place] | None:
     """The place of a dateline in `sentence`, if it has one that looks like a place."""
     for m in _DATELINE.finditer(sentence):
@@ -378,7 +394,7 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
         # "Soho Road" in Birmingham is a street named after a place, not the place; "Brighton Park" (Chicago) is
         # another place.
         if (not _part_of_a_name(sentence, m.start()) and not _STREET_AFTER.match(sentence, m.end())
-                and not _ANOTHER_PLACE_AFTER.match(sentence, m.end())):
+                and not _ANOTHER_PLACE_AFTER.match(sentence, m.end()) and not _a_given_name(sentence, m)):
             found[m.start()] = GAZETTEER[m.group()]
     for m in _PART_OF_LONDON.finditer(sentence):
         # "east London" is a part of London, more specific than the city; keep the reader's wording, lowercase first.

@@ -188,7 +188,14 @@ def test_a_headline_may_start_with_its_place(title: str, place: str | None) -> N
     ("Teen shot in Chelsea", "CHELSEA, Mass. (AP) — A teen was shot in Chelsea, police said.",
      ("Chelsea", "Massachusetts")),
     ("Man shot in Chelsea", "A man was shot in Chelsea, west London.", ("Chelsea", "England")),
-], ids=["no-such-town-in-the-state", "the-states-town", "a-uk-text-keeps-the-uk-town"])
+    ("Gunman kills three in Aberdeen", "Police in South Dakota said the shooting happened at a home.",
+     ("Aberdeen", "South Dakota")),
+    ("Illinois State Police release new details of Manchester mass shooting", "Five people were killed.",
+     ("Manchester", None)),
+    ("Woman stabbed in Manchester", "Georgia Smith, 23, was stabbed outside a bar.",
+     ("Manchester", "Greater Manchester")),
+], ids=["no-such-town-in-the-state", "the-states-town", "a-uk-text-keeps-the-uk-town", "a-british-city-in-a-us-state",
+        "a-british-city-the-state-lacks", "a-given-name-is-no-state"])
 def test_a_town_is_looked_up_where_the_text_is(title: str, text: str, expected: tuple[str, str]) -> None:
     """A town named alone is the one in the state (or country) the rest of the text names; one that state does not
     have is no more than a guess, so the city the text names wins."""
