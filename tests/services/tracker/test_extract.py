@@ -204,6 +204,20 @@ def test_a_town_is_looked_up_where_the_text_is(title: str, text: str, expected: 
     assert (facts.location.value.name, facts.location.value.region) == expected
 
 
+@pytest.mark.parametrize(("text", "expected"), [
+    ("A man was shot in Iredell County on Friday.", ("Iredell County", "North Carolina")),
+    ("A man was shot in Washington County. Deputies in Ohio said he was 20.", ("Washington County", "Ohio")),
+    ("A man was shot in Washington County on Friday.", ("Washington County", None)),
+    ("A woman was stabbed in Jefferson Parish.", ("Jefferson Parish", "Louisiana")),
+], ids=["the-only-state-with-that-county", "the-state-the-text-names", "a-county-of-many-states-unplaced", "a-parish"])
+def test_a_county_is_placed_in_its_state(text: str, expected: tuple[str, str | None]) -> None:
+    """A county is the state's the text names that has one of that name, else the only state with one; "Washington
+    County" is no county of Washington state."""
+    facts = extract("", text)
+    assert facts.location is not None
+    assert (facts.location.value.name, facts.location.value.region) == expected
+
+
 def test_a_known_place_inside_another_name_is_that_other_place() -> None:
     """"Brighton Park" (Chicago) is not Brighton, England: a known name followed by Park, Heights, Beach … names
     another place, looked up as a guess."""
