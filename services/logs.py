@@ -6,6 +6,7 @@ import logging
 import sys
 
 import structlog
+from structlog.tracebacks import ExceptionDictTransformer
 
 from services.settings import Settings
 
@@ -14,9 +15,13 @@ def configure_logging(settings: Settings) -> None:
     """Route structlog and the stdlib loggers (FastStream, httpx) through one renderer."""
     level = getattr(logging, settings.log_level.upper())
     pretty = settings.log_format == "console" or (settings.log_format == "auto" and sys.stderr.isatty())
+    # Tracebacks without the frames' local variables: they hold article texts, URLs with credentials and signing
+    # secrets, none of which belongs in a log.
     renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer() if pretty else structlog.processors.JSONRenderer()
+        structlog.dev.ConsoleRenderer(exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False))
+        if pretty else structlog.processors.JSONRenderer()
     )
+    tracebacks = structlog.processors.ExceptionRenderer(ExceptionDictTransformer(show_locals=False))
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -34,7 +39,7 @@ def configure_logging(settings: Settings) -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                *([] if pretty else [structlog.processors.dict_tracebacks]),
+                *([] if pretty else [tracebacks]),
                 renderer,
             ],
         )
