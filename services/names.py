@@ -145,5 +145,6 @@ class Keys:
         return f"{self.prefix}:word:{word}"
 
     def place(self, place: str) -> str:
-        """Set: ids of the incidents whose reports name `place` (lower case)."""
-        return f"{self.prefix}:place:{place}"
+        """Sorted set: ids of the recent incidents whose reports name `place` (lower case), scored by their newest
+        evidence."""
+        return f"{self.prefix}:place-incidents:{place}"

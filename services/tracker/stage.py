@@ -13,7 +13,16 @@ from services.errors import TransientError
 from services.names import STAGE_INPUTS
 from services.poller.scheduling_state import mark_feed_hot, schedule_policy
 from services.stage import StageContext, subscribe_stream
-from services.tracker.cluster import WINDOW, Match, Report, best_of, same_incident, specific_places, to_merge
+from services.tracker.cluster import (
+    FOLLOW_UP_WINDOW,
+    WINDOW,
+    Match,
+    Report,
+    best_of,
+    same_incident,
+    specific_places,
+    to_merge,
+)
 from services.tracker.cluster import score as score_of
 from services.tracker.extract import extract
 from services.tracker.facts import Facts, only_added
@@ -26,7 +35,6 @@ log = structlog.get_logger(__name__)
 _MAX_ATTEMPTS = 8
 _MAX_MERGES = 32  # incidents one report may merge, one pair at a time
 _INDEXED_WORDS = 8  # an incident is found again under each report's most distinctive words
-_WORD_CANDIDATES_MOST = 50  # a word more incidents share than this finds none of them
 _WORDS_TO_OPEN = 6  # an incident naming no place opens on this many distinctive words: what finds it again
 
 
@@ -77,6 +85,9 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
     report = Report(update, facts, weighted(read, everywhere.used, everywhere.reports),
                     rare_names(read, update.text, everywhere, of_source))
     distinctive = sorted(report.words, key=lambda word: (-report.words[word], word))[:_INDEXED_WORDS]
+    # At its places, the incidents a report may join on any evidence but names; an older one it names (a trial years
+    # on) is found under the distinctive words both share.
+    horizon = update.reported_at - FOLLOW_UP_WINDOW
     attempts = merges = 0
     while attempts < _MAX_ATTEMPTS:
         attempts += 1
@@ -90,9 +101,9 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
             # An update that names no place of its own (a police follow-up) is matched against what its source
             # has been reporting on; any update, against the incidents that share its most distinctive words.
             candidate_ids = sorted({
-                *(await store.incidents_at(places) if places
+                *(await store.incidents_at(places, horizon) if places
                   else await store.incidents_of_source(update.source_id, update.reported_at - WINDOW)),
-                *await store.incidents_with_words(distinctive, _WORD_CANDIDATES_MOST),
+                *await store.incidents_with_words(distinctive),
             })
             loaded = await store.load(candidate_ids)
         # An incident merged into another is loaded as that one: each incident once, by its own id.
@@ -140,7 +151,7 @@ async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
                 incident = incident.model_copy(update={"terms": with_report(current.terms, report.words)})
         decision = _decision(update, how, reason, score)
         committed = await store.commit(incident, rev, events, update, places, candidate_ids if places else None,
-                                       decision, words=distinctive)
+                                       decision, words=distinctive, horizon=horizon)
         if committed:
             if found:
                 await store.count_words(found, update.source_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
@@ -20,24 +20,28 @@ NOT_AN_INCIDENT = "-"
 # Compare-and-set, then write the state, index it and append its events, all in one script: a crash before it
 # leaves everything as it was (the update is retried), a crash after it leaves a retry that finds the evidence
 # already merged and nothing to emit. No event is lost and none is told twice.
-# The place sets are checked too: if an incident appeared at one of the update's places since the candidates were
+# The place indexes are checked too: if an incident appeared at one of the update's places since the candidates were
 # read (another worker opened it), the clustering decision is stale and the update is clustered again.
 # The revision is recorded in the incident's history with the state, so `incidents show --at` can tell what was
 # believed when, and why each update joined.
-# The incident is also indexed under the update's most distinctive words (word sets: added to, never checked).
-# KEYS: incident, changes, incident index, item index, source index, history, place sets..., word sets...
+# The place and source indexes are sorted sets scored by each incident's newest evidence, and lose what is older than
+# the update's horizon by `KEPT_PAST_THE_HORIZON`: they hold the incidents a report may still join there, not the
+# whole history. The incident is also indexed under the update's most distinctive words (word sets: added to while
+# they are small enough to find anything, never checked).
+# KEYS: incident, changes, incident index, item index, source index, history, place indexes..., word sets...
 # ARGV: expected rev, state, data field, score, incident id, identity, update id, check places (0|1),
-#       number of place sets, number of candidates, candidates..., number of events, events..., history record
+#       number of place indexes, horizon, pruned before, word set limit, number of candidates, candidates...,
+#       number of events, events..., history record
 _COMMIT = """
 local rev = redis.call('HGET', KEYS[1], 'rev') or '0'
 if rev ~= ARGV[1] then return 0 end
 local last_place = 6 + tonumber(ARGV[9])
-local candidates = tonumber(ARGV[10])
+local candidates = tonumber(ARGV[13])
 if ARGV[8] == '1' then
   local known = {[ARGV[5]] = true}
-  for i = 1, candidates do known[ARGV[10 + i]] = true end
+  for i = 1, candidates do known[ARGV[13 + i]] = true end
   for i = 7, last_place do
-    for _, member in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+    for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], ARGV[10], '+inf')) do
       if not known[member] then return 0 end
     end
   end
@@ -45,14 +49,27 @@ end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'rev', tonumber(rev) + 1)
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[11])
 redis.call('HSET', KEYS[4], ARGV[6], ARGV[5], ARGV[7], ARGV[5])
-for i = 7, #KEYS do redis.call('SADD', KEYS[i], ARGV[5]) end
-local first_event = 11 + candidates
+for i = 7, last_place do
+  redis.call('ZADD', KEYS[i], ARGV[4], ARGV[5])
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[11])
+end
+for i = last_place + 1, #KEYS do
+  if redis.call('SCARD', KEYS[i]) <= tonumber(ARGV[12]) then redis.call('SADD', KEYS[i], ARGV[5]) end
+end
+local first_event = 14 + candidates
 local events = tonumber(ARGV[first_event])
 for i = 1, events do redis.call('XADD', KEYS[2], '*', ARGV[3], ARGV[first_event + i]) end
 redis.call('XADD', KEYS[6], '*', ARGV[3], ARGV[first_event + events + 1])
 return 1
 """
+# How long past an update's horizon an incident stays in the place and source indexes: a straggler (an update
+# reported long before the newest) still finds what it may join.
+KEPT_PAST_THE_HORIZON = timedelta(days=120)
+# A word shared by more incidents than this ties none of them to a new report (`incidents_with_words`); its set
+# stops growing one past it.
+WORD_SET_LIMIT = 50
 
 # The incidents indexed under any of KEYS, leaving out the sets of more than ARGV[1] incidents: a word that many
 # incidents share ties none of them to a new report.
@@ -70,9 +87,11 @@ WORDS_REPORTS_FIELD = "__reports__"
 # Two incidents found to be one, in one step: both revisions checked, the survivor stored with both incidents'
 # evidence, the other pointing at it and out of the incident index, the survivor indexed under the other's places
 # and words, the events appended, and both histories told.
-# KEYS: survivor, absorbed, changes, incident index, survivor history, absorbed history, place and word sets...
+# KEYS: survivor, absorbed, changes, incident index, survivor history, absorbed history, place indexes..., word
+#       sets...
 # ARGV: survivor rev, absorbed rev, survivor state, absorbed state, data field, survivor score, survivor id,
-#       absorbed id, number of events, events..., survivor record, absorbed record
+#       absorbed id, number of events, events..., survivor record, absorbed record, number of place indexes, word set
+#       limit
 _COMMIT_MERGE = """
 if (redis.call('HGET', KEYS[1], 'rev') or '0') ~= ARGV[1] then return 0 end
 if (redis.call('HGET', KEYS[2], 'rev') or '0') ~= ARGV[2] then return 0 end
@@ -80,8 +99,12 @@ redis.call('HSET', KEYS[1], 'state', ARGV[3], 'rev', tonumber(ARGV[1]) + 1)
 redis.call('HSET', KEYS[2], 'state', ARGV[4], 'rev', tonumber(ARGV[2]) + 1)
 redis.call('ZREM', KEYS[4], ARGV[8])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
-for i = 7, #KEYS do redis.call('SADD', KEYS[i], ARGV[7]) end
 local events = tonumber(ARGV[9])
+local last_place = 6 + tonumber(ARGV[12 + events])
+for i = 7, last_place do redis.call('ZADD', KEYS[i], ARGV[6], ARGV[7]) end
+for i = last_place + 1, #KEYS do
+  if redis.call('SCARD', KEYS[i]) <= tonumber(ARGV[13 + events]) then redis.call('SADD', KEYS[i], ARGV[7]) end
+end
 for i = 1, events do redis.call('XADD', KEYS[3], '*', ARGV[5], ARGV[9 + i]) end
 redis.call('XADD', KEYS[5], '*', ARGV[5], ARGV[10 + events])
 redis.call('XADD', KEYS[6], '*', ARGV[5], ARGV[11 + events])
@@ -108,19 +131,25 @@ class IncidentStore:
             self._keys.item_index, mapping={update.identity: NOT_AN_INCIDENT, update.update_id: NOT_AN_INCIDENT}
         )
 
-    async def incidents_at(self, places: Iterable[str]) -> list[str]:
-        """Ids of incidents whose reports name any of `places` (an inverted index, never a scan)."""
+    async def incidents_at(self, places: Iterable[str], since: datetime) -> list[str]:
+        """Ids of incidents whose reports name any of `places` and whose newest evidence is from `since` on (an
+        inverted index, never a scan)."""
         keys = [self._keys.place(place) for place in sorted(set(places))]
         if not keys:
             return []
-        return sorted(as_text(m) for m in await self._redis.sunion(keys))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.zrangebyscore(key, since.timestamp(), "+inf")
+            found = await pipe.execute()
+        return sorted({as_text(member) for members in found for member in members})
 
-    async def incidents_with_words(self, words: Iterable[str], most: int) -> list[str]:
-        """Ids of incidents indexed under any of `words`, leaving out words that more than `most` incidents share."""
+    async def incidents_with_words(self, words: Iterable[str]) -> list[str]:
+        """Ids of incidents indexed under any of `words`, leaving out words that more than `WORD_SET_LIMIT`
+        incidents share."""
         keys = [self._keys.word_incidents(word) for word in sorted(set(words))]
         if not keys:
             return []
-        found = await self._redis.eval(_INCIDENTS_WITH_WORDS, len(keys), *keys, most)
+        found = await self._redis.eval(_INCIDENTS_WITH_WORDS, len(keys), *keys, WORD_SET_LIMIT)
         return sorted({as_text(member) for member in found})
 
     async def word_frequencies(self, words: Iterable[str], source_id: str) -> tuple[Frequencies, Frequencies]:
@@ -207,13 +236,18 @@ class IncidentStore:
         candidates: list[str] | None,
         decision: Decision,
         words: Iterable[str] = (),
+        horizon: datetime | None = None,
     ) -> bool:
         """Store `incident`, append `events`, and record the revision with its `decision` in the incident's history,
         atomically.
 
         False when another worker changed the incident first, or, when `candidates` (the incidents considered at
-        the update's places) is given, when an incident not among them has appeared at those places since.
+        the update's places, those with evidence from `horizon` on: `incidents_at`) is given, when an incident not
+        among them has appeared at those places since. Without a `horizon`, every incident at those places counts
+        and none is pruned from the indexes.
         """
+        since = horizon.timestamp() if horizon else 0.0
+        pruned_before = (horizon - KEPT_PAST_THE_HORIZON).timestamp() if horizon else 0.0
         keys = [
             self._keys.incident(incident.incident_id),
             self._keys.changes,
@@ -239,6 +273,9 @@ class IncidentStore:
             update.update_id,
             "1" if candidates is not None else "0",
             len(place_keys),
+            since,
+            pruned_before,
+            WORD_SET_LIMIT,
             len(candidates or []),
             *(candidates or []),
             len(events),
@@ -259,7 +296,7 @@ class IncidentStore:
             self._keys.incident_index,
             self._keys.incident_history(survivor.incident_id),
             self._keys.incident_history(absorbed.incident_id),
-            *(self._keys.place(place) for place in sorted(set(absorbed.places))),
+            *(place_keys := [self._keys.place(place) for place in sorted(set(absorbed.places))]),
             *(self._keys.word_incidents(word) for word in sorted(absorbed.terms)),
         ]
 
@@ -274,6 +311,7 @@ class IncidentStore:
             survivor.updated_at.timestamp(), survivor.incident_id, absorbed.incident_id,
             len(events), *(event.model_dump_json() for event in events),
             record(survivor, survivor_rev, events), record(absorbed, absorbed_rev, []),
+            len(place_keys), WORD_SET_LIMIT,
         ]
         return bool(await self._redis.eval(_COMMIT_MERGE, len(keys), *keys, *args))
 

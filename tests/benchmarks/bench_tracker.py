@@ -31,10 +31,11 @@ Run from the repo root (nothing outside a fresh `livedesk-bench:<hex>` prefix is
    /work/shared/corpora/gva-dev when present; `--no-gva` skips it), as `livedesk replay` runs it (dedup and tracker
    stages in this process), and articles (raw entries published) per second.
 
-Notes. The place and word indexes (`place:<name>`, `word:<w>` sets) are never pruned: an update loads every
-incident ever seen at its places or under its words, however old, so the candidates it loads grow with the history
-kept, not with the incidents open. The fill gives no two incidents of one kind in one week the same street, which
-would tie them (`services.tracker.cluster`).
+Notes. The place indexes (`place-incidents:<name>`) hold the incidents with evidence in the last
+`FOLLOW_UP_WINDOW` (plus `KEPT_PAST_THE_HORIZON` for stragglers), and a word set stops growing past `WORD_SET_LIMIT`:
+the candidates an update loads grow with the incidents recently active at its places, not with the history kept.
+The fill gives no two incidents of one kind in one week the same street, which would tie them
+(`services.tracker.cluster`).
 
 `--profile FILE` runs the worker under cProfile during the drain and prints the ten functions of `services/` with the
 most cumulative time (the profiler slows the worker: its rates are not the benchmark's).
@@ -77,7 +78,7 @@ from services.names import Keys
 from services.replay import delete_prefix, read_archive, replay
 from services.settings import Settings
 from services.stage import StageContext, raise_if_cancelled
-from services.tracker.cluster import WINDOW, specific_places
+from services.tracker.cluster import FOLLOW_UP_WINDOW, WINDOW, specific_places
 from services.tracker.extract import extract
 from services.tracker.places import CITY, GAZETTEER, UK, US
 from services.tracker.stage import process
@@ -521,11 +522,11 @@ async def _index_sizes(redis: Redis, prefix: str) -> list[int]:
     async def measure() -> None:
         async with redis.pipeline(transaction=False) as pipe:
             for key in batch:
-                pipe.scard(key)
+                pipe.zcard(key)
             sizes.extend(await pipe.execute())
         batch.clear()
 
-    async for key in redis.scan_iter(match=f"{prefix}:place:*", count=1000):
+    async for key in redis.scan_iter(match=f"{prefix}:place-incidents:*", count=1000):
         batch.append(key)
         if len(batch) == 1000:
             await measure()
@@ -549,7 +550,7 @@ async def _candidates(store: IncidentStore, updates: Sequence[Update]) -> list[i
             continue
         facts = extract(update.title, update.text)
         places = specific_places(facts.places, facts)
-        found = (await store.incidents_at(places) if places
+        found = (await store.incidents_at(places, update.reported_at - FOLLOW_UP_WINDOW) if places
                  else await store.incidents_of_source(update.source_id, update.reported_at - WINDOW))
         counts.append(len(found))
     return counts

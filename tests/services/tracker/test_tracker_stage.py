@@ -11,6 +11,7 @@ from schemas import Authority, ChangeEvent, Decision, EventType, Update, Verdict
 from services.identity import update_id
 from services.names import Keys
 from services.tracker import stage
+from services.tracker import store as stage_store
 from services.tracker.extract import extract
 from services.tracker.merge import open_incident
 from services.tracker.stage import OriginalNotYetTrackedError, new_incident_id, process
@@ -250,3 +251,44 @@ async def test_a_sites_page_furniture_ties_no_reports_together(store: IncidentSt
     everywhere, of_source = await store.word_frequencies(["registration", "brixton"], "station")
     assert (of_source.reports, of_source.used["registration"], of_source.used["brixton"]) == (6, 6, 1)
     assert everywhere.used["registration"] == 6
+
+
+async def test_the_place_index_holds_the_incidents_still_joinable_there(store: IncidentStore) -> None:
+    """A place's index holds the incidents with recent evidence there: one quiet for longer than the follow-up window
+    (and the stragglers' margin) leaves it when a later report is stored at that place, and is kept all the same."""
+    await process(store, update("echo", "e1", *STABBING))
+    (first,) = await store.all()
+    later = update("echo", "e2", "Woman stabbed in Leyton", "A woman was stabbed near Leyton station on Monday night. "
+                   "She is in a stable condition.", minutes=400 * 24 * 60)
+    await process(store, later)
+    second = next(incident for incident in await store.all() if incident.incident_id != first.incident_id)
+    assert await store.incidents_at(["leyton"], T0 - timedelta(days=1)) == [second.incident_id]
+    assert await store.incidents_at(["leyton"], later.reported_at + timedelta(days=1)) == []
+    assert first.incident_id in await store.load([first.incident_id])
+
+
+async def test_a_report_naming_an_old_incidents_people_finds_it_by_their_names(store: IncidentStore) -> None:
+    """Past the place index's horizon, a trial report still joins the incident whose people it names: the words
+    index finds it."""
+    first = update("echo", "e1", "Two men stabbed in Leyton", "Two men were stabbed outside a shop in Leyton on "
+                   "Friday. Police named the victims as Kwabena Osei and Tomasz Wierzbicki.")
+    await process(store, first)
+    (incident,) = await store.all()
+    trial = update("echo", "e2", "Leyton stabbing trial", "A man accused of stabbing Kwabena Osei and Tomasz "
+                   "Wierzbicki outside a shop in Leyton has gone on trial.", minutes=300 * 24 * 60)
+    events = await process(store, trial)
+    assert {event.incident_id for event in events} <= {incident.incident_id}
+    (joined,) = await store.all()
+    assert len(joined.items) == 2
+
+
+async def test_a_word_set_stops_growing_once_it_finds_nothing(store: IncidentStore, redis: Redis, key_prefix: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A word more incidents share than the limit ties none of them to a report, so its set grows no further."""
+    monkeypatch.setattr(stage_store, "WORD_SET_LIMIT", 3)
+    for n in range(6):
+        report = update("echo", f"e{n}", f"Fire number {n}", "A fire broke out.", minutes=n)
+        incident, events = open_incident(new_incident_id(report), report, extract(report.title, report.text))
+        assert await store.commit(incident, 0, events, report, [], None, opened(report), words=["blaze"])
+    assert await redis.scard(Keys(key_prefix).word_incidents("blaze")) == 4
+    assert await store.incidents_with_words(["blaze"]) == []
