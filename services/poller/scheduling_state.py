@@ -78,8 +78,10 @@ def schedule_fields(decision: ScheduleDecision) -> dict[str, str]:
 async def mark_feed_hot(redis: Redis, keys: Keys, feed_id: str, changed_at: datetime, policy: SchedulePolicy) -> None:
     """An incident this feed reported on changed at `changed_at`: poll the feed at the hot interval for a while.
 
-    A feed that is not in the registry (a replay's source) is left alone.
+    A feed that is not in the registry (a replay's source) is left alone: no state is written for it.
     """
+    if not await redis.hexists(keys.feeds, feed_id):
+        return
     state = await load_schedule(redis, keys, feed_id)
     hot = mark_hot(state, changed_at, policy)
     if hot.hot_until is not None and hot.hot_until != state.hot_until:

@@ -282,11 +282,6 @@ def _toll_points(incident: Incident, facts: Facts, reasons: list[str]) -> int:
     return 0
 
 
-def best_match(candidates: list[Incident], report: Report) -> Match | None:
-    """The candidate the report joins, or None when it should open an incident of its own."""
-    return best_of([score(incident, report) for incident in candidates])
-
-
 def best_of(matches: list[Match]) -> Match | None:
     """The match a report joins among scored ones (None below `JOIN_SCORE`)."""
     joinable = [m for m in matches if m.score >= JOIN_SCORE]

@@ -158,6 +158,15 @@ async def test_retry_after_and_hot_incidents_drive_the_schedule(redis: Redis, se
     assert (await registry.status("busy"))["hot_until"] > now.isoformat()
 
 
+async def test_an_unregistered_source_is_not_made_hot(redis: Redis, settings: Settings) -> None:
+    """A replay's sources are in no registry: an incident they report on changing writes no feed state for them."""
+    from services.poller.scheduling_state import mark_feed_hot, schedule_policy
+
+    await mark_feed_hot(redis, settings.keys, "replayed-source", datetime.now(UTC), schedule_policy(settings))
+    assert not await redis.exists(settings.keys.feed_state("replayed-source"))
+    assert await redis.zscore(settings.keys.feeds_due, "replayed-source") is None
+
+
 async def test_moved_gone_and_unchanged_feeds(redis: Redis, settings: Settings,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """301 updates the stored URL; the same bytes again cost no parse; 410 stops polling but keeps the feed listed."""

@@ -9,7 +9,7 @@ import pytest
 
 from schemas import Authority, Casualty, Category, Incident, Location, Role, Update, Verdict
 from services.tracker import cluster
-from services.tracker.cluster import JOIN_SCORE, Report, best_match, score
+from services.tracker.cluster import JOIN_SCORE, Report, best_of, score
 from services.tracker.facts import CasualtyFact, Facts, Stated
 from services.tracker.places import find_places, resolve_town
 from services.tracker.words import Frequencies, cosine, counts, names, rare_names, site_furniture, weighted, with_report
@@ -143,7 +143,7 @@ def test_clustering_features(existing: Incident, new: Report, joins: bool, reaso
     match = score(existing, new)
     assert (match.score >= JOIN_SCORE) is joins, match
     assert any(reason in r for r in match.reasons), match.reasons
-    assert (best_match([existing], new) is not None) is joins
+    assert (best_of([score(existing, new)]) is not None) is joins
 
 
 def test_words_weigh_names_over_generic_news_words() -> None:
