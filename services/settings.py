@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     dedup_near_threshold: float = Field(
         default=0.9, gt=0, le=1, description="Estimated Jaccard similarity from which a text is a near-copy."
     )
+    tracker_extractor: str = Field(
+        default="rules", min_length=1,
+        description="The fact extractor: 'rules' (shipped, offline) or 'package.module:callable' with the same "
+                    "interface (services.tracker.extractors).",
+    )
 
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -25,6 +25,7 @@ from services.tracker.cluster import (
 )
 from services.tracker.cluster import score as score_of
 from services.tracker.extract import extract
+from services.tracker.extractors import Extractor, load_extractor
 from services.tracker.facts import Facts, only_added
 from services.tracker.merge import merge, merge_incidents, open_incident
 from services.tracker.store import NOT_AN_INCIDENT, IncidentStore
@@ -69,13 +70,14 @@ async def heat_sources(ctx: StageContext, incident: Incident, update: Update) ->
         await mark_feed_hot(ctx.redis, ctx.keys, source_id, update.fetched_at, policy)
 
 
-async def process(store: IncidentStore, update: Update) -> list[ChangeEvent]:
-    """Merge one update into its incident (or open one) and return the events committed with it."""
+async def process(store: IncidentStore, update: Update, extractor: Extractor = extract) -> list[ChangeEvent]:
+    """Merge one update into its incident (or open one) and return the events committed with it; `extractor` reads
+    the update's facts (`services.tracker.extractors`)."""
     # A copy, or an edit that changed no fact, states nothing new: it is only recorded, so there is no text to read.
     restates = update.verdict is Verdict.duplicate or (
         update.revision is not None and update.revision.kind is RevisionKind.cosmetic
     )
-    facts = Facts() if restates else extract(update.title, update.text)
+    facts = Facts() if restates else extractor(update.title, update.text)
     places = specific_places(facts.places, facts)
     found = Counter[str]() if restates else counts(update.title, update.text)
     everywhere, of_source = (await store.word_frequencies(found, update.source_id) if found
@@ -212,10 +214,11 @@ def build_router(ctx: StageContext) -> RedisRouter:
     router = RedisRouter()
     stream, group = STAGE_INPUTS["tracker"]
     store = IncidentStore(ctx.redis, ctx.keys)
+    extractor = load_extractor(ctx.settings.tracker_extractor)
 
     @subscribe_stream(router, ctx, ctx.keys.stream(stream), group)
     async def track(update: Update) -> None:
-        events = await process(store, update)
+        events = await process(store, update, extractor)
         if events:
             (incident, _), = (await store.load([events[-1].incident_id])).values()
             await heat_sources(ctx, incident, update)

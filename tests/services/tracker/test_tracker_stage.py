@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
-from schemas import Authority, ChangeEvent, Decision, EventType, Update, Verdict
+from schemas import Authority, Category, ChangeEvent, Decision, EventType, Update, Verdict
 from services.identity import update_id
 from services.names import Keys
 from services.tracker import stage
@@ -292,3 +292,15 @@ async def test_a_word_set_stops_growing_once_it_finds_nothing(store: IncidentSto
         assert await store.commit(incident, 0, events, report, [], None, opened(report), words=["blaze"])
     assert await redis.scard(Keys(key_prefix).word_incidents("blaze")) == 4
     assert await store.incidents_with_words(["blaze"]) == []
+
+
+async def test_the_facts_come_from_the_extractor_it_is_given(store: IncidentStore) -> None:
+    """Another extractor behind the same interface (a model, say) decides the facts; the rest of the stage is the
+    same."""
+    from tests.services.tracker.test_extractors import a_model
+
+    events = await process(store, update("echo", "e1", *STABBING), a_model)
+    (incident,) = await store.all()
+    assert (incident.category, incident.dead, incident.location and incident.location.name) == (
+        Category.fire, 2, "Leyton")
+    assert [event.type for event in events] == [EventType.incident_opened]
