@@ -84,8 +84,11 @@ def _label(m: re.Match[str]) -> tuple[str, str, int | None]:
 
 def _role(before: str, after: str, police_shooting: bool) -> Role:
     """The role the words nearest a mention give: the first cue after it, else the last cue before it."""
+    if p.BY_AGENT.search(before):
+        return Role.suspect
     after_cue = p.ROLE_CUE.search(after)
-    before_cues = list(p.ROLE_CUE.finditer(before))
+    breaks = list(p.CUE_BREAK.finditer(before))
+    before_cues = list(p.ROLE_CUE.finditer(before, breaks[-1].end() if breaks else 0))
     cue = after_cue or (before_cues[-1] if before_cues else None)
     if cue is None or cue.lastgroup is None:
         return Role.unknown

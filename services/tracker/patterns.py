@@ -97,7 +97,18 @@ _PEOPLE = (
 )
 
 # What a sentence says about a person near its mention (the text up to the next person).
-SUSPECT_CUE = re.compile(r"\b(?:arrested|suspects?|charged with|wanted|detained|in custody|gunman|attacker)\b", _I)
+SUSPECT_CUE = re.compile(
+    r"\b(?:arrested|suspects?|charged|wanted|detained|in custody|gunman|attacker|pulled the trigger|"
+    r"faces? (?:an? )?(?:[\w-]+ ){0,3}charges?)\b", _I
+)
+# A cue before a person stops at these: "she shot herself while her mother and another woman were home".
+CUE_BREAK = re.compile(r"\b(?:while|whereas|although|though|but)\b|;", _I)
+# The agent of a passive hit is who did it: "accidentally shot by another teen", "stabbed by a man".
+BY_AGENT = re.compile(
+    r"\b(?:shot|stabbed|wounded|killed|hit|attacked|struck|injured)\s+(?:\w+\s+)?by\s+"
+    r"(?:(?:a|an|the|his|her|their|young|younger|older|little)\s+)*$",
+    _I,
+)
 # Shooting someone, in the active voice: after a person, they shot ("a 21-year-old man accidentally shot her");
 # before one, that person was shot ("officers shot a man").
 SHOOTER_CUE = re.compile(

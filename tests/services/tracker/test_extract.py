@@ -246,6 +246,11 @@ CASUALTY_CASES = [
     ("A man was shot and killed the day after.", [("man", Role.victim)]),
     ("Man shot 3 times in Hackney, police said.", [("man", Role.victim)]),
     ("A man was fatally shot a block from his home.", [("man", Role.victim)]),
+    ("A 14-year-old boy was injured after getting accidentally shot by another teen.",
+     [("14-year-old boy", Role.victim)]),
+    ("A girl shot herself in the head while her mother and another woman were home.", [("girl", Role.victim)]),
+    ("Police say another toddler pulled the trigger and shot the boy in the leg.", [("boy", Role.victim)]),
+    ("A man faces a child neglect charge after a boy shot himself.", [("boy", Role.victim)]),
 ]
 
 
@@ -255,7 +260,8 @@ CASUALTY_CASES = [
     ids=["aged-label", "aged-after-noun", "teenager", "shot-by-police-is-subject", "officers-shot-a-man",
          "injured-officer", "suspect", "victim-and-suspect", "bystander", "second-person", "witness-is-no-casualty",
          "who-shot-someone-is-no-victim", "shot-and-killed-is-passive", "shot-n-times-is-no-shooter",
-         "shot-after-an-adverb-is-passive"],
+         "shot-after-an-adverb-is-passive", "the-agent-of-a-passive-hit-is-no-victim",
+         "a-cue-before-stops-at-while", "who-pulled-the-trigger-is-no-victim", "who-faces-a-charge-is-no-victim"],
 )
 def test_casualty_labels_and_roles(text: str, expected: list[tuple[str, Role]]) -> None:
     """People are labelled in normal form, with the role the words nearest each mention give."""
