@@ -23,6 +23,8 @@ V = TypeVar("V")
 _ROLE_RANK = {Role.subject: 5, Role.officer: 4, Role.suspect: 3, Role.bystander: 2, Role.victim: 1, Role.unknown: 0}
 _HARMED = frozenset({Role.victim, Role.bystander})
 _OTHER_PERSON = "other person"
+SUSPECT = "suspect"  # the label of a suspect a condition is stated of ("the gunman died")
+_PRONOUN = re.compile(r"\b(?:he|she)\b", re.IGNORECASE)
 _JOINED = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+|or\s+)(?:(?:a|an|the|his|her|their)\s+)?", re.IGNORECASE)
 _THE_VICTIM = re.compile(r"\b(?:the|a|their|his|her)\s+victim\b", re.IGNORECASE)
 _OBJECT_GAP = re.compile(r"\s*(?:(?:a|an|the|his|her|their)\s+)?", re.IGNORECASE)
@@ -100,14 +102,20 @@ def _role(before: str, after: str, police_shooting: bool) -> Role:
     return Role.subject if police_shooting else Role.victim
 
 
+def _aged(m: re.Match[str]) -> tuple[int, int, str, str, int | None]:
+    """A person named by an age alone: "the 16-year-old" is a person of 16, "a 15-month-old" a baby."""
+    if m["unit"].lower() == "year":
+        return m.start(), m.end(), f"{int(m['age'])}-year-old person", "person", int(m["age"])
+    return m.start(), m.end(), f"{int(m['age'])}-{m['unit'].lower()}-old baby", "baby", 0
+
+
 def _mentions(sentences: Sequence[str], police_shooting: bool, headline: bool) -> list[_Mention]:
     """Every person mentioned, with the role the words around the mention give them."""
     mentions: list[_Mention] = []
     for i, sentence in enumerate(sentences):
         found = [(m.start(), m.end(), *_label(m)) for m in p.PERSON.finditer(sentence)]
         found += [(m.start(), m.end(), _OTHER_PERSON, "person", None) for m in p.OTHER_PERSON.finditer(sentence)]
-        found += [(m.start(), m.end(), f"{int(m['age'])}-year-old person", "person", int(m["age"]))
-                  for m in p.AGED_PERSON.finditer(sentence)]
+        found += [_aged(m) for m in p.AGED_PERSON.finditer(sentence)]
         found.sort()
         for k, (start, end, label, noun, age) in enumerate(found):
             if noun in p.OFFICER_LABELS:
@@ -184,6 +192,9 @@ def _owner(hit: Hit[V], mentions: Sequence[_Mention], sentence: str) -> str | No
         if objects:
             return objects[0].label
     before = [m for m in same if m.start <= hit.start]
+    if p.SUSPECT_NOUN.search(sentence, before[-1].end if before else 0, hit.start):
+        # "An officer was shot by a suspect who later killed himself": the suspect's, named by no person noun.
+        return SUSPECT
     if before:
         return before[-1].label
     several = _SEVERAL.search(sentence[: hit.start])
@@ -194,6 +205,12 @@ def _owner(hit: Hit[V], mentions: Sequence[_Mention], sentence: str) -> str | No
     if p.PLURAL_PEOPLE.search(sentence):
         return None
     earlier = [m for m in mentions if m.sentence < hit.sentence]
+    if pronoun := _PRONOUN.search(sentence, 0, hit.start):
+        # "… the boy was wounded. She was killed.": she is not the boy.
+        she = pronoun.group().lower() == "she"
+        earlier = [m for m in earlier if m.noun not in (_MALE if she else _FEMALE)]
+        if not earlier:
+            return "woman" if she else "man"
     if _THE_VICTIM.search(sentence, 0, hit.start):
         # "The victim … died in hospital": the person last named as harmed, not the suspect named since.
         harmed = [m for m in earlier if m.role in _HARMED or m.role is Role.subject]
@@ -242,8 +259,8 @@ def casualties(sentences: Sequence[str], snippets: Sequence[str], conditions: Se
     for m in mentions:
         first.setdefault(m.label, m.sentence)
     return [
-        CasualtyFact(label, roles.get(label, Role.unknown), condition_of.get(label), life_changing_of.get(label),
-                     first.get(label, 0))
+        CasualtyFact(label, roles.get(label, Role.suspect if label == SUSPECT else Role.unknown),
+                     condition_of.get(label), life_changing_of.get(label), first.get(label, 0))
         for label in labels
         # A suspect who was arrested unhurt is counted in arrests and charges, not listed as a casualty.
         if label in condition_of or label in life_changing_of

@@ -56,9 +56,13 @@ PERSON_NOUNS = {
     "cyclist": "cyclist", "motorcyclist": "motorcyclist", "pedestrian": "pedestrian", "driver": "driver",
     "passenger": "passenger", "police officer": "officer", "policeman": "officer", "policewoman": "officer",
     "officer": "officer", "pc": "officer", "firefighter": "firefighter", "paramedic": "paramedic", "person": "person",
+    "minor": "child", "juvenile": "teenager",
 }
 OFFICER_LABELS = frozenset({"officer", "firefighter", "paramedic"})
-_PERSON_NOUN = "|".join(sorted((re.escape(n) for n in PERSON_NOUNS), key=len, reverse=True))
+# "A minor was injured", not "minor injuries".
+_PERSON_NOUN = "|".join(sorted((re.escape(n) for n in PERSON_NOUNS), key=len, reverse=True)).replace(
+    "minor", r"minor(?!\s+(?:injur|wound|hurt|cuts?\b|burns?\b|damage|offen|crash|incident|collision|road))"
+)
 PERSON = re.compile(
     rf"\b(?:(?P<other>the\s+other|another)\s+|(?P<ord>{ORD})\s+)?"
     rf"(?:(?P<age>\d{{1,3}}|{'|'.join(NUMBER_WORDS)})[- ]year[- ]old\s+)?"
@@ -69,7 +73,7 @@ PERSON = re.compile(
 )
 # A person named by an age alone: "a 17-year-old was injured", "the 16-year-old, who was shot".
 AGED_PERSON = re.compile(
-    r"(?<!\bby )\b(?:an?|the)\s+(?P<age>\d{1,3})[- ]year[- ]old\b"
+    r"(?<!\bby )\b(?:an?|the)\s+(?P<age>\d{1,3})[- ](?P<unit>year|month|week)[- ]old\b"
     r"(?=\s*[,.]|\s+(?:was|is|were|has|had|remains|remained|died|suffered|sustained|who|underwent)\b)",
     _I,
 )
@@ -101,6 +105,8 @@ SUSPECT_CUE = re.compile(
     r"\b(?:arrested|suspects?|charged|wanted|detained|in custody|gunman|attacker|pulled the trigger|"
     r"faces? (?:an? )?(?:[\w-]+ ){0,3}charges?)\b", _I
 )
+# Who did it, named by no person noun.
+SUSPECT_NOUN = re.compile(r"\b(?:suspects?|gunm[ae]n|shooters?|attackers?|assailants?|killers?)\b", _I)
 # A cue before a person stops at these: "she shot herself while her mother and another woman were home".
 CUE_BREAK = re.compile(r"\b(?:while|whereas|although|though|but)\b|;", _I)
 # The agent of a passive hit is who did it: "accidentally shot by another teen", "stabbed by a man".

@@ -229,6 +229,20 @@ def test_a_known_place_inside_another_name_is_that_other_place() -> None:
 
 # --- casualties ------------------------------------------------------------------------------------------------------
 
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("A police officer was shot and seriously injured by a suspect who later killed himself.",
+     [("officer", Condition.serious), ("suspect", Condition.deceased)]),
+    ("A man was shot by a gunman who then died.", [("man", None), ("suspect", Condition.deceased)]),
+    ("The boy was wounded in the arm. She was killed.", [("boy", None), ("woman", Condition.deceased)]),
+    ("The woman was wounded in the arm. She was later killed.", [("woman", Condition.deceased)]),
+], ids=["the-suspect-who-killed-himself", "the-gunman-who-died", "she-is-not-the-boy", "she-is-the-woman"])
+def test_whose_condition_it_is(text: str, expected: list[tuple[str, Condition | None]]) -> None:
+    """A condition stated after a suspect's noun is the suspect's, not the victim's; "she" is no boy."""
+    found = [(c.label, c.condition.value if c.condition else None) for c in extract("", text).casualties]
+    assert found == expected
+
+
 CASUALTY_CASES = [
     ("A 17-year-old boy was stabbed in the street.", [("17-year-old boy", Role.victim)]),
     ("A man, aged 34, was found injured. The man was taken to hospital.", [("34-year-old man", Role.victim)]),
@@ -251,6 +265,9 @@ CASUALTY_CASES = [
     ("A girl shot herself in the head while her mother and another woman were home.", [("girl", Role.victim)]),
     ("Police say another toddler pulled the trigger and shot the boy in the leg.", [("boy", Role.victim)]),
     ("A man faces a child neglect charge after a boy shot himself.", [("boy", Role.victim)]),
+    ("A minor was injured in a shooting.", [("child", Role.victim)]),
+    ("Police say a 2-year-old is dead and a 15-month-old is injured.",
+     [("2-year-old person", Role.victim), ("15-month-old baby", Role.victim)]),
 ]
 
 
@@ -261,7 +278,8 @@ CASUALTY_CASES = [
          "injured-officer", "suspect", "victim-and-suspect", "bystander", "second-person", "witness-is-no-casualty",
          "who-shot-someone-is-no-victim", "shot-and-killed-is-passive", "shot-n-times-is-no-shooter",
          "shot-after-an-adverb-is-passive", "the-agent-of-a-passive-hit-is-no-victim",
-         "a-cue-before-stops-at-while", "who-pulled-the-trigger-is-no-victim", "who-faces-a-charge-is-no-victim"],
+         "a-cue-before-stops-at-while", "who-pulled-the-trigger-is-no-victim", "who-faces-a-charge-is-no-victim",
+         "a-minor", "an-age-in-months"],
 )
 def test_casualty_labels_and_roles(text: str, expected: list[tuple[str, Role]]) -> None:
     """People are labelled in normal form, with the role the words nearest each mention give."""
