@@ -331,6 +331,13 @@ CONDITIONAL = re.compile(r"\b(?:if|whether|unclear|unknown)\b", _I)
 
 # --- counts ----------------------------------------------------------------------------------------------------------
 
+# Kinds of person, kin first: "his wife", "her grandmother", "a toddler".
+_KIN = (
+    # Each word one way only: a word two branches match makes a long list backtrack exponentially.
+    r"(?:father|mother|son|daughter|(?:ex-)?(?:girlfriend|boyfriend|wife|husband)|fianc[eé]e?|brother|"
+    r"sister|grand(?:mother|father|son|daughter|child)|step(?:father|mother|son|daughter)|nephew|niece|cousin|aunt|uncle|"
+    r"parent|child|kid|toddler|baby|infant|couple|man|woman|boy|girl|teen|teenager|adult|friend|roommate|neighbou?r)"
+)
 _BE = r"(?:(?:were|was|have|has|had|are|is|been|being|also|all|now|since|reportedly)\s+)*"
 # Patterns without a number group state one person, or none when they start with a negation ("no one was hurt").
 INJURED_PATTERNS = (
@@ -348,7 +355,12 @@ INJURED_PATTERNS = (
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN}|victim)\s+{_BE}(?:(?!fatally\b)\w+ly\s+)?"
                r"(?:injured|hurt|wounded|stabbed|shot|taken to hospital)\b(?!\s+(?:dead|to death|and killed))", _I),
     # One more hurt beside the dead: "killing three men and wounding another", "one dead and another injured".
-    re.compile(r"\b(?:injur(?:ed|ing)|wound(?:ed|ing)|hurt(?:ing)?)\s+another\b(?!\s+(?:\w+\s+)?(?:dead|to death))|"
+    # "Left a girl dead and her grandmother wounded", "two dead and a teen injured", "killing one and wounding the
+    # other".
+    re.compile(r"\b(?:injur(?:ed|ing)|wound(?:ed|ing)|hurt(?:ing)?)\s+(?:another|the other)\b"
+               r"(?!\s+(?:\w+\s+)?(?:dead|to death))|"
+               rf"\band\s+(?:another|an?|his|her|their)\s+(?:[\w-]+\s+)?(?:{_PERSON_NOUN}|{_KIN}|victim)\s+"
+               r"(?:(?:was|is|also)\s+)*(?:(?!fatally\b)\w+ly\s+)?(?:injured|hurt|wounded)\b|"
                rf"\band\s+another\s+(?:(?:{_PERSON_NOUN}|victim)\s+)?(?:{_BE}(?:(?!fatally\b)\w+ly\s+)?)?"
                r"(?:injured|hurt|wounded)\b", _I),
 )
@@ -372,15 +384,11 @@ DEAD_PATTERNS = (
     re.compile(rf"\bdeath toll\s+(?:has\s+)?(?:risen|rose|rises|stands|stood|is)\s+(?:to|at)\s+(?P<n>{NUM})\b", _I),
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN})\s+{_BE}(?:died|killed)\b", _I),
     re.compile(rf"\b(?P<n>{_MULTIPLE})[- ](?:homicide|murder|killing|fatal shooting)s?\b", _I),
+    # "A shooting left a 7-year-old girl dead".
+    re.compile(rf"\bleft\s+(?:an?|the|his|her|their)\s+(?:[\w-]+\s+){{0,2}}?(?:{_PERSON_NOUN}|{_KIN})\s+dead\b", _I),
 )
 # People named one after another and stated dead together: "a father and son were found shot to death", "Mother, 2
 # children found dead", "killed his wife, son and daughter, then himself". Each item counts one, or its number.
-_KIN = (
-    # Each word one way only: a word two branches match makes a long list backtrack exponentially.
-    r"(?:father|mother|son|daughter|(?:ex-)?(?:girlfriend|boyfriend|wife|husband)|fianc[eé]e?|brother|"
-    r"sister|grand(?:mother|father|son|daughter|child)|step(?:father|mother|son|daughter)|nephew|niece|cousin|aunt|uncle|"
-    r"parent|child|kid|toddler|baby|infant|couple|man|woman|boy|girl|teen|teenager|adult|friend|roommate|neighbou?r)"
-)
 _LISTED = (
     rf"\b(?:(?:his|her|their|a|an|the)\s+)?(?:(?P<n>{NUM})\s+(?!\d))?(?:(?:young|adult|teenage|infant|elderly)\s+)?"
     rf"(?:(?:\d{{1,3}}|{'|'.join(NUMBER_WORDS)})[- ](?:year|month)[- ]old(?:\s+{_KIN}(?:s|ren)?)?|{_KIN}(?:s|ren)?)\b"
