@@ -355,6 +355,8 @@ INJURED_PATTERNS = (
     re.compile(rf"\ba\s+(?P<ord>{ORD})\s+(?:{_PERSON_NOUN}|victim)\s+{_BE}(?:(?!fatally\b)\w+ly\s+)?"
                r"(?:injured|hurt|wounded|stabbed|shot|taken to hospital)\b(?!\s+(?:dead|to death|and killed))", _I),
     # One more hurt beside the dead: "killing three men and wounding another", "one dead and another injured".
+    # "Two other gunshot victims arrived at the hospital": others than the dead.
+    re.compile(rf"\b(?P<n>{NUM})\s+(?:other|more)\s+(?:gunshot|shooting|stabbing)\s+victims\b", _I),
     # "Left a girl dead and her grandmother wounded", "two dead and a teen injured", "killing one and wounding the
     # other".
     re.compile(r"\b(?:injur(?:ed|ing)|wound(?:ed|ing)|hurt(?:ing)?)\s+(?:another|the other)\b"
