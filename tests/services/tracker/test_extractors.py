@@ -5,19 +5,12 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from schemas import Category, Location
 from services.settings import Settings
 from services.stage import StageContext
 from services.tracker.extract import extract
 from services.tracker.extractors import ExtractorSpecError, load_extractor
-from services.tracker.facts import Facts, Stated
 from services.tracker.stage import build_router
-
-
-def a_model(title: str, text: str) -> Facts:
-    """Stands in for a model-based extractor: it reads a fire in Leyton with two dead into any text."""
-    return Facts(is_incident=True, category=Stated(Category.fire, title),
-                 location=Stated(Location(name="Leyton", region="London"), title), dead=Stated(2, title))
+from tests.support.extractors import a_model
 
 
 def test_rules_are_the_shipped_extractor() -> None:
@@ -25,7 +18,7 @@ def test_rules_are_the_shipped_extractor() -> None:
 
 
 def test_another_extractor_is_named_by_module_and_callable() -> None:
-    assert load_extractor(f"{__name__}:a_model") is a_model
+    assert load_extractor("tests.support.extractors:a_model") is a_model
 
 
 @pytest.mark.parametrize(("spec", "says"), [
