@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from datetime import datetime
 
 import structlog
 from faststream.redis import RedisRouter
@@ -70,6 +71,12 @@ async def heat_sources(ctx: StageContext, incident: Incident, update: Update) ->
         await mark_feed_hot(ctx.redis, ctx.keys, source_id, update.fetched_at, policy)
 
 
+def places_horizon(update: Update) -> datetime:
+    """How far back the incidents at an update's places are its candidates: those it may join on any evidence but
+    names. An older one it names (a trial years on) is found under the distinctive words both share."""
+    return update.reported_at - FOLLOW_UP_WINDOW
+
+
 async def process(store: IncidentStore, update: Update, extractor: Extractor = extract) -> list[ChangeEvent]:
     """Merge one update into its incident (or open one) and return the events committed with it; `extractor` reads
     the update's facts (`services.tracker.extractors`)."""
@@ -87,9 +94,7 @@ async def process(store: IncidentStore, update: Update, extractor: Extractor = e
     report = Report(update, facts, weighted(read, everywhere.used, everywhere.reports),
                     rare_names(read, update.text, everywhere, of_source))
     distinctive = sorted(report.words, key=lambda word: (-report.words[word], word))[:_INDEXED_WORDS]
-    # At its places, the incidents a report may join on any evidence but names; an older one it names (a trial years
-    # on) is found under the distinctive words both share.
-    horizon = update.reported_at - FOLLOW_UP_WINDOW
+    horizon = places_horizon(update)
     attempts = merges = 0
     while attempts < _MAX_ATTEMPTS:
         attempts += 1

@@ -78,10 +78,10 @@ from services.names import Keys
 from services.replay import delete_prefix, read_archive, replay
 from services.settings import Settings
 from services.stage import StageContext, raise_if_cancelled
-from services.tracker.cluster import FOLLOW_UP_WINDOW, WINDOW, specific_places
+from services.tracker.cluster import WINDOW, specific_places
 from services.tracker.extract import extract
 from services.tracker.places import CITY, GAZETTEER, UK, US
-from services.tracker.stage import process
+from services.tracker.stage import places_horizon, process
 from services.tracker.store import IncidentStore
 from services.wire import DATA_FIELD, as_text, entry_data
 
@@ -550,7 +550,7 @@ async def _candidates(store: IncidentStore, updates: Sequence[Update]) -> list[i
             continue
         facts = extract(update.title, update.text)
         places = specific_places(facts.places, facts)
-        found = (await store.incidents_at(places, update.reported_at - FOLLOW_UP_WINDOW) if places
+        found = (await store.incidents_at(places, places_horizon(update)) if places
                  else await store.incidents_of_source(update.source_id, update.reported_at - WINDOW))
         counts.append(len(found))
     return counts
