@@ -94,10 +94,13 @@ PLURAL_PEOPLE = re.compile(
     _I,
 )
 _PEOPLE = (
+    r"(?:(?:young|teenage|adult|elderly|male|female|state|police|sheriff's)\s+)?"
     r"(?:people|persons|men|women|children|boys|girls|teenagers|teens|youths|officers|police officers|pedestrians|"
     r"passengers|adults|others|victims|casualties|residents|patients|firefighters|man|woman|person|boy|girl|child|"
     r"teenager|teen|youth|victim|juvenile|student|adult|toddler|baby|infant|juveniles|students|partygoers|bystanders|"
-    r"customers|relatives)"
+    r"customers|relatives|males|females|troopers|deputies|agents|guards|employees|workers|kids)"
+    # "Three state troopers who entered the home were wounded".
+    r"(?:\s+who\s+[a-z]+(?:\s+[a-z]+){0,4}?(?=\s+(?:were|are|have|had)\b))?"
 )
 
 # What a sentence says about a person near its mention (the text up to the next person).

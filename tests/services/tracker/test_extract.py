@@ -518,6 +518,8 @@ COUNT_CASES = [
     ("A man has been arrested for the killing of two men in May.", "dead", 2),
     ("Police say all five members of the Short family died of gunshot wounds.", "dead", 5),
     ("Police say a grandfather and six grandchildren were found dead.", "dead", 7),
+    ("John Lewis, 24, was killed. Three other males were also shot.", "injured", 3),
+    ("Three state troopers who entered the home were wounded.", "injured", 3),
 ]
 
 
@@ -554,7 +556,8 @@ COUNT_CASES = [
          "who-killed-is-no-listed-dead", "whom-he-shot-is-no-listed-dead", "a-listed-tally-is-no-count",
          "a-place-is-no-name-before-an-age", "killed-annually-is-a-tally", "two-others-are-not-the-dead",
          "listed-shot-and-killed", "people-named-with-ages-died", "a-shooter-named-with-an-age-is-no-death",
-         "the-killing-of-n", "n-members-of-a-named-family", "listed-grandchildren"],
+         "the-killing-of-n", "n-members-of-a-named-family", "listed-grandchildren",
+         "n-other-males-shot", "n-people-who-did-something-were-wounded"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
