@@ -493,7 +493,11 @@ TALLY = re.compile(
     r"\bamong (?:at least |more than )?(?:\d+|[a-z]+) (?:people|others|victims)\b|"
     r"\bsince (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\bover the (?:\w+ )?weekend\b|"
     r"\bin recent (?:days|weeks|months)\b|\b(?:weekend|separate|citywide) shootings\b|\bviolent (?:night|weekend)\b|"
-    r"\bin (?:[A-Z][\w-]* )*shootings\b",
+    r"\bin (?:[A-Z][\w-]* )*shootings\b|"
+    # Several incidents summed: "three shootings left six people wounded", "4 others injured in 3 overnight shooting
+    # incidents", "in other Sunday attacks, at least eight people were shot".
+    rf"\b(?:{NUM}|several|multiple) (?:(?:separate|overnight|different|unrelated) )*(?:shootings|(?:shooting )?"
+    r"incidents|attacks)\b|\bin other (?:\w+ )?(?:attacks|shootings|incidents|violence)\b",
     re.I,
 )
 

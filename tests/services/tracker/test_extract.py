@@ -520,6 +520,9 @@ COUNT_CASES = [
     ("Police say a grandfather and six grandchildren were found dead.", "dead", 7),
     ("John Lewis, 24, was killed. Three other males were also shot.", "injured", 3),
     ("Three state troopers who entered the home were wounded.", "injured", 3),
+    ("A man was shot in the leg. Three shootings left six people wounded over the course of three hours.", "injured",
+     1),
+    ("A boy was shot in the arm. In other Sunday attacks, at least eight people were shot.", "injured", 1),
 ]
 
 
@@ -557,7 +560,8 @@ COUNT_CASES = [
          "a-place-is-no-name-before-an-age", "killed-annually-is-a-tally", "two-others-are-not-the-dead",
          "listed-shot-and-killed", "people-named-with-ages-died", "a-shooter-named-with-an-age-is-no-death",
          "the-killing-of-n", "n-members-of-a-named-family", "listed-grandchildren",
-         "n-other-males-shot", "n-people-who-did-something-were-wounded"],
+         "n-other-males-shot", "n-people-who-did-something-were-wounded",
+         "several-shootings-summed-are-a-tally", "other-attacks-are-a-tally"],
 )
 def test_counts(text: str, field: str, expected: int | None) -> None:
     """Counts come from numbers (digits or words), ordinals and deaths stated one by one; the highest stated wins,
