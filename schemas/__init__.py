@@ -17,6 +17,7 @@ from schemas.incidents import (
     Provenance,
     Statement,
 )
+from schemas.subscriptions import Corroboration, DeadLetter, Delivery, EventFilter, Hook, HookFormat, Near
 from schemas.updates import RevisionDiff, Update
 from schemas.vocabulary import (
     Authority,
@@ -41,11 +42,17 @@ __all__ = [
     "Condition",
     "Conflict",
     "Cordon",
+    "Corroboration",
+    "DeadLetter",
     "Decision",
+    "Delivery",
+    "EventFilter",
     "EventType",
     "Evidence",
     "FeedEntry",
     "FeedSource",
+    "Hook",
+    "HookFormat",
     "Incident",
     "IncidentVersion",
     "Investigation",
@@ -54,6 +61,7 @@ __all__ = [
     "InvestigationStatus",
     "ItemRef",
     "Location",
+    "Near",
     "Provenance",
     "PublicRisk",
     "RawUpdate",

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from schemas.events import ChangeEvent
 from schemas.feeds import FeedSource, RawUpdate
 from schemas.incidents import Incident, IncidentVersion
+from schemas.subscriptions import DeadLetter, Delivery, EventFilter, Hook
 from schemas.updates import Update
 
 JSON_DIR = Path(__file__).parent / "json"
@@ -22,6 +23,10 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "Incident": Incident,
     "IncidentVersion": IncidentVersion,
     "ChangeEvent": ChangeEvent,
+    "EventFilter": EventFilter,
+    "Hook": Hook,
+    "Delivery": Delivery,
+    "DeadLetter": DeadLetter,
 }
 
 

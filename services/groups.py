@@ -26,10 +26,13 @@ async def ensure_groups(redis: Redis, keys: Keys, stages: Iterable[str]) -> None
                 raise
 
 
-async def backlog(redis: Redis, keys: Keys) -> dict[str, int]:
-    """Per stage: entries its group has not yet read plus entries read but not yet acknowledged."""
+async def backlog(redis: Redis, keys: Keys, stages: Iterable[str] | None = None) -> dict[str, int]:
+    """Per stage (every consuming stage, or those of `stages`): entries its group has not yet read plus entries read
+    but not yet acknowledged; a stage whose group does not exist yet has the whole stream to read."""
     work: dict[str, int] = {}
     for stage, (stream, group) in STAGE_INPUTS.items():
+        if stages is not None and stage not in stages:
+            continue
         try:
             infos = await redis.xinfo_groups(keys.stream(stream))
         except ResponseError:

@@ -23,6 +23,7 @@ STREAM_MODELS: dict[str, type[BaseModel]] = {
 STAGE_INPUTS: dict[str, tuple[str, str]] = {
     "dedup": ("raw", "dedup"),
     "tracker": ("updates", "tracker"),
+    "notifier": ("changes", "notifier"),
 }
 
 
@@ -52,6 +53,20 @@ class Keys:
     def deadletter(self) -> str:
         # Messages that failed too often, each with its original payload and the last error.
         return self.stream("deadletter")
+
+    @property
+    def deliveries(self) -> str:
+        """Stream: every webhook delivery attempt and its outcome (`Delivery` JSON), capped in length."""
+        return self.stream("deliveries")
+
+    @property
+    def hooks(self) -> str:
+        """Hash: hook id → `Hook` JSON (the webhook rules the notifiers share)."""
+        return f"{self.prefix}:hooks"
+
+    def hook_queue(self, hook_id: str) -> str:
+        """Stream: the change events one hook is still to be sent, in order (group `deliver`)."""
+        return f"{self.prefix}:hook:{hook_id}:queue"
 
     @property
     def feeds(self) -> str:

@@ -12,7 +12,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +35,8 @@ from services.wire import entry_data
 
 log = structlog.get_logger(__name__)
 
+# The stages a replay runs: the poller's part is the replay itself, which reads the snapshots.
+REPLAY_STAGES = ("dedup", "tracker")
 _SNAPSHOT_NAME = re.compile(r"^(?P<at>\d{8}T\d{6}Z)--(?P<source>[^/]+?)\.[A-Za-z0-9]+$")
 EventSink = Callable[[ChangeEvent], Awaitable[None]]
 
@@ -83,14 +85,15 @@ def read_archive(root: Path) -> Archive:
     return Archive(sources, snapshots)
 
 
-async def wait_drained(redis: Redis, keys: Keys, timeout_s: float = 300.0) -> None:
-    """Return once every stage has read and acknowledged everything (seen empty twice in a row)."""
+async def wait_drained(redis: Redis, keys: Keys, timeout_s: float = 300.0,
+                       stages: Iterable[str] = REPLAY_STAGES) -> None:
+    """Return once each of `stages` has read and acknowledged everything (seen empty twice in a row)."""
     deadline = time.monotonic() + timeout_s
     quiet = 0
     while quiet < 2:
         if time.monotonic() > deadline:
-            raise TimeoutError(f"pipeline not drained after {timeout_s:.0f} s: {await backlog(redis, keys)}")
-        work = await backlog(redis, keys)
+            raise TimeoutError(f"pipeline not drained after {timeout_s:.0f} s: {await backlog(redis, keys, stages)}")
+        work = await backlog(redis, keys, stages)
         quiet = quiet + 1 if not any(work.values()) else 0
         await asyncio.sleep(0.05)
 
@@ -139,8 +142,8 @@ async def replay(
     errors: list[str] = []
     events: list[ChangeEvent] = []
     try:
-        await ensure_groups(redis, keys, ["dedup", "tracker"])
-        broker = build_broker(ctx, url, ["dedup", "tracker"])
+        await ensure_groups(redis, keys, REPLAY_STAGES)
+        broker = build_broker(ctx, url, REPLAY_STAGES)
         async with broker:
             await broker.start()
             for snapshot in archive.snapshots:

@@ -79,6 +79,26 @@ class Settings(BaseSettings):
                     "interface (services.tracker.extractors).",
     )
 
+    hooks_file: Path | None = Field(
+        default=None, description="Webhook rules: a TOML file of `[[hook]]` tables, loaded when the notifier starts "
+        "(`livedesk hooks add` adds more at run time).")
+    hook_timeout_s: float = Field(default=10.0, gt=0, description="Default timeout of one webhook delivery.")
+    hook_max_age_s: float = Field(default=86_400.0, gt=0, description="Default time a delivery is retried before "
+                                  "it goes to the dead letters.")
+    hook_coalesce_s: float = Field(default=0.0, ge=0, description="Default coalescing window; 0 sends each event "
+                                   "alone.")
+    hook_retry_base_s: float = Field(default=1.0, gt=0, description="First retry delay; doubles per attempt, jittered.")
+    hook_retry_max_s: float = Field(default=600.0, gt=0, description="Longest delay between two attempts (a "
+                                    "receiver's Retry-After may ask for longer, up to the delivery's max age).")
+    hook_parallel_incidents: int = Field(default=8, ge=1, description="Incidents one hook delivers at once; events "
+                                         "of one incident always go one after another, in order.")
+    deliveries_kept: int = Field(default=10_000, ge=100, description="Delivery attempts kept on the `deliveries` "
+                                 "stream (approximately).")
+
+    console_token: str | None = Field(
+        default=None, min_length=16, description="Bearer token the console's API and page require. Unset on a "
+        "loopback address means open; the console refuses to start on any other address without one.")
+
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 

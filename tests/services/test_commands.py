@@ -315,7 +315,7 @@ def test_health_reports_backlogs_and_verdicts_or_fails(redis_url: str, key_prefi
     assert ok.returncode == 0, ok.stderr
     report = json.loads(ok.stdout)
     assert report["redis"] == "ok"
-    assert set(report["backlog"]) == {"dedup", "tracker"}
+    assert set(report["backlog"]) == {"dedup", "tracker", "notifier"}
     assert report["dedup_verdicts"] == {"new": 3, "repeat": 2}
     down = health("redis://127.0.0.1:9/0")
     assert down.returncode == 1

@@ -117,7 +117,7 @@ async def test_processing_everything_again_emits_nothing(settings: Settings, red
         await wait_drained(redis, keys, timeout_s=60)
     assert await redis.xlen(keys.changes) == len(first.events)
     assert await redis.xlen(keys.updates) == 2 * len(updates), "re-delivered raw entries gave no new verdicts"
-    assert (await backlog(redis, keys)) == {"dedup": 0, "tracker": 0}
+    assert (await backlog(redis, keys, ["dedup", "tracker"])) == {"dedup": 0, "tracker": 0}
 
 
 async def test_changes_stream_is_plain_json_for_any_client(settings: Settings, redis_url: str, redis: Redis) -> None:
