@@ -32,6 +32,10 @@ feeds_cli = typer.Typer(no_args_is_help=True, help="The live feed registry the p
 cli.add_typer(feeds_cli, name="feeds")
 incidents_cli = typer.Typer(no_args_is_help=True, help="The incidents livedesk follows, and how each came to be.")
 cli.add_typer(incidents_cli, name="incidents")
+hooks_cli = typer.Typer(no_args_is_help=True, help="Alerting webhooks: which events go where, signed.")
+cli.add_typer(hooks_cli, name="hooks")
+deadletter_cli = typer.Typer(no_args_is_help=True, help="Messages and deliveries that failed too often.")
+cli.add_typer(deadletter_cli, name="deadletter")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -407,6 +411,160 @@ def incidents_show(
                                   ensure_ascii=False))
         else:
             typer.echo("\n".join(history_lines(believed, shown)))
+        return 0
+
+    _with_redis(show)
+
+
+@hooks_cli.command("add")
+def hooks_add(
+    url: Annotated[str, typer.Argument(help="Where to POST the events.")],
+    types: Annotated[list[str] | None, typer.Option("--types", help="Event types, comma-separated; repeatable.")]
+    = None,
+    where: Annotated[list[str] | None, typer.Option(help="Filter terms, e.g. 'category=shooting region=London'.")]
+    = None,
+    hook_format: Annotated[str, typer.Option("--format", help="json or slack.")] = "json",
+    coalesce_s: Annotated[float | None, typer.Option(help="Events of one incident this close go out as one.")]
+    = None,
+    max_age_s: Annotated[float | None, typer.Option(help="Retry for this long, then dead-letter.")] = None,
+    timeout_s: Annotated[float | None, typer.Option(help="Timeout of one request.")] = None,
+    secret: Annotated[str | None, typer.Option(help="Signing secret (16+ characters); default a new one, printed "
+                                                    "once.")] = None,
+    hook_id: Annotated[str | None, typer.Option("--id", help="Short id; default a new one.")] = None,
+) -> None:
+    """Add (or replace, by --id) a webhook; running notifiers pick it up within seconds."""
+    import uuid
+
+    from services.notifier.hooks import HookRegistry, generate_secret, make_hook
+
+    terms = [*(where or []), *(f"type={t}" for t in types or [])]
+    fields: dict[str, object] = {"id": hook_id or f"h_{uuid.uuid4().hex[:10]}", "url": url, "format": hook_format,
+                                 "where": " ".join(terms), "secret": secret or generate_secret(),
+                                 **{k: v for k, v in (("coalesce_s", coalesce_s), ("max_age_s", max_age_s),
+                                                      ("timeout_s", timeout_s)) if v is not None}}
+
+    async def add(redis: Redis, settings: Settings) -> int:
+        try:
+            hook = make_hook(settings, fields)
+        except ValueError as error:
+            typer.echo(f"livedesk: hook not added: {error}", err=True)
+            return 2
+        await HookRegistry(redis, settings.keys).upsert([hook])
+        typer.echo(f"added {hook.hook_id}: {hook.url}")
+        if secret is None:
+            typer.echo(f"secret (shown once): {hook.secret}")
+        return 0
+
+    _with_redis(add)
+
+
+@hooks_cli.command("list")
+def hooks_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per hook.")] = False) -> None:
+    """Every hook with its filter and settings, and how many events it still has queued; never its secret."""
+    from services.filters import describe
+    from services.notifier.hooks import HookRegistry
+
+    async def show(redis: Redis, settings: Settings) -> int:
+        for hook in await HookRegistry(redis, settings.keys).all():
+            row = hook.model_dump(mode="json", exclude={"secret"})
+            row["where_text"] = describe(hook.where)
+            row["queued"] = await redis.xlen(settings.keys.hook_queue(hook.hook_id))
+            typer.echo(json.dumps(row) if as_json else
+                       f"{hook.hook_id:<16} {hook.format.value:<5} {hook.url} where {row['where_text'] or '(all)'}"
+                       f" coalesce {hook.coalesce_s:g}s max-age {hook.max_age_s:g}s queued {row['queued']}")
+        return 0
+
+    _with_redis(show)
+
+
+@hooks_cli.command("test")
+def hooks_test(hook_id: Annotated[str, typer.Argument(help="The hook's id.")]) -> None:
+    """Send a sample signed event to the hook now and print what the receiver answered; exit 1 unless 2xx."""
+    from services.notifier.formats import delivery_id, render, sample_event
+    from services.notifier.hooks import HookRegistry
+    from services.notifier.send import build_hook_client, post
+
+    async def send(redis: Redis, settings: Settings) -> int:
+        hook = await HookRegistry(redis, settings.keys).get(hook_id)
+        if hook is None:
+            typer.echo(f"livedesk: no hook {hook_id}", err=True)
+            return 2
+        events = [sample_event()]
+        async with build_hook_client(settings) as client:
+            attempt = await post(client, hook, render(hook, events), delivery_id(events))
+        outcome = "ok" if attempt.ok else f"{attempt.verdict.value}: {attempt.error}"
+        typer.echo(f"{hook_id}: status {attempt.status or '-'} {outcome} ({attempt.elapsed_ms:.0f} ms)")
+        return 0 if attempt.ok else 1
+
+    _with_redis(send)
+
+
+@hooks_cli.command("remove")
+def hooks_remove(hook_id: Annotated[str, typer.Argument(help="The hook's id.")]) -> None:
+    """Remove a hook and what it still had queued."""
+    from services.notifier.hooks import HookRegistry
+
+    async def remove(redis: Redis, settings: Settings) -> int:
+        if await HookRegistry(redis, settings.keys).remove(hook_id):
+            typer.echo(f"removed {hook_id}")
+            return 0
+        typer.echo(f"livedesk: no hook {hook_id}", err=True)
+        return 2
+
+    _with_redis(remove)
+
+
+@hooks_cli.command("redeliver")
+def hooks_redeliver(
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead letter ids; default every webhook dead letter.")]
+    = None,
+    hook_id: Annotated[str | None, typer.Option("--hook", help="Only this hook's dead letters.")] = None,
+) -> None:
+    """Queue webhook dead letters on their hook again (removing them from the dead letters)."""
+    from services.notifier.deadletters import redeliver
+    from services.notifier.hooks import HookRegistry
+
+    async def requeue(redis: Redis, settings: Settings) -> int:
+        hooks = {hook.hook_id for hook in await HookRegistry(redis, settings.keys).all()}
+        if hook_id is not None and hook_id not in hooks:
+            typer.echo(f"livedesk: no hook {hook_id}", err=True)
+            return 2
+        queued = await redeliver(redis, settings.keys, hook_id, ids or (), known_hooks=hooks)
+        for letter in queued:
+            typer.echo(f"re-queued {letter.dead_letter_id} for {letter.hook_id}")
+        typer.echo(f"{len(queued)} re-queued")
+        return 0
+
+    _with_redis(requeue)
+
+
+@deadletter_cli.command("list")
+def deadletter_list(as_json: Annotated[bool, typer.Option("--json", help="One JSON object per dead letter.")]
+                    = False) -> None:
+    """Every dead letter, oldest first: id, where it failed, the hook (for a delivery) and the error."""
+    from services.notifier.deadletters import read_dead_letters
+
+    async def show(redis: Redis, settings: Settings) -> int:
+        for letter in await read_dead_letters(redis, settings.keys):
+            typer.echo(letter.model_dump_json(exclude={"payload"}) if as_json else
+                       f"{letter.dead_letter_id:<16} {letter.group:<8} {letter.hook_id or '-':<16} "
+                       f"{letter.deliveries:>3}x {letter.error}")
+        return 0
+
+    _with_redis(show)
+
+
+@deadletter_cli.command("show")
+def deadletter_show(dead_letter_id: Annotated[str, typer.Argument(help="As `deadletter list` prints it.")]) -> None:
+    """One dead letter as JSON, with its original payload."""
+    from services.notifier.deadletters import read_dead_letters
+
+    async def show(redis: Redis, settings: Settings) -> int:
+        found = await read_dead_letters(redis, settings.keys, [dead_letter_id])
+        if not found:
+            typer.echo(f"livedesk: no dead letter {dead_letter_id}", err=True)
+            return 2
+        typer.echo(found[0].model_dump_json(indent=2))
         return 0
 
     _with_redis(show)

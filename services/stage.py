@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -158,17 +158,19 @@ def subscribe_stream_batches(
 
 
 async def dead_letter(redis: Redis, keys: Keys, stream: str, group: str, entry_id: bytes | str, body: bytes,
-                      error: Exception, deliveries: int) -> None:
+                      error: Exception, deliveries: int, *, fields: Mapping[str, object] | None = None) -> None:
     """Move one entry to the `deadletter` stream with its error and acknowledge it, in one transaction: the entry is
-    either still pending or dead-lettered, never lost in between."""
-    record = {
+    either still pending or dead-lettered, never lost in between.
+
+    `fields` are added to the record (`DeadLetter` names them: `hook_id`, `extra`); they cannot replace its own."""
+    record: dict[str, object] = {**(fields or {}), **{
         "stream": stream,
         "group": group,
         "entry_id": as_text(entry_id),
         "error": f"{type(error).__name__}: {error}",
         "deliveries": deliveries,
         "payload": body.decode("utf-8", errors="replace"),
-    }
+    }}
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xadd(keys.deadletter, {DATA_FIELD: json.dumps(record)})
         pipe.xack(stream, group, entry_id)

@@ -1,0 +1,317 @@
+"""The deliverers: one worker per hook reads the hook's queue (group `deliver`) and POSTs each event, signed, until
+the receiver takes it or its max age has passed.
+
+Guarantees, per hook:
+- Events of one incident go one after another, in queue order; different incidents go in parallel, up to
+  `hook_parallel_incidents`. A slow or dead receiver holds up only its own hook: each hook has its own task.
+- An entry is acknowledged (and deleted: the queue is a work list) only after the receiver answered 2xx or the entry
+  was dead-lettered, so a worker killed mid-delivery loses nothing. A new worker takes over entries left pending by
+  a dead one once idle for `reclaim_idle_ms` (XAUTOCLAIM); a live worker keeps the entries it holds fresh (XCLAIM
+  with no minimum idle) however long their retries take, so they are not taken from it.
+- Receivers see each event at least once and can make it exactly once by the `Idempotency-Key` header.
+- Retries follow `services.notifier.policy` until `max_age_s` after the event was queued (one attempt is always
+  made); then the entry goes to the `deadletter` stream with its hook id and the last error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from schemas import ChangeEvent
+from schemas.subscriptions import Delivery, Hook
+from services.errors import PermanentError
+from services.notifier.formats import delivery_id, render
+from services.notifier.hooks import HookRegistry
+from services.notifier.policy import Verdict, next_wait_s
+from services.notifier.send import Attempt, post
+from services.notifier.stage import HOOKS_REFRESH_S
+from services.stage import StageContext, dead_letter, raise_if_cancelled
+from services.wire import DATA_FIELD, entry_data
+
+log = structlog.get_logger(__name__)
+
+GROUP = "deliver"
+MAX_COALESCED = 100  # events in one coalesced payload at most
+_REDIS_RETRY_S = 1.0
+_READ_BLOCK_MS = 1000
+
+
+class DeliveryFailed(PermanentError):
+    """A delivery that was given up: the hook, the last error and how many attempts were made."""
+
+    def __init__(self, hook_id: str, error: str, attempts: int) -> None:
+        super().__init__(f"hook {hook_id}: {error} (after {attempts} attempt{'s' if attempts != 1 else ''})")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    entry_id: str
+    data: str
+    event: ChangeEvent | None  # None: the entry is not a ChangeEvent and is dead-lettered unsent
+
+    @property
+    def queued_at(self) -> float:
+        return int(self.entry_id.partition("-")[0]) / 1000
+
+
+async def ensure_queue_group(redis: Redis, queue: str) -> None:
+    """Create the `deliver` group at the start of a hook's queue (entries queued before any worker ran count)."""
+    try:
+        await redis.xgroup_create(queue, GROUP, id="0", mkstream=True)
+    except ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
+
+
+class HookWorker:
+    """Delivers one hook's queue until cancelled. `hook` may be replaced while it runs (an edited hook): each new
+    delivery uses the hook as it is then."""
+
+    def __init__(self, ctx: StageContext, client: httpx.AsyncClient, hook: Hook) -> None:
+        self.hook = hook
+        self._ctx = ctx
+        self._client = client
+        self._queue = ctx.keys.hook_queue(hook.hook_id)
+        self._consumer = ctx.settings.consumer
+        self._in_hand: set[str] = set()
+        self._lanes: dict[str, asyncio.Queue[_Entry]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(ctx.settings.hook_parallel_incidents)
+        # Read no further ahead than this: entries held are pending on this consumer, stranded for a while if it dies.
+        self._ahead = max(ctx.settings.batch_size, 10 * ctx.settings.hook_parallel_incidents)
+        self._rng = random.Random()
+
+    async def run(self) -> None:
+        settings = self._ctx.settings
+        keeper = asyncio.create_task(self._keep_claimed(), name=f"hook:{self.hook.hook_id}:keep")
+        next_reclaim = 0.0
+        own_pending = True
+        try:
+            while True:
+                raise_if_cancelled()
+                try:
+                    entries: list[_Entry] = []
+                    if own_pending:  # a restarted process with the same consumer name resumes its own first
+                        await ensure_queue_group(self._ctx.redis, self._queue)
+                        entries += await self._read("0")
+                        own_pending = False
+                    if time.monotonic() >= next_reclaim:
+                        entries += await self._reclaim()
+                        next_reclaim = time.monotonic() + settings.reclaim_idle_ms / 2000
+                    if len(self._in_hand) < self._ahead:
+                        entries += await self._read(">")
+                    else:
+                        await asyncio.sleep(0.05)
+                    self._take(entries)
+                except RedisError as error:
+                    log.warning("hook queue unreadable; retrying", hook_id=self.hook.hook_id, error=str(error))
+                    own_pending = "NOGROUP" in str(error)  # the queue was deleted and made again: recreate it
+                    await asyncio.sleep(_REDIS_RETRY_S)
+        finally:
+            keeper.cancel()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(keeper, *self._tasks, return_exceptions=True)
+
+    async def _read(self, from_id: str) -> list[_Entry]:
+        block = _READ_BLOCK_MS if from_id == ">" else None
+        rows: Any = await self._ctx.redis.xreadgroup(GROUP, self._consumer, {self._queue: from_id},
+                                                     count=self._ahead, block=block)
+        return [entry for _, found in rows or [] for entry in self._parse(found)]
+
+    async def _reclaim(self) -> list[_Entry]:
+        """Entries of dead consumers idle past `reclaim_idle_ms`, now this worker's."""
+        reply: Any = await self._ctx.redis.xautoclaim(self._queue, GROUP, self._consumer,
+                                                      min_idle_time=self._ctx.settings.reclaim_idle_ms,
+                                                      start_id="0-0", count=self._ahead)
+        claimed = [entry for entry in self._parse(reply[1]) if entry.entry_id not in self._in_hand]
+        if claimed:
+            log.info("hook entries reclaimed", hook_id=self.hook.hook_id, entries=len(claimed))
+        return claimed
+
+    def _parse(self, rows: Any) -> list[_Entry]:
+        entries = []
+        for entry_id, data in entry_data([(i, f) for i, f in rows if f]):
+            try:
+                event: ChangeEvent | None = ChangeEvent.model_validate_json(data)
+            except ValueError:
+                event = None
+            entries.append(_Entry(entry_id, data, event))
+        return entries
+
+    def _take(self, entries: Sequence[_Entry]) -> None:
+        """Hand each entry not yet held to its incident's lane, starting the lane if it is idle."""
+        for entry in entries:
+            if entry.entry_id in self._in_hand:
+                continue
+            self._in_hand.add(entry.entry_id)
+            incident_id = entry.event.incident_id if entry.event else ""
+            lane = self._lanes.get(incident_id)
+            if lane is None:
+                lane = self._lanes[incident_id] = asyncio.Queue()
+                task = asyncio.create_task(self._run_lane(incident_id, lane), name=f"hook:{self.hook.hook_id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            lane.put_nowait(entry)
+
+    async def _run_lane(self, incident_id: str, lane: asyncio.Queue[_Entry]) -> None:
+        """Deliver one incident's entries in order; the lane ends when it has nothing left."""
+        batch: list[_Entry] = []
+        try:
+            while not lane.empty():
+                hook = self.hook
+                batch = [lane.get_nowait()]
+                if batch[0].event is None:
+                    await self._bury(hook, batch, "not a ChangeEvent", attempts=0)
+                    continue
+                if hook.coalesce_s > 0:
+                    # The window runs from when the first event was queued, so a restart does not stretch it.
+                    await asyncio.sleep(max(0.0, batch[0].queued_at + hook.coalesce_s - time.time()))
+                    while not lane.empty() and len(batch) < MAX_COALESCED:
+                        batch.append(lane.get_nowait())
+                    bad = [entry for entry in batch if entry.event is None]
+                    if bad:
+                        await self._bury(hook, bad, "not a ChangeEvent", attempts=0)
+                        batch = [entry for entry in batch if entry.event is not None]
+                async with self._slots:
+                    await self._deliver(hook, batch)
+                batch = []
+            del self._lanes[incident_id]  # no await since the lane was found empty: nothing was added meanwhile
+        except Exception as error:
+            # Redis failed under the lane: its entries stay pending and are reclaimed (by this worker too) later.
+            dropped = [*batch, *(lane.get_nowait() for _ in range(lane.qsize()))]
+            self._in_hand.difference_update(entry.entry_id for entry in dropped)
+            self._lanes.pop(incident_id, None)
+            log.warning("hook delivery interrupted; entries left pending", hook_id=self.hook.hook_id,
+                        incident_id=incident_id, entries=len(dropped), error=f"{type(error).__name__}: {error}")
+
+    async def _deliver(self, hook: Hook, batch: list[_Entry]) -> None:
+        events = [entry.event for entry in batch if entry.event is not None]
+        body, key = render(hook, events), delivery_id(events)
+        settings = self._ctx.settings
+        deadline = batch[0].queued_at + hook.max_age_s
+        attempt = 0
+        while True:
+            attempt += 1
+            result = await post(self._client, hook, body, key)
+            wait_s = None
+            if result.verdict is Verdict.retry:
+                wait_s = next_wait_s(attempt, result.asked_wait_s, settings.hook_retry_base_s,
+                                     settings.hook_retry_max_s, self._rng)
+                if time.time() + wait_s > deadline:
+                    wait_s = None  # past the hook's max age: give up now rather than wait for nothing
+            await self._record(hook, events, key, attempt, result)
+            (log.info if result.ok else log.warning)(
+                    "webhook delivered" if result.ok else "webhook delivery failed",
+                    hook_id=hook.hook_id, delivery_id=key, incident_id=events[0].incident_id, events=len(events),
+                    attempt=attempt, status=result.status, error=result.error, elapsed_ms=result.elapsed_ms,
+                    retry_in_s=None if wait_s is None else round(wait_s, 3))
+            if result.ok:
+                await self._finish(batch)
+                return
+            if wait_s is None:
+                await self._bury(hook, batch, result.error or f"HTTP {result.status}", attempts=attempt)
+                return
+            await asyncio.sleep(wait_s)
+
+    async def _record(self, hook: Hook, events: list[ChangeEvent], key: str, attempt: int, result: Attempt) -> None:
+        record = Delivery(hook_id=hook.hook_id, delivery_id=key, event_ids=[e.event_id for e in events],
+                          incident_id=events[0].incident_id, attempt=attempt, ok=result.ok, status=result.status,
+                          error=result.error, at=datetime.now(UTC), elapsed_ms=result.elapsed_ms)
+        await self._ctx.redis.xadd(self._ctx.keys.deliveries, {DATA_FIELD: record.model_dump_json()},
+                                   maxlen=self._ctx.settings.deliveries_kept, approximate=True)
+
+    async def _finish(self, batch: list[_Entry]) -> None:
+        ids = [entry.entry_id for entry in batch]
+        async with self._ctx.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self._queue, GROUP, *ids)
+            pipe.xdel(self._queue, *ids)
+            await pipe.execute()
+        self._in_hand.difference_update(ids)
+
+    async def _bury(self, hook: Hook, batch: list[_Entry], error: str, attempts: int) -> None:
+        """Dead-letter each entry of `batch` with the hook id and `error`, then forget it."""
+        failure = DeliveryFailed(hook.hook_id, error, attempts)
+        for entry in batch:
+            await dead_letter(self._ctx.redis, self._ctx.keys, self._queue, GROUP, entry.entry_id,
+                              entry.data.encode(), failure, deliveries=attempts, fields={"hook_id": hook.hook_id})
+            await self._ctx.redis.xdel(self._queue, entry.entry_id)
+            self._in_hand.discard(entry.entry_id)
+
+    async def _keep_claimed(self) -> None:
+        """Reset the idle time of every entry held, often enough that no other worker's reclaimer takes it."""
+        every_s = max(self._ctx.settings.reclaim_idle_ms / 3000, 0.05)
+        while True:
+            await asyncio.sleep(every_s)
+            held: list[Any] = list(self._in_hand)
+            with contextlib.suppress(RedisError):
+                for start in range(0, len(held), 500):
+                    await self._ctx.redis.xclaim(self._queue, GROUP, self._consumer, 0, held[start:start + 500],
+                                                 justid=True)
+
+
+class Deliverers:
+    """Runs one `HookWorker` per hook of the registry until cancelled, following hooks as they are added, edited
+    and removed (the registry is read every `refresh_s`). `configured` hooks (`LIVEDESK_HOOKS_FILE`, see
+    `services.notifier.hooks.load_hooks_file`) are added to the registry when it starts."""
+
+    def __init__(self, ctx: StageContext, client: httpx.AsyncClient, configured: Sequence[Hook] = (),
+                 refresh_s: float = HOOKS_REFRESH_S) -> None:
+        self._ctx = ctx
+        self._client = client
+        self._configured = list(configured)
+        self._refresh_s = refresh_s
+        self._workers: dict[str, tuple[HookWorker, asyncio.Task[None]]] = {}
+
+    async def run(self) -> None:
+        registry = HookRegistry(self._ctx.redis, self._ctx.keys)
+        await registry.upsert(self._configured)
+        log.info("deliverers started", configured_hooks=len(self._configured), consumer=self._ctx.settings.consumer)
+        reported: set[str] = set()
+        try:
+            while True:
+                raise_if_cancelled()
+                try:
+                    hooks, broken = await registry.read()
+                except RedisError as error:
+                    log.warning("hook registry unreadable; retrying", error=str(error))
+                else:
+                    for hook_id in set(broken) - reported:
+                        log.error("hook skipped: its stored rule does not parse", hook_id=hook_id)
+                    reported = set(broken)
+                    self._follow(hooks)
+                await asyncio.sleep(self._refresh_s)
+        finally:
+            tasks = [task for _, task in self._workers.values()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self._workers.clear()
+
+    def _follow(self, hooks: list[Hook]) -> None:
+        wanted = {hook.hook_id: hook for hook in hooks}
+        for hook_id in [h for h in self._workers if h not in wanted]:
+            self._workers.pop(hook_id)[1].cancel()
+            log.info("hook removed; its worker stopped", hook_id=hook_id)
+        for hook_id, hook in wanted.items():
+            running = self._workers.get(hook_id)
+            if running is not None and not running[1].done():
+                running[0].hook = hook
+                continue
+            if running is not None and not running[1].cancelled() and (failure := running[1].exception()):
+                log.error("hook worker failed; restarting it", hook_id=hook_id, error=f"{type(failure).__name__}: "
+                          f"{failure}")
+            worker = HookWorker(self._ctx, self._client, hook)
+            self._workers[hook_id] = (worker, asyncio.create_task(worker.run(), name=f"hook:{hook_id}"))
