@@ -42,6 +42,7 @@ class Receiver:
         self.script = list(script)
         self.then = then
         self.requests: list[Received] = []
+        self.arrivals: list[str] = []  # Idempotency-Key of every request as it arrives, answered or not
         self.gate = threading.Event()
         self._lock = threading.Lock()
         receiver = self
@@ -51,6 +52,7 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver._lock:
                     reply = receiver.script.pop(0) if receiver.script else receiver.then
+                    receiver.arrivals.append(self.headers.get("Idempotency-Key", ""))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 if reply.gated:
                     receiver.gate.wait()
