@@ -133,6 +133,6 @@ class HookRegistry:
 
 
 def fanned_out_key(keys: Keys, hook_id: str) -> str:
-    """Sorted set: the `changes` entry ids already queued for a hook, scored by their time (ms), so a change read
+    """Sorted set: the `changes` entry ids already queued for a hook, scored by when (ms), so a change read
     twice is queued once. Kept next to the hook's queue (`Keys.hook_queue`)."""
     return keys.hook_queue(hook_id).removesuffix(":queue") + ":fanned-out"

@@ -30,10 +30,10 @@ log = structlog.get_logger(__name__)
 # How long a notifier trusts its copy of the hooks: a hook added by `livedesk hooks add` is matched this soon.
 HOOKS_REFRESH_S = 2.0
 
-# Per matching hook: queue the event unless this change entry was queued for the hook before; forget markers older
-# than the retention of `changes` (such an entry can no longer be read again). A hook removed since it was matched
-# gets nothing, so its queue is not made again.
-# KEYS: hooks hash, then (marker set, queue) per hook. ARGV: change entry id, its ms, forget before (ms), data field,
+# Per matching hook: queue the event unless this change entry was queued for the hook before; forget markers set
+# longer ago than the retention of `changes` (their entry has been trimmed and can no longer be read again). A hook
+# removed since it was matched gets nothing, so its queue is not made again.
+# KEYS: hooks hash, then (marker set, queue) per hook. ARGV: change entry id, now (ms), forget before (ms), data field,
 # event JSON, then the hook ids.
 _FAN_OUT = """
 local queued = 0
@@ -78,7 +78,8 @@ async def fan_out(redis: Redis, keys: Keys, hooks: Sequence[Hook], changes: Sequ
     if any(hook.where.needs_incident for hook in hooks):
         loaded = await IncidentStore(redis, keys).load({event.incident_id for event, _ in changes})
         incidents = {incident_id: incident for incident_id, (incident, _) in loaded.items()}
-    forget_before = int(time.time() * 1000) - _retention_ms(retention_s)
+    now_ms = int(time.time() * 1000)
+    forget_before = now_ms - _retention_ms(retention_s)
     script = redis.register_script(_FAN_OUT)
     async with redis.pipeline(transaction=False) as pipe:
         calls = 0
@@ -89,7 +90,7 @@ async def fan_out(redis: Redis, keys: Keys, hooks: Sequence[Hook], changes: Sequ
             script_keys = [keys.hooks]
             for hook in chosen:
                 script_keys += [fanned_out_key(keys, hook.hook_id), keys.hook_queue(hook.hook_id)]
-            args: list[str | int] = [entry_id, entry_id.partition("-")[0], forget_before, DATA_FIELD,
+            args: list[str | int] = [entry_id, now_ms, forget_before, DATA_FIELD,
                                      event.model_dump_json(), *(h.hook_id for h in chosen)]
             await script(keys=script_keys, args=args, client=pipe)
             calls += 1
