@@ -170,9 +170,10 @@ class Subscription:
                 done.append(entry_id)
         wanted = await self._wanted(events)
         done += [entry_id for entry_id, event in events if not wanted(event)]
-        self._ready.extend((entry_id, event) for entry_id, event in events if wanted(event))
         if done:
             await self._ack(done)
+        # Only once nothing can fail any more: a retry of the whole read must not queue the same events twice.
+        self._ready.extend((entry_id, event) for entry_id, event in events if wanted(event))
 
     async def _read(self) -> list[tuple[str, dict[str, str] | None]]:
         opts = self._options
@@ -259,6 +260,11 @@ def _rows(entries: Any) -> list[tuple[str, dict[str, str] | None]]:
     for entry_id, fields in entries or []:
         if entry_id is None:
             continue
-        text = {as_text(k): as_text(v) for k, v in fields.items()} if fields else None
+        # Bytes that are not UTF-8 must not stop the loop: they fail validation as a malformed entry instead.
+        text = {_text(k): _text(v) for k, v in fields.items()} if fields else None
         rows.append((as_text(entry_id), text))
     return rows
+
+
+def _text(value: object) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)

@@ -197,6 +197,7 @@ async def test_malformed_entries_are_reported_acked_and_skipped(desk: livedesk.C
     await redis.xadd(keys.changes, {DATA_FIELD: "not json"})
     await redis.xadd(keys.changes, {"other": "field"})
     await redis.xadd(keys.changes, {DATA_FIELD: '{"event_id": "e_x"}'})
+    await redis.xadd(keys.changes, {DATA_FIELD: b"\xff\xfe not utf-8"})
     await write(redis, keys, event(1))
     errors: list[tuple[str, str]] = []
 
@@ -206,7 +207,7 @@ async def test_malformed_entries_are_reported_acked_and_skipped(desk: livedesk.C
     async with desk.subscribe("alerts", start="0", on_error=on_error) as events:
         assert [e.event_id for e in await take(events, 1)] == ["e_1"]
         await events.ack()
-    assert [name for _, name in errors] == ["ValidationError", "KeyError", "ValidationError"]
+    assert [name for _, name in errors] == ["ValidationError", "KeyError", "ValidationError", "ValidationError"]
     assert await pending(redis, keys, "alerts") == 0
 
 
