@@ -7,6 +7,15 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from schemas.console import (
+    ApiError,
+    DeadLetterList,
+    DeliveryList,
+    FeedHealth,
+    FeedList,
+    IncidentDetail,
+    IncidentPage,
+)
 from schemas.events import ChangeEvent
 from schemas.feeds import FeedSource, RawUpdate
 from schemas.incidents import Incident, IncidentVersion
@@ -27,6 +36,13 @@ WIRE_MODELS: dict[str, type[BaseModel]] = {
     "Hook": Hook,
     "Delivery": Delivery,
     "DeadLetter": DeadLetter,
+    "IncidentPage": IncidentPage,
+    "IncidentDetail": IncidentDetail,
+    "FeedHealth": FeedHealth,
+    "FeedList": FeedList,
+    "DeliveryList": DeliveryList,
+    "DeadLetterList": DeadLetterList,
+    "ApiError": ApiError,
 }
 
 

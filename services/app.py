@@ -16,8 +16,14 @@ from redis.exceptions import RedisError
 
 from services import dedup
 from services.connection import connect
+from services.console.auth import check_console_binding
+from services.console.routes import build_console
 from services.errors import ConfigurationError
 from services.groups import ensure_groups, prune_consumers, trim
+from services.notifier import stage as notifier
+from services.notifier.deliver import Deliverers
+from services.notifier.hooks import load_hooks_file
+from services.notifier.send import build_hook_client
 from services.poller.fetch import build_client
 from services.poller.registry import load_registry
 from services.poller.stage import Poller
@@ -30,13 +36,15 @@ from services.wire import JSONMessageFormat
 
 log = structlog.get_logger(__name__)
 
-STAGES = ("poller", "dedup", "tracker", "push")
+# poller → raw → dedup → updates → tracker → changes → notifier (webhooks); push feeds raw from WebSub callbacks,
+# console serves the API, the event stream and the page over HTTP.
+STAGES = ("poller", "dedup", "tracker", "notifier", "push", "console")
 # A plain stdlib logger: FastStream passes stdlib arguments (extra=, exc_info=), and the root handler that
 # services.logs installs renders it like every other line.
 _FASTSTREAM_LOG = logging.getLogger("livedesk.faststream")
 # A consumer idle this long with nothing pending belongs to a process that has stopped.
 _CONSUMER_IDLE_MS = 24 * 3600 * 1000
-_ROUTERS = {"dedup": dedup.build_router, "tracker": tracker.build_router}
+_ROUTERS = {"dedup": dedup.build_router, "tracker": tracker.build_router, "notifier": notifier.build_router}
 
 
 def build_broker(ctx: StageContext, url: str, stages: Iterable[str]) -> RedisBroker:
@@ -65,8 +73,12 @@ def build_app(settings: Settings, url: str, stages: Iterable[str]) -> FastStream
         raise ConfigurationError("the poller needs a feed registry: set LIVEDESK_SOURCES or pass --sources")
     if "push" in chosen and not settings.public_url:
         raise ConfigurationError("WebSub push needs the URL hubs reach this process at: set LIVEDESK_PUBLIC_URL")
+    if "console" in chosen:
+        check_console_binding(settings)
     sources = load_registry(settings.sources) if "poller" in chosen and settings.sources else []
+    hooks = load_hooks_file(settings.hooks_file, settings) if "notifier" in chosen and settings.hooks_file else []
     ctx = StageContext(settings, connect(url))
+    console = build_console(ctx) if "console" in chosen else None
     broker = build_broker(ctx, url, chosen)
     app = FastStream(broker, logger=_FASTSTREAM_LOG)
     background: list[asyncio.Task[None]] = []
@@ -80,17 +92,28 @@ def build_app(settings: Settings, url: str, stages: Iterable[str]) -> FastStream
         if sources:
             client = build_client(settings)
             background.append(asyncio.create_task(_poll(Poller(ctx, sources, client), client), name="poller"))
-        if "push" in chosen and settings.public_url:
-            client = build_client(settings)
-            server = http_server(build_web_app(ctx), settings.http_host, settings.http_port)
+        if "notifier" in chosen:
+            client = build_hook_client(settings)
+            background.append(asyncio.create_task(_deliver(Deliverers(ctx, client, hooks), client), name="hooks"))
+        push = "push" in chosen and settings.public_url is not None
+        if push or console is not None:
+            web = build_web_app(ctx, websub=push, console=console)
+            server = http_server(web, settings.http_host, settings.http_port)
             background.append(asyncio.create_task(_serve_http(server), name="http"))
+        if push and settings.public_url:
+            client = build_client(settings)
             subscriber = Subscriber(ctx, client, settings.public_url)
             background.append(asyncio.create_task(_subscribe(subscriber, client), name="websub"))
+        if console is not None:
+            log.info("console serving", url=f"http://{_url_host(settings.http_host)}:{settings.http_port}/",
+                     token_required=settings.console_token is not None)
         background.append(asyncio.create_task(_trim_forever(ctx), name="trim"))
         log.info("livedesk started", stages=chosen, key_prefix=settings.key_prefix, consumer=settings.consumer)
 
     @app.on_shutdown
     async def stop_background() -> None:  # the poller's HTTP client is closed as its task ends
+        if console is not None:
+            console.stop()  # its event streams end, or uvicorn would wait on them forever
         for task in background:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -106,6 +129,15 @@ def build_app(settings: Settings, url: str, stages: Iterable[str]) -> FastStream
 async def _poll(poller: Poller, client: httpx.AsyncClient) -> None:
     async with client:
         await poller.run()
+
+
+async def _deliver(deliverers: Deliverers, client: httpx.AsyncClient) -> None:
+    async with client:
+        await deliverers.run()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 async def _subscribe(subscriber: Subscriber, client: httpx.AsyncClient) -> None:

@@ -70,15 +70,19 @@ def run(
 ) -> None:
     """Run every stage in one process, polling the configured feeds. Ctrl-C stops it cleanly.
 
-    With LIVEDESK_PUBLIC_URL set, the process also serves WebSub callbacks and subscribes to the hubs feeds name.
+    The console (API, event stream, page, /metrics) is served on LIVEDESK_HTTP_HOST:LIVEDESK_HTTP_PORT, and the
+    notifier delivers to the hooks of LIVEDESK_HOOKS_FILE and `livedesk hooks add`. With LIVEDESK_PUBLIC_URL set, the
+    process also serves WebSub callbacks and subscribes to the hubs feeds name.
     """
     settings = _settings(sources=sources)
-    _serve(settings, ["poller", "dedup", "tracker", *(["push"] if settings.public_url else [])])
+    _serve(settings, ["poller", "dedup", "tracker", "notifier", "console",
+                      *(["push"] if settings.public_url else [])])
 
 
 @cli.command()
 def worker(
-    stage: Annotated[str, typer.Argument(help="poller, dedup, tracker or push (WebSub callbacks).")],
+    stage: Annotated[str, typer.Argument(help="poller, dedup, tracker, notifier (webhooks), push (WebSub callbacks) "
+                                          "or console (API, event stream and page).")],
     sources: Annotated[Path | None, typer.Option(help="Feed registry, for the poller.")] = None,
 ) -> None:
     """Run one stage; copies of a stage share its consumer group."""

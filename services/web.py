@@ -1,4 +1,5 @@
-"""The HTTP process: one Starlette app, served by uvicorn inside a livedesk process's event loop."""
+"""The HTTP process: one Starlette app (WebSub callbacks, the console, or both), served by uvicorn inside a
+livedesk process's event loop."""
 
 from __future__ import annotations
 
@@ -9,23 +10,27 @@ import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from services.console.routes import Console
 from services.stage import StageContext
 from services.websub.callback import websub_routes
 
 _MAX_CONNECTIONS = 100
 
 
-def build_web_app(ctx: StageContext) -> Starlette:
-    """Every route the HTTP process serves."""
+def build_web_app(ctx: StageContext, *, websub: bool = True, console: Console | None = None) -> Starlette:
+    """The routes of the HTTP process: WebSub callbacks when `websub`, and the console's when one is given (its
+    `/healthz` then answers for the process)."""
 
     async def health(_: Request) -> Response:
         await ctx.redis.ping()
         return PlainTextResponse("ok")
 
+    routes: list[BaseRoute] = list(websub_routes(ctx)) if websub else []
+    routes += console.routes if console is not None else [Route("/healthz", health)]
     # debug stays off: a failure answers a bare 500, never a traceback.
-    return Starlette(routes=[Route("/healthz", health), *websub_routes(ctx)])
+    return Starlette(routes=routes)
 
 
 class EmbeddedServer(uvicorn.Server):

@@ -7,6 +7,7 @@ from pathlib import Path
 import yaml
 from typer.main import get_command
 
+from services.app import STAGES
 from services.cli import cli
 from services.settings import Settings
 
@@ -27,7 +28,7 @@ def test_every_service_runs_a_real_command_with_a_healthcheck() -> None:
     """Each livedesk service's command is a livedesk command; long-running ones have health checks."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"redis", "poller", "dedup", "tracker"} <= set(services)
+    assert {"redis", "poller", "dedup", "tracker", "notifier", "console"} <= set(services)
     commands = _commands()
     for name, service in services.items():
         if name == "redis":
@@ -35,7 +36,7 @@ def test_every_service_runs_a_real_command_with_a_healthcheck() -> None:
         command = tuple(service["command"])
         assert command[:1] in commands or command[:2] in commands, f"{name}: {command} is not a livedesk command"
         if command[0] == "worker":
-            assert command[1] in {"poller", "dedup", "tracker"}
+            assert command[1] in set(STAGES)
             health = tuple(service["healthcheck"]["test"][1:3])
             assert (health[1],) in commands, f"{name}: health check {health} is not a command"
         assert "healthcheck" in services["redis"]

@@ -118,19 +118,24 @@ def test_feed_check_summarises_a_folder(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "environment", "message"),
     [
-        (["run"], "needs a feed registry"),
-        (["run", "--sources", "/nonexistent/feeds.toml"], "no such file"),
-        (["worker", "indexer"], "unknown stage(s): indexer"),
-        (["worker", "push"], "set LIVEDESK_PUBLIC_URL"),
+        (["run"], {}, "needs a feed registry"),
+        (["run", "--sources", "/nonexistent/feeds.toml"], {}, "no such file"),
+        (["worker", "indexer"], {}, "unknown stage(s): indexer"),
+        (["worker", "push"], {}, "set LIVEDESK_PUBLIC_URL"),
+        (["worker", "console"], {"LIVEDESK_HTTP_HOST": "0.0.0.0"}, "with no token: set LIVEDESK_CONSOLE_TOKEN"),
+        (["worker", "notifier"], {"LIVEDESK_HOOKS_FILE": "/nonexistent/hooks.toml"}, "hooks file /nonexistent"),
     ],
-    ids=["no-registry", "missing-registry", "unknown-stage", "push-without-public-url"],
+    ids=["no-registry", "missing-registry", "unknown-stage", "push-without-public-url", "open-console-off-loopback",
+         "missing-hooks-file"],
 )
-def test_misconfiguration_fails_at_start_up(args: list[str], message: str, redis_url: str) -> None:
+def test_misconfiguration_fails_at_start_up(args: list[str], environment: dict[str, str], message: str,
+                                            redis_url: str) -> None:
     """A wrong command line or registry stops the process at once with exit code 2 and a one-line reason."""
     done = subprocess.run([sys.executable, "-m", "services", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60, check=False, env={**os.environ, "LIVEDESK_REDIS_URL": redis_url})
+                          timeout=60, check=False,
+                          env={**os.environ, "LIVEDESK_REDIS_URL": redis_url, **environment})
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
