@@ -95,17 +95,27 @@ async def _print_event(event: ChangeEvent) -> None:
     typer.echo(event_line(event))
 
 
-def _replay(archive: Path, pace_s: float, echo: bool) -> ReplayResult:
+def _replay(archive: Path, pace_s: float, echo: bool, console: bool = False) -> ReplayResult | None:
     from services.redis_server import redis_url
     from services.replay import replay
 
     # The demo is for watching the story: the pipeline's own log lines only when asked for.
     settings = _settings(log_level=os.environ.get("LIVEDESK_LOG_LEVEL", "warning" if echo else "info"))
+    if console:
+        typer.echo(f"the console: http://{settings.http_host}:{settings.http_port}/\n")
     try:
         with redis_url(settings) as url:
-            return asyncio.run(replay(archive, settings, url, pace_s=pace_s, on_event=_print_event if echo else None))
+            return asyncio.run(replay(archive, settings, url, pace_s=pace_s, on_event=_print_event if echo else None,
+                                      serve_console=console, before_cleanup=_linger if console else None))
     except ConfigurationError as error:
         raise _fail(error) from error
+    except KeyboardInterrupt:
+        return None
+
+
+async def _linger() -> None:
+    typer.echo("\nthe story is told; the console stays up until Ctrl-C")
+    await asyncio.Event().wait()
 
 
 @cli.command(name="replay")
@@ -116,6 +126,7 @@ def replay_command(
 ) -> None:
     """Run a replay archive through the pipeline and write its change events and final incidents."""
     result = _replay(archive, 0.0, echo=False)
+    assert result is not None  # only a replay with the console waits for Ctrl-C
     out.write_text("".join(event.model_dump_json() + "\n" for event in result.events), encoding="utf-8")
     incidents = [incident.model_dump(mode="json") for incident in result.incidents]
     state.write_text(json.dumps(incidents, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -132,11 +143,13 @@ def replay_command(
 @cli.command()
 def demo(
     pace: Annotated[float, typer.Option(help="Seconds between snapshots.")] = 0.4,
+    console: Annotated[bool, typer.Option("--console", help="Serve the console while the story plays, and after "
+                                                            "it until Ctrl-C.")] = False,
 ) -> None:
     """Replay the bundled Walthamstow story and print each change event as it happens."""
     typer.echo("livedesk demo: a man shot by police in Walthamstow, as five feeds told it over two days\n")
-    _replay(DEMO_ARCHIVE, pace, echo=True)
-    typer.echo("\ndone: every change above was told once, in order, with its evidence")
+    if _replay(DEMO_ARCHIVE, pace, echo=True, console=console) is not None:
+        typer.echo("\ndone: every change above was told once, in order, with its evidence")
 
 
 @cli.command()

@@ -8,11 +8,12 @@ archive always gives the same events and the same incidents.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,12 +124,16 @@ async def replay(
     pace_s: float = 0.0,
     on_event: EventSink | None = None,
     keep: bool = False,
+    serve_console: bool = False,
+    before_cleanup: Callable[[], Awaitable[None]] | None = None,
 ) -> ReplayResult:
     """Run the archive at `root` through the pipeline and return every change event and the final incidents.
 
     With `pace_s`, waits for the pipeline after each snapshot and pauses, handing each new event to `on_event` as
-    it is committed (the demo); without it, publishes at full speed and waits once at the end. The private key
-    prefix is removed afterwards unless `keep`.
+    it is committed (the demo); without it, publishes at full speed and waits once at the end. With
+    `serve_console`, the console serves the replay's key prefix on `settings.http_host:http_port` while it runs and
+    until `before_cleanup` (awaited once every event is read) returns. The private key prefix is removed afterwards
+    unless `keep`.
     """
     from services.app import build_broker  # the app imports the stages; keep replay importable without them
 
@@ -144,7 +149,9 @@ async def replay(
     try:
         await ensure_groups(redis, keys, REPLAY_STAGES)
         broker = build_broker(ctx, url, REPLAY_STAGES)
-        async with broker:
+        async with contextlib.AsyncExitStack() as serving, broker:
+            if serve_console:
+                await serving.enter_async_context(_console(ctx))
             await broker.start()
             for snapshot in archive.snapshots:
                 source = archive.sources[snapshot.source_id]
@@ -165,17 +172,44 @@ async def replay(
                             await on_event(event)
                     await asyncio.sleep(pace_s)
             await wait_drained(redis, keys)
-        for event in await reader.new_events():
-            events.append(event)
-            if on_event:
-                await on_event(event)
-        incidents = await IncidentStore(redis, keys).all()
-        dead = [json.loads(data)["error"] for _, data in entry_data(await redis.xrange(keys.deadletter))]
+            for event in await reader.new_events():
+                events.append(event)
+                if on_event:
+                    await on_event(event)
+            incidents = await IncidentStore(redis, keys).all()
+            dead = [json.loads(data)["error"] for _, data in entry_data(await redis.xrange(keys.deadletter))]
+            if before_cleanup:
+                await before_cleanup()
         return ReplayResult(events, incidents, errors, dead)
     finally:
         if not keep:
             await delete_prefix(redis, prefix)
         await redis.aclose()
+
+
+@contextlib.asynccontextmanager
+async def _console(ctx: StageContext) -> AsyncIterator[None]:
+    """The console of `ctx`'s key prefix, served until the block ends."""
+    from services.console.auth import check_console_binding
+    from services.console.routes import build_console
+    from services.web import build_web_app, http_server
+
+    check_console_binding(ctx.settings)
+    console = build_console(ctx)
+    server = http_server(build_web_app(ctx, websub=False, console=console), ctx.settings.http_host,
+                         ctx.settings.http_port)
+    task = asyncio.create_task(server.serve(), name="console")
+    while not server.started:
+        if task.done():  # the port is taken, say: uvicorn has logged why
+            raise ConfigurationError(f"the console could not listen on {ctx.settings.http_host}:"
+                                     f"{ctx.settings.http_port}")
+        await asyncio.sleep(0.05)
+    try:
+        yield
+    finally:
+        console.stop()
+        server.should_exit = True
+        await task
 
 
 async def delete_prefix(redis: Redis, prefix: str) -> int:

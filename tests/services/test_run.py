@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis as SyncRedis
 
 from schemas import ChangeEvent, EventType
 from schemas.console import IncidentPage
@@ -92,3 +93,31 @@ def test_run_polls_notifies_serves_the_console_and_stops_cleanly(redis_url: str,
             if process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def test_demo_serves_the_console_while_the_story_plays(redis_url: str, key_prefix: str, tmp_path: Path) -> None:
+    """`livedesk demo --console`: the console lists the story's incident while it plays and until Ctrl-C, which
+    stops the process cleanly and removes the replay's keys."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix,
+           "LIVEDESK_HTTP_PORT": str(port), "LIVEDESK_DATA_DIR": str(tmp_path / "data")}
+    log = tmp_path / "demo.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen([sys.executable, "-m", "services", "demo", "--console", "--pace", "0.05"],
+                                   cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        _wait_for(lambda: "the console stays up" in log.read_text(), 60, "the end of the story", process, log)
+        page = IncidentPage.model_validate_json(httpx.get(f"{base}/api/incidents", timeout=5).content)
+        assert any("Walthamstow" in (incident.title or "") for incident in page.incidents), page.incidents
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0, log.read_text()[-3000:]
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    client = SyncRedis.from_url(redis_url)
+    try:
+        assert not list(client.scan_iter(match=f"{key_prefix}:*")), "the replay's keys outlived the demo"
+    finally:
+        client.close()
