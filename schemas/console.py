@@ -22,14 +22,26 @@ class IncidentPage(WireModel):
         "as `Last-Event-ID` (or `last_event_id`) to miss no change made after the page.")
 
 
+class EvidenceLink(WireModel):
+    """An entry merged into the incident, and where to read it."""
+
+    source_id: str
+    guid: str
+    url: str | None = Field(default=None, description="The entry's link as its feed gave it (from the provenance "
+                            "of any field it stated), else its guid when that is an http(s) URL; none otherwise.")
+
+
 class IncidentDetail(WireModel):
-    """One incident: its current state with per-field provenance, the revision held at `at` (or the latest) and the
-    history of revisions up to it (those of incidents merged into it included)."""
+    """One incident: its current state with per-field provenance, the revision held at `at` (or the latest), the
+    history of revisions up to it (those of incidents merged into it included) and the link of every entry merged
+    into it (each revision's `decision` names its entry by `source_id` and `guid`)."""
 
     incident: Incident
     at: AwareDatetime | None = Field(default=None, description="The time asked for; none for now.")
     believed: IncidentVersion = Field(description="The revision livedesk held at `at`; the latest without `at`.")
     history: list[IncidentVersion]
+    evidence: list[EvidenceLink] = Field(default_factory=list, description="Every entry merged into the incident "
+                                         "(its `items`), with its link.")
 
 
 class FeedHealth(WireModel):

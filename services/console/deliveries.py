@@ -49,8 +49,11 @@ def dead_letter(entry_id: str, data: str) -> DeadLetter | None:
     try:
         record = json.loads(data)
         known = {name: record[name] for name in _DEAD_LETTER_FIELDS if name in record}
-        extra = {name: value for name, value in record.items() if name not in _DEAD_LETTER_FIELDS}
-        return DeadLetter.model_validate({"dead_letter_id": entry_id, **known, "extra": extra})
+        # A writer's own `extra` object is merged, not nested: `extra` is where fields without a name of their own go.
+        extra = dict(record.get("extra") or {})
+        extra |= {name: value for name, value in record.items()
+                  if name not in _DEAD_LETTER_FIELDS and name not in ("extra", "dead_letter_id")}
+        return DeadLetter.model_validate({**known, "dead_letter_id": entry_id, "extra": extra})
     except (ValueError, TypeError, AttributeError):
         log.warning("dead letter not readable", entry_id=entry_id)
         return None

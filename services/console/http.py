@@ -10,14 +10,16 @@ import functools
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
 from enum import Enum
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from pydantic import BaseModel
 from pydantic.main import IncEx
 from redis.exceptions import RedisError
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ExceptionHandler
 
 from schemas.console import ApiError
 from services.console.auth import TokenGuard
@@ -66,6 +68,25 @@ def endpoint(handler: Handler, guard: TokenGuard | None, *, query_token: bool = 
             return error_response(500, "internal error")
 
     return run
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    """What Starlette itself refuses (a path no route has, a method a route does not take), as an `ApiError`."""
+    assert isinstance(error, HTTPException)
+    headers = dict(error.headers or {})
+    message = f"no route {request.url.path}" if error.status_code == 404 else f"{error.detail} ({request.method})"
+    return JSONResponse(ApiError(error=message).model_dump(mode="json"), status_code=error.status_code,
+                        headers=headers)
+
+
+async def _crash(request: Request, error: Exception) -> Response:
+    """A failure outside every handler's own policy (a bug in routing or a static file): logged, a bare 500."""
+    log.error("console request failed", path=request.url.path, error=f"{type(error).__name__}: {error}")
+    return error_response(500, "internal error")
+
+
+# For the app that serves the console: every error it answers is an `ApiError`, none a traceback.
+EXCEPTION_HANDLERS: dict[Any, ExceptionHandler] = {HTTPException: _http_error, Exception: _crash}
 
 
 def only(request: Request, allowed: Collection[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from datetime import datetime
 
 from redis.asyncio import Redis
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from schemas import Category, Incident
-from schemas.console import IncidentDetail, IncidentPage
+from schemas.console import EvidenceLink, IncidentDetail, IncidentPage
 from services.console.http import (
     Handler,
     Problem,
@@ -28,6 +29,10 @@ from services.tracker.store import IncidentStore, believed_at
 from services.wire import as_text
 
 LIST_PARAMETERS = ("category", "region", "since", "q", "limit", "cursor")
+# What an incident id can be (the tracker's are `i_` and hex): anything else, a `:` above all, would name another
+# key under the prefix.
+_INCIDENT_ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
+_WEB_LINK = re.compile(r"^https?://", re.IGNORECASE)
 _CHUNK = 100  # incidents read from the index at once while looking for a page of matches
 
 
@@ -108,10 +113,27 @@ async def list_incidents(redis: Redis, keys: Keys, query: IncidentQuery) -> Inci
     )
 
 
+def evidence_links(incident: Incident) -> list[EvidenceLink]:
+    """Each entry merged into `incident` with its link: the first one its provenance recorded, else its guid when
+    that is a web address (many feeds use the link as the guid)."""
+    urls: dict[tuple[str, str], str] = {}
+    for seen in incident.provenance.values():
+        for evidence in seen:
+            if evidence.url and _WEB_LINK.match(evidence.url):
+                urls.setdefault((evidence.source_id, evidence.guid), evidence.url)
+    links = []
+    for item in incident.items:
+        url = urls.get((item.source_id, item.guid)) or (item.guid if _WEB_LINK.match(item.guid) else None)
+        links.append(EvidenceLink(source_id=item.source_id, guid=item.guid, url=url))
+    return links
+
+
 async def incident_detail(redis: Redis, keys: Keys, incident_id: str, at: datetime | None) -> IncidentDetail:
-    """The incident with its history up to the revision held at `at` (the latest without it); Problem 404 when the
-    incident is unknown or was not known yet at `at`. An incident merged into another answers with the survivor's
-    state and its own history."""
+    """The incident with its history up to the revision held at `at` (the latest without it); Problem 400 for an id
+    no incident can have, 404 when the incident is unknown or was not known yet at `at`. An incident merged into
+    another answers with the survivor's state and its own history."""
+    if not _INCIDENT_ID.match(incident_id):
+        raise Problem(400, f"{incident_id!r} is not an incident id such as i_d7eb9d5ede296bf0", "incident_id")
     store = IncidentStore(redis, keys)
     history = await store.history(incident_id)
     loaded = (await store.load([incident_id])).get(incident_id)
@@ -123,7 +145,7 @@ async def incident_detail(redis: Redis, keys: Keys, incident_id: str, at: dateti
         assert at is not None
         raise Problem(404, f"{incident_id} was not known yet at {at.isoformat()}", "at")
     return IncidentDetail(incident=loaded[0], at=at, believed=believed,
-                          history=history[: history.index(believed) + 1])
+                          history=history[: history.index(believed) + 1], evidence=evidence_links(loaded[0]))
 
 
 def incident_handlers(redis: Redis, keys: Keys) -> tuple[Handler, Handler]:

@@ -6,6 +6,9 @@ Redis (`ConsoleMetrics.refresh`, async) into a snapshot that a custom collector 
 collectors are synchronous, hence the two steps. The streams are tailed from where the previous scrape stopped, so
 the counters and histograms over them cover every entry this process has seen since it started (the whole retained
 stream on the first scrape).
+
+The pollers keep only each feed's last outcome, not a count of polls, so the feed figures are gauges over the
+feeds' last polls (how many were polled, how many of those last polls were answered 304), not counters of polls.
 """
 
 from __future__ import annotations
@@ -22,18 +25,19 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from schemas import ChangeEvent
 from schemas.subscriptions import Delivery
 from services.groups import backlog
-from services.names import Keys
+from services.names import STAGE_INPUTS, Keys
 from services.wire import as_text, entry_data
 
 log = structlog.get_logger(__name__)
 
 _TAIL_CHUNK = 1000
 _TAIL_MAX = 20_000  # entries read per stream per scrape: a huge backlog is caught up over several scrapes
-_EVENT_TIMES_KEPT = 50_000  # event id → stream time, to time deliveries (which name events, not stream ids)
+_EVENT_TIMES_KEPT = 50_000  # event id → (stream time, reported_at), to time deliveries (which name events only)
 _SLOW = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 _FAST = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
@@ -49,6 +53,7 @@ class Snapshot:
     verdicts: dict[str, int] = field(default_factory=dict)
     incidents: int = 0
     backlog: dict[str, int] = field(default_factory=dict)
+    lag_s: dict[str, float] = field(default_factory=dict)
     dead_letters: int = 0
 
 
@@ -82,10 +87,43 @@ class SnapshotCollector(Collector):
         for stage, count in sorted(s.backlog.items()):
             lag.add_metric([stage], count)
         yield lag
+        behind = GaugeMetricFamily("livedesk_stage_lag_seconds", "Age of the oldest entry a stage has not finished "
+                                   "(not yet read, or read and not acknowledged); 0 when it is caught up.",
+                                   labels=["stage"])
+        for stage, seconds in sorted(s.lag_s.items()):
+            behind.add_metric([stage], seconds)
+        yield behind
 
 
 def _stream_time(entry_id: str) -> datetime:
     return datetime.fromtimestamp(int(entry_id.partition("-")[0]) / 1000, tz=UTC)
+
+
+async def stage_lag_s(redis: Redis, keys: Keys, now: datetime) -> dict[str, float]:
+    """Per consuming stage, how old its oldest unfinished entry is: the oldest still pending in its group, or the
+    first one after the last it was given; 0 when there is none (or no stream or group yet)."""
+    lags: dict[str, float] = {}
+    for stage, (name, group) in STAGE_INPUTS.items():
+        stream = keys.stream(name)
+        lags[stage] = 0.0
+        try:
+            infos = await redis.xinfo_groups(stream)
+        except ResponseError:
+            continue  # no stream yet
+        info = next((i for i in infos if as_text(i["name"]) == group), None)
+        if info is None:
+            continue
+        oldest: list[str] = []
+        if int(info["pending"]):
+            summary = await redis.xpending(stream, group)
+            oldest.append(as_text(summary["min"]))
+        unread = await redis.xrange(stream, min=f"({as_text(info['last-delivered-id'])}", count=1)
+        if unread:
+            oldest.append(as_text(unread[0][0]))
+        if oldest:
+            first = min(oldest, key=lambda entry_id: tuple(int(part) for part in entry_id.split("-")))
+            lags[stage] = max(0.0, (now - _stream_time(first)).total_seconds())
+    return lags
 
 
 class ConsoleMetrics:
@@ -96,7 +134,7 @@ class ConsoleMetrics:
         self._keys = keys
         self._lock = asyncio.Lock()
         self._after = {keys.changes: "-", keys.deliveries: "-"}
-        self._event_times: OrderedDict[str, datetime] = OrderedDict()
+        self._event_times: OrderedDict[str, tuple[datetime, datetime]] = OrderedDict()
         self.registry = CollectorRegistry(auto_describe=True)
         self._snapshot = SnapshotCollector()
         self.registry.register(self._snapshot)
@@ -116,6 +154,9 @@ class ConsoleMetrics:
         self._told_delivered = Histogram(
             "livedesk_event_to_delivery_seconds", "From a change event being on the stream to a webhook receiving "
             "it (a successful delivery's time).", buckets=_FAST, registry=r)
+        self._published_delivered = Histogram(
+            "livedesk_publication_to_delivery_seconds", "End to end: from an event's evidence being published "
+            "(reported_at) to a webhook receiving the event.", buckets=_SLOW, registry=r)
 
     async def refresh(self) -> None:
         """Read Redis: the snapshot, and the streams' entries since the previous refresh. One at a time, so two
@@ -149,6 +190,7 @@ class ConsoleMetrics:
             verdicts={as_text(verdict): int(count) for verdict, count in verdicts.items()},
             incidents=int(incidents),
             backlog=await backlog(redis, keys),
+            lag_s=await stage_lag_s(redis, keys, datetime.now(UTC)),
             dead_letters=int(dead),
         )
 
@@ -173,7 +215,7 @@ class ConsoleMetrics:
         self._events.labels(type=event.type.value).inc()
         self._published_fetched.observe(max(0.0, (event.detected_at - event.reported_at).total_seconds()))
         self._fetched_told.observe(max(0.0, (told - event.detected_at).total_seconds()))
-        self._event_times[event.event_id] = told
+        self._event_times[event.event_id] = (told, event.reported_at)
         if len(self._event_times) > _EVENT_TIMES_KEPT:
             self._event_times.popitem(last=False)
 
@@ -188,6 +230,8 @@ class ConsoleMetrics:
             self._failures.labels(hook=delivery.hook_id).inc()
             return
         for event_id in delivery.event_ids:
-            told = self._event_times.get(event_id)
-            if told is not None:
+            times = self._event_times.get(event_id)
+            if times is not None:
+                told, published = times
                 self._told_delivered.observe(max(0.0, (delivery.at - told).total_seconds()))
+                self._published_delivered.observe(max(0.0, (delivery.at - published).total_seconds()))

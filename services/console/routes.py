@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
+from starlette.types import ExceptionHandler
 
 from schemas.console import DeadLetterList, DeliveryList, FeedList, IncidentDetail, IncidentPage
 from schemas.subscriptions import DeadLetter
 from services.console.auth import TokenGuard
 from services.console.deliveries import delivery_handlers
 from services.console.feeds import feeds_handler
-from services.console.http import Handler, Problem, endpoint
+from services.console.http import EXCEPTION_HANDLERS, Handler, Problem, endpoint
 from services.console.incidents import incident_handlers
 from services.console.metrics import ConsoleMetrics
 from services.console.openapi import Operation, Parameter, openapi_document
@@ -78,10 +80,14 @@ OPERATIONS = [
 @dataclass
 class Console:
     """The console's routes, and `stop()`, which ends every open event stream within a second (uvicorn waits for
-    open responses before it exits, and an event stream never ends by itself)."""
+    open responses before it exits, and an event stream never ends by itself).
+
+    An app serving the routes should take `exception_handlers` too: then a path or method no route takes is answered
+    with an `ApiError` like every other error."""
 
     routes: list[BaseRoute]
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    exception_handlers: dict[Any, ExceptionHandler] = field(default_factory=lambda: dict(EXCEPTION_HANDLERS))
 
     def stop(self) -> None:
         self.stopping.set()
@@ -144,4 +150,4 @@ def build_console_routes(ctx: StageContext) -> list[BaseRoute]:
 
 def build_console_app(console: Console) -> Starlette:
     """A Starlette app serving only the console (debug off: a failure never shows a traceback)."""
-    return Starlette(routes=console.routes)
+    return Starlette(routes=console.routes, exception_handlers=console.exception_handlers)

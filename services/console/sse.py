@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import structlog
 from pydantic import ValidationError
 from redis.asyncio import ConnectionPool, Redis
@@ -116,7 +117,10 @@ class EventStream:
                     sent_at = time.monotonic()
                     yield ": keep-alive\n\n"
         finally:
-            await reader.aclose()
+            # Shielded: a client that went away cancels this body, and an unshielded close would be cancelled too,
+            # leaving the connection open.
+            with anyio.CancelScope(shield=True):
+                await reader.aclose()
 
 
 def events_handler(redis: Redis, keys: Keys, stopping: asyncio.Event, keepalive_s: float,
