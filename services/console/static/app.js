@@ -202,7 +202,8 @@ function removeCard(incidentId) {
 // read from the history are one entry.
 function timelineEntry(card, key, seenAt, build) {
   const timeline = card.querySelector(".timeline");
-  if (timeline.querySelector(`[data-event-key="${CSS.escape(key)}"]`)) return null;
+  const known = timeline.querySelector(`[data-event-key="${CSS.escape(key)}"]`);
+  if (known) return known;
   const entry = build();
   entry.dataset.eventKey = key;
   entry.dataset.sort = `${seenAt}|${key.split(":").pop().padStart(8, "0")}`;
@@ -226,12 +227,22 @@ function renderHistory(card, detail) {
   }
 }
 
+function eventEvidence(event) {
+  return el("span", { class: "evidence" },
+    ...event.evidence.map((item) => evidenceLink(item.title || item.source_id, item.url)));
+}
+
 function renderEvent(card, event) {
-  return timelineEntry(card, `${event.incident_id}:${event.version}`, event.detected_at, () => el("li",
-    { class: "live", "data-event-id": event.event_id, "data-event-type": event.type },
-    timeOf(event.detected_at), el("span", { class: "summary" }, event.summary),
-    el("span", { class: "evidence" }, ...event.evidence.map((item) => evidenceLink(item.title || item.source_id,
-      item.url)))));
+  const entry = timelineEntry(card, `${event.incident_id}:${event.version}`, event.detected_at, () => el("li",
+    { class: "live" }, timeOf(event.detected_at), el("span", { class: "summary" }, event.summary),
+    eventEvidence(event)));
+  if (!entry.dataset.eventId) {
+    // Read from the history a moment before the event itself came: the event tells more (its type, its evidence).
+    entry.dataset.eventId = event.event_id;
+    entry.dataset.eventType = event.type;
+    entry.querySelector(".evidence").replaceWith(eventEvidence(event));
+  }
+  return entry;
 }
 
 async function loadIncident(incidentId) {
