@@ -6,6 +6,7 @@ A handler raises `Problem` for anything the client got wrong; the wrapper built 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Collection
 from datetime import UTC, datetime
@@ -49,20 +50,27 @@ def error_response(status: int, message: str, parameter: str | None = None) -> R
     return model_response(ApiError(error=message, parameter=parameter), status)
 
 
-def endpoint(handler: Handler, guard: TokenGuard | None, *, query_token: bool = False) -> Handler:
-    """`handler` behind the token (none: open) and the error policy of this module."""
+def endpoint(handler: Handler, guard: TokenGuard | None, *, query_token: bool = False,
+             timeout_s: float = 10.0) -> Handler:
+    """`handler` behind the token (none: open) and the error policy of this module. A handler that has not answered
+    within `timeout_s` (Redis down: redis-py retries connecting with backoff) answers 503; an event stream's body is
+    not bounded, only the time to start it."""
 
     @functools.wraps(handler)
     async def run(request: Request) -> Response:
         if guard is not None and not guard.allows(request, query_token=query_token):
             return guard.challenge(request)
         try:
-            return await handler(request)
+            async with asyncio.timeout(timeout_s):
+                return await handler(request)
         except Problem as problem:
             return error_response(problem.status, problem.message, problem.parameter)
         except RedisError as error:
             log.warning("console request failed: Redis", path=request.url.path, error=str(error))
             return error_response(503, "the store is not available; try again")
+        except TimeoutError:
+            log.warning("console request failed: no answer in time", path=request.url.path, timeout_s=timeout_s)
+            return error_response(503, f"the store is not available (no answer within {timeout_s:g} s); try again")
         except Exception:
             log.exception("console request failed", path=request.url.path)
             return error_response(500, "internal error")

@@ -93,8 +93,13 @@ class Console:
         self.stopping.set()
 
 
-def build_console(ctx: StageContext, *, keepalive_s: float = 15.0) -> Console:
-    """Every console route, with the token of `ctx.settings.console_token` required where it applies."""
+def build_console(ctx: StageContext, *, keepalive_s: float = 15.0, block_ms: int = 1000,
+                  request_timeout_s: float = 10.0) -> Console:
+    """Every console route, with the token of `ctx.settings.console_token` required where it applies.
+
+    An event stream with nothing to send says so every `keepalive_s`, and waits for new events at most `block_ms` at
+    a time (how soon it notices `Console.stop`). A request not answered within `request_timeout_s` (a readiness
+    probe: within 2 s at most) is a 503."""
     redis, keys = ctx.redis, ctx.keys
     guard = TokenGuard(ctx.settings.console_token)
     stopping = asyncio.Event()
@@ -121,8 +126,10 @@ def build_console(ctx: StageContext, *, keepalive_s: float = 15.0) -> Console:
     incidents, incident = incident_handlers(redis, keys)
     deliveries, dead_letters, dead_letter = delivery_handlers(redis, keys)
 
-    def get(path: str, handler: Handler, *, guarded: bool = True, query_token: bool = False) -> Route:
-        return Route(path, endpoint(handler, guard if guarded else None, query_token=query_token), methods=["GET"])
+    def get(path: str, handler: Handler, *, guarded: bool = True, query_token: bool = False,
+            timeout_s: float = request_timeout_s) -> Route:
+        return Route(path, endpoint(handler, guard if guarded else None, query_token=query_token,
+                                    timeout_s=timeout_s), methods=["GET"])
 
     routes: list[BaseRoute] = [
         get("/api/incidents", incidents),
@@ -132,10 +139,11 @@ def build_console(ctx: StageContext, *, keepalive_s: float = 15.0) -> Console:
         get("/api/deadletters", dead_letters),
         get("/api/deadletters/{dead_letter_id}", dead_letter),
         get("/api/{rest:path}", unknown),
-        get("/events", events_handler(redis, keys, stopping, keepalive_s), query_token=True),
+        get("/events", events_handler(redis, keys, stopping, keepalive_s, block_ms), query_token=True),
         get("/metrics", metrics_route),
         get("/healthz", healthz, guarded=False),
-        get("/readyz", readyz, guarded=False),
+        # A probe that waits longer than its prober is as bad as no answer.
+        get("/readyz", readyz, guarded=False, timeout_s=min(2.0, request_timeout_s)),
         get("/openapi.json", openapi, guarded=False),
         *page_routes(),
     ]

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
 import socket
-from collections.abc import AsyncIterator, Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 
 from starlette.applications import Starlette
 
@@ -39,3 +41,34 @@ async def serving(app: Starlette, on_stop: Callable[[], None] | None = None) -> 
         async with asyncio.timeout(10):  # a server that does not stop is a failure, not a hung suite
             await asyncio.gather(task, return_exceptions=True)
         sock.close()
+
+
+@contextlib.contextmanager
+def served_in_thread(start: Callable[[], contextlib.AbstractAsyncContextManager[str]],
+                     timeout_s: float = 30) -> Iterator[str]:
+    """Enter `start()` (an async context manager that serves something and yields its URL) on an event loop in a
+    thread of its own, and keep it served for as long as the block lasts: for a server that several tests share,
+    whatever event loop each of them runs in."""
+    handed: queue.Queue[str | BaseException] = queue.Queue()
+    stop = threading.Event()
+
+    async def main() -> None:
+        try:
+            async with start() as url:
+                handed.put(url)
+                await asyncio.to_thread(stop.wait)
+        except BaseException as error:
+            handed.put(error)
+            raise
+
+    thread = threading.Thread(target=asyncio.run, args=(main(),), name="served-in-thread", daemon=True)
+    thread.start()
+    url = handed.get(timeout=timeout_s)
+    if isinstance(url, BaseException):
+        raise url
+    try:
+        yield url
+    finally:
+        stop.set()
+        thread.join(timeout=timeout_s)
+        assert not thread.is_alive(), "the shared server did not stop"

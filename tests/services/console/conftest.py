@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,21 @@ from redis.asyncio import Redis
 from schemas import Authority, FeedSource
 from schemas.generate import JSON_DIR
 from services.cli import DEMO_ARCHIVE
+from services.connection import connect
 from services.console.routes import Console, build_console, build_console_app
+from services.notifier.deliver import Deliverers
+from services.notifier.hooks import HookRegistry, make_hook
+from services.notifier.send import build_hook_client
 from services.poller.fetch import build_client
 from services.poller.stage import Poller
 from services.replay import replay
 from services.settings import Settings
 from services.stage import StageContext
 from tests.support.feed_server import FeedServer, rss
+from tests.support.pipeline import running_stages
 from tests.support.polling import FAST_POLLING
-from tests.support.serving import serving
+from tests.support.receivers import Receiver, failing, rate_limited
+from tests.support.serving import served_in_thread, serving
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -36,6 +43,9 @@ ROOT = Path(__file__).resolve().parents[3]
 ARCHIVES = [DEMO_ARCHIVE, *sorted(p for p in (ROOT / "tests" / "scenarios").iterdir() if p.is_dir())]
 WALTHAMSTOW = "i_d7eb9d5ede296bf0"  # the demo's incident: its id follows from the first update's id
 TOKEN = "console-token-0123456789"
+HOOK_SECRET = "hook-secret-0123456789"
+# Event streams that say they are idle after 0.3 s and notice a stop within 0.1 s: a test waits that long, not 15 s.
+QUICK: dict[str, Any] = {"keepalive_s": 0.3, "block_ms": 100}
 
 
 def is_valid(body: object, model: str) -> bool:
@@ -66,7 +76,7 @@ async def console_at(settings: Settings, redis: Redis, **options: Any) -> AsyncI
 @pytest.fixture
 async def console_url(settings: Settings, redis: Redis) -> AsyncIterator[str]:
     """The console of the test's own key prefix, open (no token)."""
-    async with console_at(settings, redis, keepalive_s=0.5) as (base, _):
+    async with console_at(settings, redis, **QUICK) as (base, _):
         yield base
 
 
@@ -84,15 +94,15 @@ def _replay_all(settings: Settings, url: str) -> None:
     asyncio.run(run())
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def stories(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings of a key prefix holding the four archives replayed through the real dedup and tracker, read-only,
-    shared by a module's tests (a replay of all four takes seconds)."""
+    shared by the session's tests (a replay of all four takes seconds)."""
     prefix = f"livedesk-test:{uuid.uuid4().hex[:12]}"
     settings = Settings(_env_file=None, redis_url=redis_url, key_prefix=prefix,
                         data_dir=tmp_path_factory.mktemp("stories"), consumer=f"test-{uuid.uuid4().hex[:8]}",
                         log_format="json", log_level="warning")
-    # Its own thread: a module fixture runs outside the tests' event loops, and asyncio.run needs none running.
+    # Its own thread: a session fixture runs outside the tests' event loops, and asyncio.run needs none running.
     with ThreadPoolExecutor(1) as thread:
         thread.submit(_replay_all, settings, redis_url).result(timeout=120)
     yield settings
@@ -102,18 +112,21 @@ def stories(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     client.close()
 
 
-@pytest.fixture
-async def stories_url(stories: Settings, redis_url: str) -> AsyncIterator[str]:
-    """The console of the replayed stories."""
-    from services.connection import connect
+@pytest.fixture(scope="session")
+def stories_url(stories: Settings, redis_url: str) -> Iterator[str]:
+    """The console of the replayed stories, served on loopback from a thread of its own for the whole session."""
 
-    redis = connect(redis_url)
-    try:
-        async with console_at(stories, redis, keepalive_s=0.5) as (base, _):
-            yield base
-    finally:
-        await redis.aclose()
+    @contextlib.asynccontextmanager
+    async def start() -> AsyncIterator[str]:
+        redis = connect(redis_url)
+        try:
+            async with console_at(stories, redis, **QUICK) as (base, _):
+                yield base
+        finally:
+            await redis.aclose()
 
+    with served_in_thread(start) as base:
+        yield base
 
 
 @contextlib.asynccontextmanager
@@ -141,3 +154,92 @@ async def polled_feeds(settings: Settings, redis: Redis) -> AsyncIterator[FeedSe
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         yield server
+
+
+# One item of an event stream: ("event", id, data JSON) or ("comment", text, None).
+StreamItem = tuple[str, str | None, Any]
+
+
+async def stream_items(response: httpx.Response) -> AsyncIterator[StreamItem]:
+    """The Server-Sent Events of `response` as they come (the `retry:` field is left out)."""
+    fields: dict[str, str] = {}
+    async for line in response.aiter_lines():
+        if line.startswith(":"):
+            yield "comment", line[1:].strip(), None
+        elif line:
+            name, _, value = line.partition(":")
+            fields[name] = value.removeprefix(" ")
+        elif "data" in fields:
+            yield "event", fields.get("id"), json.loads(fields["data"])
+            fields = {}
+        else:
+            fields = {}
+
+
+async def take(items: AsyncIterator[StreamItem], count: int, timeout_s: float = 10) -> list[tuple[str, Any]]:
+    """The next `count` events (id, data), comments skipped."""
+    events: list[tuple[str, Any]] = []
+    async with asyncio.timeout(timeout_s):
+        while len(events) < count:
+            kind, text, data = await anext(items)
+            if kind == "event":
+                assert text is not None, "every event has an id"
+                events.append((text, data))
+    return events
+
+
+async def then_idle(items: AsyncIterator[StreamItem], timeout_s: float = 10) -> None:
+    """The stream sends a keep-alive before any other event: nothing more was there to send."""
+    async with asyncio.timeout(timeout_s):
+        while True:
+            kind, text, data = await anext(items)
+            assert kind == "comment", f"an event more than expected: {data}"
+            if text == "keep-alive":
+                return
+
+
+@contextlib.asynccontextmanager
+async def running_notifier(ctx: StageContext, url: str) -> AsyncIterator[None]:
+    """The notifier as `livedesk run` runs it: the fan-out router on a broker, and the deliverers."""
+    async with running_stages(ctx, url, ["notifier"]):
+        client = build_hook_client(ctx.settings)
+        task = asyncio.create_task(Deliverers(ctx, client, refresh_s=0.1).run())
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await client.aclose()
+
+
+@dataclass(frozen=True)
+class Notified:
+    """The demo story told to two hooks by the real notifier: `conditions` (its receiver failed once, then took
+    the three condition changes) and `cordons` (its receiver asked to wait past the delivery's max age, so both
+    cordon changes went to the dead letters)."""
+
+    settings: Settings
+    conditions: Receiver
+    cordons: Receiver
+
+
+@pytest.fixture
+async def notified(settings: Settings, redis: Redis, redis_url: str) -> AsyncIterator[Notified]:
+    fast = settings.model_copy(update={"hook_retry_base_s": 0.05, "hook_retry_max_s": 0.2, "reclaim_idle_ms": 500,
+                                       "hook_timeout_s": 5.0})
+    await replay(DEMO_ARCHIVE, fast, redis_url, key_prefix=fast.keys.prefix, keep=True)
+    ctx = StageContext(fast, redis)
+    with failing(1) as conditions, rate_limited(5, "120") as cordons:
+        await HookRegistry(redis, fast.keys).upsert([
+            make_hook(fast, {"id": "conditions", "url": conditions.url, "secret": HOOK_SECRET,
+                             "where": "type=condition_updated"}),
+            make_hook(fast, {"id": "cordons", "url": cordons.url, "secret": HOOK_SECRET, "where": "type=cordon_updated",
+                             "max_age_s": 30}),
+        ])
+        async with running_notifier(ctx, redis_url):
+            async def told() -> bool:
+                return (len(set(conditions.accepted_keys())) == 3 and await redis.xlen(fast.keys.deadletter) == 2
+                        and await redis.xlen(fast.keys.deliveries) == 6)
+
+            await eventually(told, timeout_s=20, what="three deliveries made, two dead-lettered")
+        yield Notified(fast, conditions, cordons)
