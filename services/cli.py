@@ -585,3 +585,39 @@ def deadletter_show(dead_letter_id: Annotated[str, typer.Argument(help="As `dead
         return 0
 
     _with_redis(show)
+
+
+@deadletter_cli.command("replay")
+def deadletter_replay(
+    ids: Annotated[list[str] | None, typer.Argument(help="Dead letter ids, as `deadletter list` prints them.")]
+    = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="Every dead letter.")] = False,
+) -> None:
+    """Put dead letters back on the stream they failed on, for its group to read again, and remove them.
+
+    A webhook dead letter goes back on its hook's queue (as `hooks redeliver`), unless the hook was removed. Exit 0
+    when every dead letter asked for went back; 1 when some were left (the reason is printed); 2 for an id that is
+    not a dead letter.
+    """
+    from services.notifier.deadletters import read_dead_letters, replay_dead_letters
+    from services.notifier.hooks import HookRegistry
+
+    if bool(ids) == replay_all:
+        raise _fail(ValueError("name the dead letters to replay, or pass --all (not both)"))
+
+    async def put_back(redis: Redis, settings: Settings) -> int:
+        if ids:
+            found = {letter.dead_letter_id for letter in await read_dead_letters(redis, settings.keys, ids)}
+            if missing := [i for i in ids if i not in found]:
+                typer.echo(f"livedesk: no dead letter {', '.join(missing)}", err=True)
+                return 2
+        hooks = {hook.hook_id for hook in await HookRegistry(redis, settings.keys).all()}
+        done = await replay_dead_letters(redis, settings.keys, ids or (), known_hooks=hooks)
+        for letter, new_id in done.put_back:
+            typer.echo(f"replayed {letter.dead_letter_id} to {letter.hook_id or letter.group} as {new_id}")
+        for letter, reason in done.skipped:
+            typer.echo(f"left {letter.dead_letter_id}: {reason}", err=True)
+        typer.echo(f"{len(done.put_back)} replayed, {len(done.skipped)} left")
+        return 1 if done.skipped else 0
+
+    _with_redis(put_back)
