@@ -187,11 +187,16 @@ def tail(
 
 @cli.command()
 def health() -> None:
-    """Exit 0 when the configured Redis answers; print each stage's backlog and the dedup verdict counts as JSON."""
+    """Exit 0 when the configured Redis answers; print as JSON each stage's backlog, every consumer group's lag (the
+    stages' and subscribers': unread, pending, age of the oldest unfinished entry), the streams' lengths against
+    their cap, each hook's queue, whether back-pressure holds the pollers, and the dedup verdict counts."""
+    import time
+
     from redis.exceptions import RedisError
 
     from services.connection import connect
-    from services.groups import backlog
+    from services.groups import CONSUMED_STREAMS, BackPressure, backlog, group_lags
+    from services.notifier.hooks import HookRegistry
     from services.wire import as_text
 
     settings = _settings()
@@ -200,11 +205,24 @@ def health() -> None:
 
     async def ask(url: str) -> dict[str, object]:
         redis = connect(url, socket_timeout=3)
+        keys = settings.keys
         try:
             await redis.ping()
-            verdicts = await redis.hgetall(settings.keys.dedup_stats)
-            return {"redis": "ok", "backlog": await backlog(redis, settings.keys),
-                    "dedup_verdicts": {as_text(k): int(v) for k, v in sorted(verdicts.items())}}
+            verdicts = await redis.hgetall(keys.dedup_stats)
+            now_ms = int(time.time() * 1000)
+            behind = await BackPressure(redis, keys, settings.max_backlog).behind()
+            return {
+                "redis": "ok",
+                "backlog": await backlog(redis, keys),
+                "lag": [lag.as_report(now_ms) for lag in await group_lags(redis, keys)],
+                "streams": {name: await redis.xlen(keys.stream(name)) for name in (*CONSUMED_STREAMS, "deadletter")},
+                "retention": {"stream_retention_s": settings.stream_retention_s,
+                              "stream_max_len": settings.stream_max_len},
+                "back_pressure": {"max_backlog": settings.max_backlog, "holding": bool(behind), "behind": behind},
+                "hook_queues": {hook.hook_id: await redis.xlen(keys.hook_queue(hook.hook_id))
+                                for hook in await HookRegistry(redis, keys).all()},
+                "dedup_verdicts": {as_text(k): int(v) for k, v in sorted(verdicts.items())},
+            }
         finally:
             await redis.aclose()
 

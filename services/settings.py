@@ -66,6 +66,13 @@ class Settings(BaseSettings):
     stream_retention_s: int = Field(
         default=7 * 24 * 3600, ge=60, description="Stream entries older than this and read by every group are trimmed."
     )
+    stream_max_len: int = Field(
+        default=1_000_000, ge=1, description="Entries past the newest this many on `raw`, `updates` and `changes` "
+        "are trimmed too, once every group has read and acknowledged them; entries a group still needs are kept past "
+        "it, and the group's lag is logged.")
+    max_backlog: int = Field(
+        default=10_000, ge=0, description="Back-pressure: pollers claim no feed while a stage (dedup, tracker, "
+        "notifier) has more than this many entries unread or unacknowledged; 0 turns it off.")
 
     dedup_window_s: int = Field(
         default=7 * 86_400, ge=60, description="How long dedup remembers entries, texts and near-copy signatures."
@@ -92,6 +99,9 @@ class Settings(BaseSettings):
                                     "receiver's Retry-After may ask for longer, up to the delivery's max age).")
     hook_parallel_incidents: int = Field(default=8, ge=1, description="Incidents one hook delivers at once; events "
                                          "of one incident always go one after another, in order.")
+    hook_queue_max_len: int = Field(default=100_000, ge=1, description="Events one hook's queue holds at most: past "
+                                    "it, the oldest not yet being sent go to the dead letters (`livedesk hooks "
+                                    "redeliver` sends them again).")
     deliveries_kept: int = Field(default=10_000, ge=100, description="Delivery attempts kept on the `deliveries` "
                                  "stream (approximately).")
 

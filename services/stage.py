@@ -157,13 +157,12 @@ def subscribe_stream_batches(
     router.subscriber(stream=reclaimer, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:reclaim")(handle_one)
 
 
-async def dead_letter(redis: Redis, keys: Keys, stream: str, group: str, entry_id: bytes | str, body: bytes,
-                      error: Exception, deliveries: int, *, fields: Mapping[str, object] | None = None) -> None:
-    """Move one entry to the `deadletter` stream with its error and acknowledge it, in one transaction: the entry is
-    either still pending or dead-lettered, never lost in between.
-
-    `fields` are added to the record (`DeadLetter` names them: `hook_id`, `extra`); they cannot replace its own."""
-    record: dict[str, object] = {**(fields or {}), **{
+def dead_letter_record(stream: str, group: str, entry_id: bytes | str, body: bytes, error: Exception,
+                       deliveries: int, fields: Mapping[str, object] | None = None) -> dict[str, object]:
+    """What the `deadletter` stream records of one entry (`schemas.subscriptions.DeadLetter`): where it failed, the
+    error, how often it was delivered and the original payload. `fields` are added (`hook_id`, `extra`); they
+    cannot replace the record's own."""
+    return {**(fields or {}), **{
         "stream": stream,
         "group": group,
         "entry_id": as_text(entry_id),
@@ -171,6 +170,15 @@ async def dead_letter(redis: Redis, keys: Keys, stream: str, group: str, entry_i
         "deliveries": deliveries,
         "payload": body.decode("utf-8", errors="replace"),
     }}
+
+
+async def dead_letter(redis: Redis, keys: Keys, stream: str, group: str, entry_id: bytes | str, body: bytes,
+                      error: Exception, deliveries: int, *, fields: Mapping[str, object] | None = None) -> None:
+    """Move one entry to the `deadletter` stream with its error and acknowledge it, in one transaction: the entry is
+    either still pending or dead-lettered, never lost in between.
+
+    `fields` are added to the record (`DeadLetter` names them: `hook_id`, `extra`); they cannot replace its own."""
+    record = dead_letter_record(stream, group, entry_id, body, error, deliveries, fields)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xadd(keys.deadletter, {DATA_FIELD: json.dumps(record)})
         pipe.xack(stream, group, entry_id)

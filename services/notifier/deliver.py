@@ -11,12 +11,16 @@ Guarantees, per hook:
 - Receivers see each event at least once and can make it exactly once by the `Idempotency-Key` header.
 - Retries follow `services.notifier.policy` until `max_age_s` after the event was queued (one attempt is always
   made); then the entry goes to the `deadletter` stream with its hook id and the last error.
+- A queue holds at most `hook_queue_max_len` events: past it, the oldest that no worker has read yet go to the
+  `deadletter` stream unsent (a receiver that far behind is down or too slow), so a dead receiver costs bounded
+  memory and loses nothing: `livedesk hooks redeliver` sends them again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import time
 from collections.abc import Sequence
@@ -37,8 +41,8 @@ from services.notifier.hooks import HookRegistry
 from services.notifier.policy import Verdict, next_wait_s
 from services.notifier.send import Attempt, post
 from services.notifier.stage import HOOKS_REFRESH_S
-from services.stage import StageContext, dead_letter, raise_if_cancelled
-from services.wire import DATA_FIELD, entry_data
+from services.stage import StageContext, dead_letter, dead_letter_record, raise_if_cancelled
+from services.wire import DATA_FIELD, as_text, entry_data
 
 log = structlog.get_logger(__name__)
 
@@ -46,6 +50,31 @@ GROUP = "deliver"
 MAX_COALESCED = 100  # events in one coalesced payload at most
 _REDIS_RETRY_S = 1.0
 _READ_BLOCK_MS = 1000
+
+
+# Dead-letter each entry that is still on the queue, acknowledging and deleting it with it: two workers shedding at
+# once bury each entry once. KEYS: the queue, the deadletter stream. ARGV: data field, group, then per entry its id
+# and its dead letter record. Returns how many were buried.
+_SHED = """
+local buried = 0
+for i = 3, #ARGV, 2 do
+  if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) > 0 then
+    redis.call('XADD', KEYS[2], '*', ARGV[1], ARGV[i + 1])
+    redis.call('XACK', KEYS[1], ARGV[2], ARGV[i])
+    redis.call('XDEL', KEYS[1], ARGV[i])
+    buried = buried + 1
+  end
+end
+return buried
+"""
+_SHED_CHUNK = 1000  # entries shed in one script call
+
+
+class QueueOverflowError(PermanentError):
+    """A hook's queue was past its cap: its oldest unsent events were dead-lettered without being sent."""
+
+    def __init__(self, hook_id: str, max_len: int) -> None:
+        super().__init__(f"hook {hook_id}: queue over {max_len} events, the receiver is too far behind; not sent")
 
 
 class DeliveryFailed(PermanentError):
@@ -109,6 +138,7 @@ class HookWorker:
                         own_pending = False
                     if time.monotonic() >= next_reclaim:
                         entries += await self._reclaim()
+                        await self._shed_overflow()
                         next_reclaim = time.monotonic() + settings.reclaim_idle_ms / 2000
                     if len(self._in_hand) < self._ahead:
                         entries += await self._read(">")
@@ -140,6 +170,28 @@ class HookWorker:
         if claimed:
             log.info("hook entries reclaimed", hook_id=self.hook.hook_id, entries=len(claimed))
         return claimed
+
+    async def _shed_overflow(self) -> int:
+        """Dead-letter the oldest unread entries past `hook_queue_max_len`; returns how many."""
+        redis, max_len = self._ctx.redis, self._ctx.settings.hook_queue_max_len
+        excess = await redis.xlen(self._queue) - max_len
+        if excess <= 0:
+            return 0
+        groups: Any = await redis.xinfo_groups(self._queue)
+        read_up_to = next((as_text(g["last-delivered-id"]) for g in groups if as_text(g["name"]) == GROUP), "0-0")
+        rows: Any = await redis.xrange(self._queue, min=f"({read_up_to}", max="+", count=min(excess, _SHED_CHUNK))
+        error = QueueOverflowError(self.hook.hook_id, max_len)
+        args: list[str] = [DATA_FIELD, GROUP]
+        for entry_id, data in entry_data(rows):
+            record = dead_letter_record(self._queue, GROUP, entry_id, data.encode(), error, deliveries=0,
+                                        fields={"hook_id": self.hook.hook_id})
+            args += [entry_id, json.dumps(record)]
+        buried = int(await redis.register_script(_SHED)(keys=[self._queue, self._ctx.keys.deadletter], args=args)) \
+            if rows else 0
+        if buried:
+            log.warning("hook queue over its cap: oldest unsent events dead-lettered", hook_id=self.hook.hook_id,
+                        events=buried, max_len=max_len)
+        return buried
 
     def _parse(self, rows: Any) -> list[_Entry]:
         entries = []

@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 
 from schemas import FeedSource, RawUpdate
 from services.errors import LivedeskError
+from services.groups import BackPressure
 from services.poller.feeds import CLAIM_FIELDS, ClaimedFeed, FeedRegistry
 from services.poller.fetch import fetch_feed
 from services.poller.ingest import ingest_document
@@ -54,6 +55,7 @@ class Poller:
         self._hosts = HostLimits(ctx.settings.poll_per_host, ctx.settings.poll_host_gap_s)
         self._policy = schedule_policy(ctx.settings)
         self._random = random.Random()
+        self._pressure = BackPressure(ctx.redis, ctx.keys, ctx.settings.max_backlog, who="poller")
 
     async def poll(self, source: FeedSource) -> int:
         """Fetch, parse and diff one feed once, outside the schedule; returns how many entries were published."""
@@ -115,7 +117,8 @@ class Poller:
         """Load the configured feeds into the registry, then poll whatever is due, forever.
 
         A feed is polled only under its lease, so any number of pollers can share the registry; one whose poller
-        died is due again once the lease expires.
+        died is due again once the lease expires. While a stage is more than `max_backlog` entries behind, no feed
+        is claimed (back-pressure): due feeds wait in the registry, not as entries on a growing stream.
         """
         registry, settings = self._registry, self._ctx.settings
         await registry.upsert(self._sources, due=datetime.now(UTC))
@@ -126,6 +129,8 @@ class Poller:
                 raise_if_cancelled()
                 capacity = settings.poll_max_in_flight - len(running)
                 try:
+                    if capacity > 0 and await self._pressure.behind():
+                        capacity = 0  # polls in flight finish; nothing new until the pipeline catches up
                     claimed = await registry.claim(datetime.now(UTC), capacity, self._holder, self._lease_ms) \
                         if capacity > 0 else []
                 except RedisError as error:

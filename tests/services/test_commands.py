@@ -304,11 +304,19 @@ def test_run_with_a_public_url_subscribes_and_takes_pushes(tmp_path: Path, redis
 
 @pytest.mark.redis
 def test_health_reports_backlogs_and_verdicts_or_fails(redis_url: str, key_prefix: str) -> None:
-    """`livedesk health` exits 0 with each stage's backlog and the dedup counts; 1 when Redis does not answer."""
+    """`livedesk health` exits 0 with each stage's backlog, each group's lag, the streams' lengths, back-pressure
+    and the dedup counts; 1 when Redis does not answer."""
     from redis import Redis as SyncRedis
 
+    from services.names import Keys
+
+    keys = Keys(key_prefix)
     client = SyncRedis.from_url(redis_url)
-    client.hset(f"{key_prefix}:dedup:stats", mapping={"new": 3, "repeat": 2})
+    client.hset(keys.dedup_stats, mapping={"new": 3, "repeat": 2})
+    client.xgroup_create(keys.raw, "dedup", id="0", mkstream=True)
+    for n in range(3):
+        client.xadd(keys.raw, {"__data__": str(n)})
+    client.xreadgroup("dedup", "c", {keys.raw: ">"}, count=1)
     client.close()
 
     def health(url: str) -> subprocess.CompletedProcess[str]:
@@ -321,6 +329,13 @@ def test_health_reports_backlogs_and_verdicts_or_fails(redis_url: str, key_prefi
     report = json.loads(ok.stdout)
     assert report["redis"] == "ok"
     assert set(report["backlog"]) == {"dedup", "tracker", "notifier"}
+    assert report["backlog"]["dedup"] == 3
+    [lag] = report["lag"]
+    assert (lag["stream"], lag["group"], lag["unread"], lag["pending"]) == ("raw", "dedup", 2, 1)
+    assert lag["oldest_unfinished_s"] >= 0
+    assert report["streams"] == {"raw": 3, "updates": 0, "changes": 0, "deadletter": 0}
+    assert report["back_pressure"] == {"max_backlog": 10_000, "holding": False, "behind": {}}
+    assert report["retention"] == {"stream_retention_s": 7 * 86_400, "stream_max_len": 1_000_000}
     assert report["dedup_verdicts"] == {"new": 3, "repeat": 2}
     down = health("redis://127.0.0.1:9/0")
     assert down.returncode == 1
