@@ -11,11 +11,11 @@ from collections.abc import Iterable
 import httpx
 import structlog
 from faststream import FastStream
-from faststream.redis import RedisBroker
+from faststream.redis import RedisBroker, RedisClusterBroker
 from redis.exceptions import RedisError
 
 from services import dedup
-from services.connection import connect
+from services.connection import connect, is_cluster, node_url, reconnect_options
 from services.console.auth import check_console_binding
 from services.console.routes import build_console
 from services.errors import ConfigurationError
@@ -48,14 +48,19 @@ _ROUTERS = {"dedup": dedup.build_router, "tracker": tracker.build_router, "notif
 
 
 def build_broker(ctx: StageContext, url: str, stages: Iterable[str]) -> RedisBroker:
-    """A broker speaking livedesk's JSON wire format, with the routers of `stages` included."""
-    broker = RedisBroker(
-        url,
+    """A broker speaking livedesk's JSON wire format, with the routers of `stages` included; a cluster's broker for a
+    cluster URL (`services.connection`)."""
+    kind = RedisClusterBroker if is_cluster(url) else RedisBroker
+    broker = kind(
+        node_url(url),
         message_format=JSONMessageFormat,
         middlewares=[DeadLetterMiddleware.factory(ctx.redis, ctx.keys, ctx.settings.max_deliveries)],
         logger=_FASTSTREAM_LOG,
         # FastStream's own received/processed lines go to debug: each handler writes one line of its own.
         log_level=logging.DEBUG,
+        # Reads and acks ride out a server restart as the stages' own commands do. Past that, a subscriber logs the
+        # failed read and tries again 5 s later (FastStream's loop); the process never exits for it.
+        **reconnect_options(),
     )
     for stage in stages:
         if stage in _ROUTERS:

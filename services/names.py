@@ -2,11 +2,17 @@
 
 All names hang off one key prefix (`LIVEDESK_KEY_PREFIX`, default `livedesk`), so several deployments, a replay
 or a test can share one server without seeing each other.
+
+The prefix is a Redis Cluster hash tag: every name starts `{livedesk}:` (a prefix that already has a tag of its own,
+such as `{desk}:eu`, is used as it is). So all of a deployment's keys hash to one slot, and every script and
+transaction that touches several of them (a verdict with its keys, a new incident state with its events and indexes)
+runs unchanged on one server and on a cluster. The price: one deployment lives on one cluster node (see
+`services.connection`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
@@ -27,15 +33,47 @@ STAGE_INPUTS: dict[str, tuple[str, str]] = {
 }
 
 
+def hash_tag(key: str) -> str | None:
+    """The part of `key` Redis Cluster hashes, when it is not the whole key: what lies between its first `{` and the
+    next `}`, if anything does."""
+    start = key.find("{")
+    end = key.find("}", start + 1) if start >= 0 else -1
+    return key[start + 1:end] if end > start + 1 else None
+
+
+def _glob_escaped(text: str) -> str:
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
+
+
 @dataclass(frozen=True)
 class Keys:
     """Names under one key prefix."""
 
     prefix: str = "livedesk"
+    root: str = field(init=False, repr=False)  # how every name starts: the prefix as a hash tag
+
+    def __post_init__(self) -> None:
+        if hash_tag(self.prefix) is not None:
+            root = self.prefix
+        elif "{" in self.prefix or "}" in self.prefix:
+            # A stray brace would end up in the tag or cut it short, and `everything` would match other prefixes.
+            raise ValueError(f"key prefix {self.prefix!r}: braces only around a hash tag, as in '{{desk}}:eu'")
+        else:
+            root = f"{{{self.prefix}}}"
+        object.__setattr__(self, "root", root)
+
+    @property
+    def everything(self) -> str:
+        """A SCAN `MATCH` pattern for every key under this prefix, and under the prefixes that extend it (`<prefix>:…`,
+        as a replay's private prefix does), and nothing else."""
+        if self.root == self.prefix:  # tagged by the operator: extensions keep the tag and start the same way
+            return f"{_glob_escaped(self.prefix)}:*"
+        # `{p}:…` and the extensions' `{p:…}:…`
+        return f"{{{_glob_escaped(self.prefix)}[:}}]*"
 
     def stream(self, name: str) -> str:
         """The Redis key of a stream: `raw`, `updates`, `changes` or `deadletter`."""
-        return f"{self.prefix}:stream:{name}"
+        return f"{self.root}:stream:{name}"
 
     @property
     def raw(self) -> str:
@@ -62,104 +100,104 @@ class Keys:
     @property
     def hooks(self) -> str:
         """Hash: hook id → `Hook` JSON (the webhook rules the notifiers share)."""
-        return f"{self.prefix}:hooks"
+        return f"{self.root}:hooks"
 
     def hook_queue(self, hook_id: str) -> str:
         """Stream: the change events one hook is still to be sent, in order (group `deliver`)."""
-        return f"{self.prefix}:hook:{hook_id}:queue"
+        return f"{self.root}:hook:{hook_id}:queue"
 
     @property
     def feeds(self) -> str:
         """Hash: feed id → FeedSource JSON (the live registry)."""
-        return f"{self.prefix}:feeds"
+        return f"{self.root}:feeds"
 
     @property
     def feeds_due(self) -> str:
         """Sorted set: feed id scored by when it is next due (Unix seconds)."""
-        return f"{self.prefix}:feeds:due"
+        return f"{self.root}:feeds:due"
 
     def feed_lease(self, source_id: str) -> str:
         """String with a TTL: the poller that is polling this feed now."""
-        return f"{self.prefix}:feed-lease:{source_id}"
+        return f"{self.root}:feed-lease:{source_id}"
 
     def feed_state(self, source_id: str) -> str:
         """Hash: HTTP validators (etag, last_modified) and last poll outcome of one feed."""
-        return f"{self.prefix}:feed:{source_id}"
+        return f"{self.root}:feed:{source_id}"
 
     def websub(self, source_id: str) -> str:
         """Hash: the WebSub subscription of one feed (hub, topic, secret, state, lease end)."""
-        return f"{self.prefix}:websub:{source_id}"
+        return f"{self.root}:websub:{source_id}"
 
     @property
     def websub_due(self) -> str:
         """Sorted set: feed id scored by when its WebSub subscription is next to be requested or renewed."""
-        return f"{self.prefix}:websub:due"
+        return f"{self.root}:websub:due"
 
     def feed_links(self, source_id: str) -> str:
         """Hash: canonical entry link → the GUID it was last seen under in one feed (to spot GUIDs that change); once
         the feed's GUIDs are found unreliable, the GUID its entry keeps; `""` for a link several GUIDs share."""
-        return f"{self.prefix}:links:{source_id}"
+        return f"{self.root}:links:{source_id}"
 
     def feed_seen(self, source_id: str) -> str:
         """Hash: entry identity → content fingerprint last published by the poller for one feed."""
-        return f"{self.prefix}:seen:{source_id}"
+        return f"{self.root}:seen:{source_id}"
 
     def dedup_entry(self, identity: str) -> str:
         """Hash, expiring with the dedup window: `current` = `fingerprint fetched_ms raw_entry_id` of the entry's latest
         judged version, and one `v:<fingerprint>` field per version ever judged."""
-        return f"{self.prefix}:dedup:entry:{identity}"
+        return f"{self.root}:dedup:entry:{identity}"
 
     def dedup_story(self, story: str) -> str:
         """String, expiring with the window: `update_id|identity` of the first entry with this exact text."""
-        return f"{self.prefix}:dedup:story:{story}"
+        return f"{self.root}:dedup:story:{story}"
 
     def dedup_near(self, bucket: int) -> str:
         """Hash, expiring a window after its time bucket ends: the near-copy index of the updates judged in bucket
         number `bucket` (LSH band → update ids; update id → compact signature and source; see `services.dedup.stage`).
         """
-        return f"{self.prefix}:dedup:near:{bucket}"
+        return f"{self.root}:dedup:near:{bucket}"
 
     @property
     def dedup_stats(self) -> str:
         """Hash: how many raw entries got each verdict, and how many were exact repeats (dropped)."""
-        return f"{self.prefix}:dedup:stats"
+        return f"{self.root}:dedup:stats"
 
     def incident(self, incident_id: str) -> str:
         """Hash: `state` (the incident's JSON) and `rev` (its compare-and-set revision)."""
-        return f"{self.prefix}:incident:{incident_id}"
+        return f"{self.root}:incident:{incident_id}"
 
     def incident_history(self, incident_id: str) -> str:
         """Stream: every stored revision of the incident, oldest first (`IncidentVersion` JSON in `__data__`)."""
-        return f"{self.prefix}:incident:{incident_id}:history"
+        return f"{self.root}:incident:{incident_id}:history"
 
     @property
     def incident_index(self) -> str:
         """Sorted set: incident id scored by the reported time of its newest evidence."""
-        return f"{self.prefix}:incidents"
+        return f"{self.root}:incidents"
 
     @property
     def item_index(self) -> str:
         """Hash: entry identity and update id → the incident it was merged into."""
-        return f"{self.prefix}:items"
+        return f"{self.root}:items"
 
     def source_incidents(self, source_id: str) -> str:
         """Sorted set: ids of the incidents a source reported on, scored by their newest evidence."""
-        return f"{self.prefix}:source-incidents:{source_id}"
+        return f"{self.root}:source-incidents:{source_id}"
 
     @property
     def tracker_words(self) -> str:
         """Hash: word → in how many reports the tracker read it; field `__reports__`: how many it read."""
-        return f"{self.prefix}:tracker:words"
+        return f"{self.root}:tracker:words"
 
     def source_words(self, source_id: str) -> str:
         """Hash: as `tracker_words`, over the reports of one source only (what its site puts on many pages)."""
-        return f"{self.prefix}:tracker:words:{source_id}"
+        return f"{self.root}:tracker:words:{source_id}"
 
     def word_incidents(self, word: str) -> str:
         """Set: ids of the incidents whose reports have `word` among their most distinctive."""
-        return f"{self.prefix}:word:{word}"
+        return f"{self.root}:word:{word}"
 
     def place(self, place: str) -> str:
         """Sorted set: ids of the recent incidents whose reports name `place` (lower case), scored by their newest
         evidence."""
-        return f"{self.prefix}:place-incidents:{place}"
+        return f"{self.root}:place-incidents:{place}"

@@ -213,8 +213,9 @@ async def _console(ctx: StageContext) -> AsyncIterator[None]:
 
 
 async def delete_prefix(redis: Redis, prefix: str) -> int:
-    """Delete every key under `prefix:` (never anything else); returns how many."""
+    """Delete every key under `prefix` and the prefixes that extend it (`Keys.everything`; never anything else);
+    returns how many. On a cluster the scan visits every node."""
     deleted = 0
-    async for key in redis.scan_iter(match=f"{prefix}:*", count=500):
+    async for key in redis.scan_iter(match=Keys(prefix).everything, count=500):
         deleted += await redis.unlink(key)
     return deleted

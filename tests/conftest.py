@@ -12,6 +12,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from services.connection import connect
+from services.names import Keys
 from services.redis_server import answers_ping, embedded_valkey
 from services.replay import delete_prefix
 from services.settings import Settings
@@ -41,14 +42,25 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield embedded
 
 
+def fresh_prefix() -> str:
+    """A key prefix no other test uses. It is a hash tag of its own (`{livedesk-test:…}`), so the names `Keys` gives
+    start with it as written, and `f"{prefix}:…"` in a test names the same keys the stages use."""
+    return f"{{livedesk-test:{uuid.uuid4().hex[:12]}}}"
+
+
+def delete_keys(client: SyncRedis, prefix: str) -> None:
+    """Delete every key under `prefix` and the prefixes that extend it (a replay's, a sub-test's)."""
+    for key in client.scan_iter(match=Keys(prefix).everything, count=500):
+        client.unlink(key)
+
+
 @pytest.fixture
 def key_prefix(redis_url: str) -> Iterator[str]:
     """A prefix no other test uses; everything under it is deleted after the test (subprocesses' keys too)."""
-    prefix = f"livedesk-test:{uuid.uuid4().hex[:12]}"
+    prefix = fresh_prefix()
     yield prefix
     client = SyncRedis.from_url(redis_url)
-    for key in client.scan_iter(match=f"{prefix}:*", count=500):
-        client.unlink(key)
+    delete_keys(client, prefix)
     client.close()
 
 

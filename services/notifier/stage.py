@@ -80,7 +80,6 @@ async def fan_out(redis: Redis, keys: Keys, hooks: Sequence[Hook], changes: Sequ
         incidents = {incident_id: incident for incident_id, (incident, _) in loaded.items()}
     now_ms = int(time.time() * 1000)
     forget_before = now_ms - _retention_ms(retention_s)
-    script = redis.register_script(_FAN_OUT)
     async with redis.pipeline(transaction=False) as pipe:
         calls = 0
         for event, entry_id in changes:
@@ -92,7 +91,9 @@ async def fan_out(redis: Redis, keys: Keys, hooks: Sequence[Hook], changes: Sequ
                 script_keys += [fanned_out_key(keys, hook.hook_id), keys.hook_queue(hook.hook_id)]
             args: list[str | int] = [entry_id, now_ms, forget_before, DATA_FIELD,
                                      event.model_dump_json(), *(h.hook_id for h in chosen)]
-            await script(keys=script_keys, args=args, client=pipe)
+            # EVAL, not a registered script: a cluster's pipelines refuse EVALSHA (the script is cached by the server
+            # all the same; only its text travels each time).
+            pipe.eval(_FAN_OUT, len(script_keys), *script_keys, *args)
             calls += 1
         results = await pipe.execute() if calls else []
     return sum(int(n) for n in results)

@@ -40,16 +40,22 @@ end
 return 0
 """
 
-# `_ACQUIRE` for every due feed at once, returning what a poll needs to start (the source and the feed state's
-# CLAIM_FIELDS), so a poll costs one round trip here and one when it ends (`finish`).
+# `_ACQUIRE` for the due feeds just read, returning what a poll needs to start (the source and the feed state's
+# CLAIM_FIELDS), so a batch of polls costs two round trips here and each poll one when it ends (`finish`). A feed
+# another poller claimed and finished since it was read is no longer due and is left alone. Every key is passed in
+# KEYS (a cluster routes a script by them): a lease and a state key per feed.
+# KEYS: due set, feeds hash, then (lease, state) per feed. ARGV: now, holder, lease ms, lease end, number of
+# fields, CLAIM_FIELDS..., then the feed ids.
 _CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local fields = tonumber(ARGV[5])
 local claimed = {}
-for _, id in ipairs(ids) do
-  if redis.call('SET', ARGV[6] .. id, ARGV[3], 'NX', 'PX', ARGV[4]) then
-    redis.call('ZADD', KEYS[1], 'XX', ARGV[5], id)
+for i = 6 + fields, #ARGV do
+  local id, lease, state = ARGV[i], KEYS[1 + 2 * (i - 5 - fields)], KEYS[2 + 2 * (i - 5 - fields)]
+  local due = redis.call('ZSCORE', KEYS[1], id)
+  if due and tonumber(due) <= tonumber(ARGV[1]) and redis.call('SET', lease, ARGV[2], 'NX', 'PX', ARGV[3]) then
+    redis.call('ZADD', KEYS[1], 'XX', ARGV[4], id)
     claimed[#claimed + 1] = {id, redis.call('HGET', KEYS[2], id),
-                             redis.call('HMGET', ARGV[7] .. id, unpack(ARGV, 8))}
+                             redis.call('HMGET', state, unpack(ARGV, 6, 5 + fields))}
   end
 end
 return claimed
@@ -230,11 +236,16 @@ class FeedRegistry:
 
     async def claim(self, now: datetime, limit: int, holder: str, lease_ms: int) -> list[ClaimedFeed]:
         """Take the leases of up to `limit` feeds due at `now` (see `acquire`), most overdue first."""
+        due = await self.due(now, limit)
+        if not due:
+            return []
         lease_end = time.time() + lease_ms / 1000
+        keys = [self._keys.feeds_due, self._keys.feeds]
+        for feed_id in due:
+            keys += [self._keys.feed_lease(feed_id), self._keys.feed_state(feed_id)]
         rows = await self._redis.eval(
-            _CLAIM, 2, self._keys.feeds_due, self._keys.feeds,
-            now.timestamp(), limit, holder, lease_ms, lease_end,
-            self._keys.feed_lease(""), self._keys.feed_state(""), *CLAIM_FIELDS,
+            _CLAIM, len(keys), *keys, now.timestamp(), holder, lease_ms, lease_end, len(CLAIM_FIELDS), *CLAIM_FIELDS,
+            *due,
         )
         return [
             ClaimedFeed(
