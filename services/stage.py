@@ -4,6 +4,9 @@ Delivery is at-least-once (shared/faststream-notes.md): an entry is acknowledged
 so after its effects are stored and its outputs written. FastStream never redelivers a pending entry by itself,
 so each stage subscribes twice to its stream on one consumer group: a reader of new entries and a reclaimer that
 takes over entries left pending (by a failure or a dead worker) for longer than `reclaim_idle_ms`.
+
+Every entry is handled at most `max_deliveries` times: one that keeps failing is dead-lettered with its last error
+(`DeadLetterMiddleware`), and so is one whose consumers keep dying while they hold it (`AbandonedError`).
 """
 
 from __future__ import annotations
@@ -15,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
-from faststream import AckPolicy
+from faststream import AckPolicy, Depends
 from faststream._internal.basic_types import AsyncFuncAny
 from faststream.message import StreamMessage
 from faststream.middlewares import BaseMiddleware
 from faststream.redis import RedisRouter, StreamSub
-from faststream.redis.annotations import RedisBatchStreamMessage
+from faststream.redis.annotations import RedisBatchStreamMessage, RedisStreamMessage
 from pydantic import BaseModel
 from redis.asyncio import Redis
 
@@ -73,6 +76,28 @@ def _reclaimer(stream: str, group: str, settings: Settings) -> StreamSub:
     )
 
 
+class AbandonedError(PermanentError):
+    """An entry taken over more than `max_deliveries` times: every consumer that held it stopped before finishing."""
+
+
+def _given_up_after(max_deliveries: int) -> Any:
+    """A dependency of the reclaimer that refuses an entry already delivered more than `max_deliveries` times.
+
+    An entry whose handling kills the process (out of memory, a crash in native code, a kill) raises nothing, so
+    the dead-letter middleware never sees it fail: without this, each worker that takes it over would die in turn.
+    Refused, it is dead-lettered unhandled (AbandonedError is permanent). Only the reclaimer asks: it alone gets
+    entries delivered before, and the XPENDING this costs is paid once per entry taken over.
+    """
+
+    async def not_abandoned_too_often(message: RedisStreamMessage) -> None:
+        deliveries = await message.get_delivery_count()
+        if deliveries > max_deliveries:
+            raise AbandonedError(f"delivered {deliveries} times and never finished: every consumer that took it "
+                                 "stopped (killed or crashed) before it was done")
+
+    return Depends(not_abandoned_too_often)
+
+
 def subscribe_stream(router: RedisRouter, ctx: StageContext, stream: str, group: str) -> Callable[[Handler], Handler]:
     """Register `handler` on `stream` for `group` twice: reader of new entries, reclaimer of abandoned ones."""
     settings = ctx.settings
@@ -89,8 +114,9 @@ def subscribe_stream(router: RedisRouter, ctx: StageContext, stream: str, group:
     def register(handler: Handler) -> Handler:
         # NACK_ON_ERROR: a failed entry stays pending (Redis has no nack) and the reclaimer retries it later;
         # the dead-letter middleware ends the retries. Never ACK_FIRST: that loses the entry on a crash.
-        for sub, role in ((reader, "read"), (reclaimer, "reclaim")):
-            router.subscriber(stream=sub, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:{role}")(handler)
+        router.subscriber(stream=reader, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:read")(handler)
+        router.subscriber(stream=reclaimer, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:reclaim",
+                          dependencies=[_given_up_after(settings.max_deliveries)])(handler)
         return handler
 
     return register
@@ -154,7 +180,8 @@ def subscribe_stream_batches(
         if done:
             await ctx.redis.xack(stream, group, *done)
 
-    router.subscriber(stream=reclaimer, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:reclaim")(handle_one)
+    router.subscriber(stream=reclaimer, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:reclaim",
+                      dependencies=[_given_up_after(settings.max_deliveries)])(handle_one)
 
 
 def dead_letter_record(stream: str, group: str, entry_id: bytes | str, body: bytes, error: Exception,

@@ -1,6 +1,10 @@
-"""A fact extractor with a rule that raises on one text: the shipped rules, except on a text carrying `MARKER`."""
+"""Fact extractors with a fault: the shipped rules, except on a text carrying a marker, where a rule raises or the
+process dies."""
 
 from __future__ import annotations
+
+import os
+import signal
 
 from services.tracker.extract import extract
 from services.tracker.facts import Facts
@@ -12,4 +16,15 @@ def rules_with_a_failing_rule(title: str, text: str) -> Facts:
     """`extract`, but a text carrying `MARKER` makes it raise, as a rule with a bug would on an input it mishandles."""
     if MARKER in text:
         raise IndexError(f"casualty rule: no group 3 in a match on {MARKER!r}")
+    return extract(title, text)
+
+
+KILLER = "[process-killer]"
+
+
+def rules_that_kill_the_process(title: str, text: str) -> Facts:
+    """`extract`, but a text carrying `KILLER` kills the process on the spot, as running out of memory or a crash in
+    native code would: no exception, nothing to catch."""
+    if KILLER in text:
+        os.kill(os.getpid(), signal.SIGKILL)
     return extract(title, text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -14,21 +15,23 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from schemas import ChangeEvent
+from schemas import Authority, ChangeEvent, EventType, Update, Verdict
 from services.cli import DEMO_ARCHIVE
-from services.groups import ensure_groups
+from services.groups import backlog, ensure_groups
 from services.names import STAGE_INPUTS, Keys
 from services.poller.diff import publish_changed, raw_updates
 from services.poller.parse import parse_feed
 from services.replay import read_archive, replay, wait_drained
 from services.settings import Settings
 from services.tracker.store import IncidentStore
-from services.wire import entry_data
+from services.wire import entry_data, entry_fields
+from tests.faults.failing_rules import KILLER
 
 pytestmark = pytest.mark.redis
 
@@ -38,9 +41,20 @@ WORKERS_PER_STAGE = 2
 # Above the longest a live worker takes over one entry, so only a dead worker's entries are taken over; small, so
 # each kill costs the replay about a second.
 RECLAIM_IDLE_MS = 1000
-KILLS_PER_STAGE = 4  # at most; the chaos stops killing a stage after this many
+# At most; the chaos stops killing a stage after this many. Fewer than a worker's max_deliveries (5): an entry taken
+# over more often than that is dead-lettered as one that kills its workers.
+KILLS_PER_STAGE = 4
 MIN_KILLS_PER_STAGE = 3
 COOL_DOWN_S = 0.3  # between two kills of one stage
+
+
+def update(guid: str, place: str, extra: str = "") -> Update:
+    """A first report of a stabbing in `place`: an incident of its own."""
+    at = datetime(2025, 10, 24, 9, tzinfo=UTC)
+    return Update(update_id=f"u_{guid}", verdict=Verdict.new, source_id="wire", authority=Authority.news,
+                  identity=f"wire|{guid}", fingerprint=f"f-{guid}", guid=guid, title=f"Man stabbed in {place}",
+                  text=f"A man was stabbed in {place} on Friday. He is in a critical condition.{extra}",
+                  reported_at=at, fetched_at=at)
 
 
 @dataclass
@@ -64,7 +78,7 @@ class Chaos:
     started: int = 0
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
-    def start(self, stage: str) -> Worker:
+    def start(self, stage: str, extra_env: dict[str, str] | None = None) -> Worker:
         self.started += 1
         consumer = f"{stage}-{self.started}"
         env = {
@@ -75,6 +89,7 @@ class Chaos:
             "LIVEDESK_RECLAIM_IDLE_MS": str(RECLAIM_IDLE_MS),
             "LIVEDESK_BATCH_SIZE": "2",
             "LIVEDESK_LOG_LEVEL": "warning",
+            **(extra_env or {}),
         }
         process = subprocess.Popen([sys.executable, "-m", "services", "worker", stage], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -199,3 +214,33 @@ async def test_killed_workers_change_no_event_and_no_incident(settings: Settings
     incidents = await IncidentStore(redis, keys).all()
     assert [i.model_dump_json() for i in incidents] == [i.model_dump_json() for i in undisturbed.incidents]
     assert await redis.xlen(keys.deadletter) == 0, "no entry given up"
+
+
+async def test_an_entry_that_kills_its_worker_is_dead_lettered(redis: Redis, redis_url: str, key_prefix: str) -> None:
+    """An update whose handling kills the tracker process: each restarted worker that takes it over dies, until it has
+    been delivered max_deliveries times; then it is dead-lettered unhandled and the updates behind it go through."""
+    keys = Keys(key_prefix)
+    await ensure_groups(redis, keys, ["tracker"])
+    sent = [update("before", "Hackney Wick"), update("fatal", "Ilford", f" {KILLER}"), update("after", "Stratford")]
+    for item in sent:
+        await redis.xadd(keys.updates, entry_fields(item))  # type: ignore[arg-type]
+    env = {"LIVEDESK_TRACKER_EXTRACTOR": "tests.faults.failing_rules:rules_that_kill_the_process",
+           "LIVEDESK_MAX_DELIVERIES": "3", "LIVEDESK_RECLAIM_IDLE_MS": "500", "LIVEDESK_BATCH_SIZE": "5"}
+    chaos = Chaos(redis, redis_url, key_prefix)
+    deaths = 0
+    async with chaos_on(redis, redis_url, key_prefix):
+        async with asyncio.timeout(90):
+            worker = chaos.start("tracker", env)
+            while await redis.xlen(keys.deadletter) == 0 or (await backlog(redis, keys, ["tracker"]))["tracker"]:
+                if worker.process.poll() is not None:  # a supervisor's restart, as `restart: always` does
+                    deaths += 1
+                    worker = chaos.start("tracker", env)
+                await asyncio.sleep(0.05)
+        assert worker.process.poll() is None, "the last worker lives on"
+        chaos.stop_all()
+    assert deaths == 3, "one death per delivery up to max_deliveries"
+    (dead,) = [json.loads(data) for _, data in entry_data(await redis.xrange(keys.deadletter))]
+    assert (dead["deliveries"], json.loads(dead["payload"])["update_id"]) == (4, "u_fatal")
+    assert "AbandonedError" in dead["error"]
+    events = [ChangeEvent.model_validate_json(data) for _, data in entry_data(await redis.xrange(keys.changes))]
+    assert sorted(e.evidence[0].guid for e in events if e.type is EventType.incident_opened) == ["after", "before"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -81,3 +82,44 @@ async def test_failing_handler_is_retried_then_dead_lettered(redis: Redis, setti
     assert len(calls) == settings.max_deliveries
     assert "receiver down" in dead["error"]
     assert (await backlog(redis, keys))["dedup"] == 0
+
+
+async def test_entry_whose_consumers_keep_dying_is_dead_lettered_unhandled(redis: Redis, settings: Settings) -> None:
+    """An entry taken over more than max_deliveries times (each consumer died holding it) is dead-lettered by the
+    reclaimer without being handled again; the entry behind it is handled."""
+    from faststream.redis import RedisRouter
+
+    from services.stage import subscribe_stream
+
+    keys = settings.keys
+    await ensure_groups(redis, keys, ["dedup"])
+    fatal = good_entry().model_copy(update={"identity": "echo|fatal"})
+    await redis.xadd(keys.raw, entry_fields(fatal))  # type: ignore[arg-type]
+    # Read by one consumer, then taken over by others, each of which died holding it.
+    await redis.xreadgroup("dedup", "died-0", {keys.raw: ">"}, count=1)
+    rows: Any = await redis.xrange(keys.raw)
+    [(entry_id, _)] = rows
+    for n in range(1, settings.max_deliveries):
+        await redis.xclaim(keys.raw, "dedup", f"died-{n}", 0, [entry_id])
+    await redis.xadd(keys.raw, entry_fields(good_entry()))  # type: ignore[arg-type]
+    ctx = StageContext(settings, redis)
+    handled: list[str] = []
+    router = RedisRouter()
+
+    @subscribe_stream(router, ctx, keys.raw, "dedup")
+    async def record(raw: RawUpdate) -> None:
+        handled.append(raw.identity)
+
+    async with build_broker(ctx, settings.redis_url or "", []) as broker:
+        broker.include_router(router)
+        await broker.start()
+        for _ in range(200):
+            if await redis.xlen(keys.deadletter) and not (await backlog(redis, keys))["dedup"]:
+                break
+            await asyncio.sleep(0.1)
+    (dead,) = [json.loads(data) for _, data in entry_data(await redis.xrange(keys.deadletter))]
+    assert dead["deliveries"] == settings.max_deliveries + 1
+    assert "AbandonedError" in dead["error"]
+    assert "never finished" in dead["error"]
+    assert json.loads(dead["payload"])["identity"] == "echo|fatal"
+    assert handled == [good_entry().identity], "the abandoned entry is not handled again"
