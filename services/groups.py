@@ -26,7 +26,7 @@ log = structlog.get_logger(__name__)
 
 # The streams livedesk's stages consume; `deadletter` has no group and is trimmed by age alone.
 CONSUMED_STREAMS = ("raw", "updates", "changes")
-# Entries read at once while finding where a length cap falls: what a trim pass reads is what it removes.
+# Entries read at once while finding exactly where a length cap falls (after the bulk trim, a node's worth at most).
 _TRIM_CHUNK = 1000
 # Unread entries counted at most one by one, when Redis cannot say how many a group has left (after deletions).
 _COUNT_LIMIT = 10_000
@@ -171,11 +171,20 @@ async def trim(redis: Redis, keys: Keys, retention_s: int, now_ms: int, *,
 
 
 async def _trim_to_length(redis: Redis, stream: str, max_len: int, needed: tuple[int, int] | None) -> int:
-    """Remove the oldest entries beyond the newest `max_len`, none from `needed` on; returns how many."""
-    removed = 0
-    before = "+" if needed is None else f"({_id_text(needed)}"
+    """Remove the oldest entries beyond the newest `max_len`, none from `needed` on; returns how many.
+
+    In bulk first, as Redis trims cheaply: whole macro nodes before `needed`, at most the excess (`MINID ~ … LIMIT`,
+    nothing read). Then exactly, reading the ids of what is left over the cap before `needed` (less than a node's
+    worth, unless a node straddles `needed`), so the cap holds to the entry.
+    """
+    excess = await redis.xlen(stream) - max_len
+    if excess <= 0:
+        return 0
+    if needed is None:  # no group: nothing to protect
+        return await redis.xtrim(stream, maxlen=max_len, approximate=False)
+    removed = await redis.xtrim(stream, minid=_id_text(needed), approximate=True, limit=excess)
     while (excess := await redis.xlen(stream) - max_len) > 0:
-        rows: Any = await redis.xrange(stream, min="-", max=before, count=min(excess, _TRIM_CHUNK))
+        rows: Any = await redis.xrange(stream, min="-", max=f"({_id_text(needed)}", count=min(excess, _TRIM_CHUNK))
         if not rows:
             break  # everything beyond the cap is still needed by some group
         last = _stream_id(rows[-1][0])
