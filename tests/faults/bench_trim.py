@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import time
 import uuid
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -38,7 +39,7 @@ async def _fill(redis: Redis, stream: str, entries: int, size: int) -> None:
 async def _finish(redis: Redis, stream: str, group: str) -> None:
     """Read and acknowledge everything, as a caught-up stage has."""
     while True:
-        rows = await redis.xreadgroup(group, "bench", {stream: ">"}, count=5000)
+        rows: Any = await redis.xreadgroup(group, "bench", {stream: ">"}, count=5000)
         if not rows:
             return
         ids = [entry_id for _, entries in rows for entry_id, _ in entries]
