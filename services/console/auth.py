@@ -55,10 +55,10 @@ class TokenGuard:
         return hmac.compare_digest(given.strip().encode(), self._token)
 
     @staticmethod
-    def challenge(request: Request) -> JSONResponse:
+    def challenge(request: Request, *, query_token: bool = False) -> JSONResponse:
         """The 401 answer: a JSON error and the challenge a client needs to retry with a token."""
-        has_header = "authorization" in request.headers
-        error = ', error="invalid_token"' if has_header else ""
-        body = ApiError(error="a bearer token is required" if not has_header else "the bearer token is not valid")
+        given = "authorization" in request.headers or (query_token and TOKEN_PARAMETER in request.query_params)
+        error = ', error="invalid_token"' if given else ""
+        body = ApiError(error="the bearer token is not valid" if given else "a bearer token is required")
         return JSONResponse(body.model_dump(mode="json"), status_code=401,
                             headers={"WWW-Authenticate": f'Bearer realm="livedesk"{error}'})

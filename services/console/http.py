@@ -59,7 +59,7 @@ def endpoint(handler: Handler, guard: TokenGuard | None, *, query_token: bool = 
     @functools.wraps(handler)
     async def run(request: Request) -> Response:
         if guard is not None and not guard.allows(request, query_token=query_token):
-            return guard.challenge(request)
+            return guard.challenge(request, query_token=query_token)
         try:
             async with asyncio.timeout(timeout_s):
                 return await handler(request)

@@ -20,6 +20,7 @@ import anyio
 import structlog
 from pydantic import ValidationError
 from redis.asyncio import ConnectionPool, Redis
+from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
@@ -88,39 +89,54 @@ class EventStream:
         self._block_ms = block_ms
 
     async def _incident(self, event: ChangeEvent) -> Incident | None:
+        """The event's incident as it stands, when the filter needs it; None when unknown or unreadable (a filter on
+        the incident then passes nothing of it, and the stream goes on)."""
         if not self._where.needs_incident:
             return None
-        loaded = await IncidentStore(self._redis, self._keys).load([event.incident_id])
+        try:
+            loaded = await IncidentStore(self._redis, self._keys).load([event.incident_id])
+        except ValidationError:
+            log.warning("incident state not readable; its events are not passed", incident_id=event.incident_id)
+            return None
         return loaded[event.incident_id][0] if event.incident_id in loaded else None
 
     async def body(self) -> AsyncIterator[str]:
+        """The stream's text. A failure while it runs (Redis gone, say) ends it with a line in the log, never a
+        traceback to the client: the browser reconnects with `Last-Event-ID` and misses nothing still on the stream."""
         reader = own_connection(self._redis)
-        sent_at = time.monotonic()
         try:
             yield f"retry: {_RETRY_MS}\n: connected\n\n"
-            # Short blocks: the loop looks at `stopping` between them, so a stopping server is never held up long.
-            while not self._stopping.is_set():
-                rows: Any = await reader.xread({self._keys.changes: self._last}, block=self._block_ms,
-                                               count=_READ_COUNT)
-                for _, entries in rows or []:
-                    for entry_id, data in entry_data(entries):
-                        self._last = entry_id
-                        try:
-                            event = ChangeEvent.model_validate_json(data)
-                        except ValidationError:
-                            log.warning("change event not readable; skipped", entry_id=entry_id)
-                            continue
-                        if matches(self._where, event, await self._incident(event)):
-                            sent_at = time.monotonic()
-                            yield f"id: {entry_id}\ndata: {event.model_dump_json()}\n\n"
-                if time.monotonic() - sent_at >= self._keepalive_s:
-                    sent_at = time.monotonic()
-                    yield ": keep-alive\n\n"
+            async for chunk in self._events(reader):
+                yield chunk
+        except RedisError as error:
+            log.warning("event stream ended: Redis", error=str(error), last_event_id=self._last)
+        except Exception:
+            log.exception("event stream ended: failure", last_event_id=self._last)
         finally:
             # Shielded: a client that went away cancels this body, and an unshielded close would be cancelled too,
             # leaving the connection open.
             with anyio.CancelScope(shield=True):
                 await reader.aclose()
+
+    async def _events(self, reader: Redis) -> AsyncIterator[str]:
+        sent_at = time.monotonic()
+        # Short blocks: the loop looks at `stopping` between them, so a stopping server is never held up long.
+        while not self._stopping.is_set():
+            rows: Any = await reader.xread({self._keys.changes: self._last}, block=self._block_ms, count=_READ_COUNT)
+            for _, entries in rows or []:
+                for entry_id, data in entry_data(entries):
+                    self._last = entry_id
+                    try:
+                        event = ChangeEvent.model_validate_json(data)
+                    except ValidationError:
+                        log.warning("change event not readable; skipped", entry_id=entry_id)
+                        continue
+                    if matches(self._where, event, await self._incident(event)):
+                        sent_at = time.monotonic()
+                        yield f"id: {entry_id}\ndata: {event.model_dump_json()}\n\n"
+            if time.monotonic() - sent_at >= self._keepalive_s:
+                sent_at = time.monotonic()
+                yield ": keep-alive\n\n"
 
 
 def events_handler(redis: Redis, keys: Keys, stopping: asyncio.Event, keepalive_s: float,

@@ -37,6 +37,8 @@ async def test_a_configured_token_is_required_by_the_api_events_and_metrics(sett
             answer = await client.get(f"{base}{path}", headers={"Authorization": f"Bearer {TOKEN}"})
             assert answer.status_code == 200, path
         api_error(await client.get(f"{base}/api/incidents", params={"access_token": TOKEN}), 401)
+        wrong = await client.get(f"{base}/events", params={"access_token": "not-the-token-at-all"})
+        assert "not valid" in api_error(wrong, 401)["error"]
         for headers, params in (({"Authorization": f"Bearer {TOKEN}"}, {}), ({}, {"access_token": TOKEN})):
             async with client.stream("GET", f"{base}/events", headers=headers, params=params) as response:
                 assert response.status_code == 200

@@ -113,3 +113,16 @@ async def test_stopping_the_console_ends_open_streams(settings: Settings, redis:
         async with asyncio.timeout(1):
             rest = [item async for item in items]
     assert all(kind == "comment" for kind, _, _ in rest)
+
+
+async def test_an_unreadable_incident_is_skipped_and_the_stream_goes_on(settings: Settings, redis: Redis,
+                                                                      redis_url: str, console_url: str) -> None:
+    """A filter on the incident passes nothing of an incident whose stored state does not parse, and the stream
+    stays open for the others: bad data never ends it."""
+    await replay(DEMO_ARCHIVE, settings, redis_url, key_prefix=settings.key_prefix, keep=True)
+    await redis.hset(settings.keys.incident(WALTHAMSTOW), "state", "{not json")
+    async with httpx.AsyncClient(timeout=10) as client, client.stream(
+            "GET", f"{console_url}/events", params={"region": "London", "last_event_id": "0"}) as response:
+        items = stream_items(response)
+        await then_idle(items)
+        await then_idle(items)
