@@ -23,6 +23,7 @@ from schemas.generate import JSON_DIR
 from services.cli import DEMO_ARCHIVE
 from services.connection import connect
 from services.console.routes import Console, build_console, build_console_app
+from services.names import Keys
 from services.notifier.deliver import Deliverers
 from services.notifier.hooks import HookRegistry, make_hook
 from services.notifier.send import build_hook_client
@@ -98,7 +99,7 @@ def _replay_all(settings: Settings, url: str) -> None:
 def stories(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Settings of a key prefix holding the four archives replayed through the real dedup and tracker, read-only,
     shared by the session's tests (a replay of all four takes seconds)."""
-    prefix = f"livedesk-test:{uuid.uuid4().hex[:12]}"
+    prefix = f"{{livedesk-test:{uuid.uuid4().hex[:12]}}}"  # a hash tag of its own, as the tests' prefixes are
     settings = Settings(_env_file=None, redis_url=redis_url, key_prefix=prefix,
                         data_dir=tmp_path_factory.mktemp("stories"), consumer=f"test-{uuid.uuid4().hex[:8]}",
                         log_format="json", log_level="warning")
@@ -107,7 +108,7 @@ def stories(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         thread.submit(_replay_all, settings, redis_url).result(timeout=120)
     yield settings
     client = SyncRedis.from_url(redis_url)
-    for key in client.scan_iter(match=f"{prefix}:*", count=500):
+    for key in client.scan_iter(match=Keys(prefix).everything, count=500):
         client.unlink(key)
     client.close()
 
