@@ -29,8 +29,8 @@ def build_web_app(ctx: StageContext, *, websub: bool = True, console: Console | 
 
     routes: list[BaseRoute] = list(websub_routes(ctx)) if websub else []
     routes += console.routes if console is not None else [Route("/healthz", health)]
-    # debug stays off: a failure answers a bare 500, never a traceback.
-    return Starlette(routes=routes)
+    # debug stays off: a failure answers a bare 500, never a traceback; with the console, every error is an ApiError.
+    return Starlette(routes=routes, exception_handlers=console.exception_handlers if console is not None else None)
 
 
 class EmbeddedServer(uvicorn.Server):

@@ -16,7 +16,7 @@ import pytest
 from redis import Redis as SyncRedis
 
 from schemas import ChangeEvent, EventType
-from schemas.console import IncidentPage
+from schemas.console import ApiError, IncidentPage
 from services.notifier.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.support.feed_server import FeedServer, free_port, rss
 from tests.support.polling import FAST_POLLING_ENV
@@ -83,6 +83,9 @@ def test_run_polls_notifies_serves_the_console_and_stops_cleanly(redis_url: str,
             page = IncidentPage.model_validate_json(httpx.get(f"{base}/api/incidents", timeout=5).content)
             assert [incident.incident_id for incident in page.incidents] == [event.incident_id]
             assert "livedesk_" in httpx.get(f"{base}/metrics", timeout=5).text
+            unknown = httpx.get(f"{base}/no/such/page", timeout=5)
+            assert unknown.status_code == 404
+            assert ApiError.model_validate_json(unknown.content).error
 
             with httpx.stream("GET", f"{base}/events", params={"last_event_id": "0"}, timeout=10) as stream:
                 data = next(line for line in stream.iter_lines() if line.startswith("data:"))
