@@ -50,7 +50,9 @@ class RawUpdate(WireModel):
     feed_url: str
     entry: FeedEntry
     identity: str = Field(description="Entry identity: source id + GUID, canonical link or title hash (design §2.1).")
-    fingerprint: str = Field(description="Content version: hash of the normalised title and text (design §2.2).")
+    # No whitespace: dedup stores a version as space-separated fields, fingerprint first.
+    fingerprint: str = Field(pattern=r"^\S+$", max_length=128,
+                             description="Content version: hash of the normalised title and text (design §2.2).")
     fetched_at: AwareDatetime = Field(description="When the document holding the entry was fetched.")
 
     # Derived, so it can never disagree with the entry; on the wire for consumers that do not compute it, and

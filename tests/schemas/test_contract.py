@@ -92,3 +92,13 @@ def test_undated_follows_the_entry_whatever_the_message_says() -> None:
     assert RawUpdate.model_validate({**data, "undated": False}).undated
     dated = {**data, "entry": {**data["entry"], "updated": "2025-10-24T09:00:00Z"}}
     assert not RawUpdate.model_validate({**dated, "undated": True}).undated
+
+
+@pytest.mark.parametrize("fingerprint", ["", "a b", "a\tb", "x" * 129])
+def test_a_raw_update_fingerprint_is_one_token(fingerprint: str) -> None:
+    """A fingerprint with whitespace (which dedup's stored versions could not be read back from) is refused at the
+    wire, where the message can be dead-lettered with a clear error, not later on every version of its entry."""
+    entry = FeedEntry(guid="g", title="t")
+    with pytest.raises(ValueError, match="fingerprint"):
+        RawUpdate(source_id="s", authority=Authority.news, feed_url="u", entry=entry, identity="s|g",
+                  fingerprint=fingerprint, fetched_at=datetime(2025, 10, 24, 12, tzinfo=UTC))
