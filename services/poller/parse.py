@@ -7,20 +7,30 @@ the only exception that leaves `parse_feed` is `FeedError`.
 
 from __future__ import annotations
 
+import asyncio
 import calendar
 import contextlib
 import io
+import math
+import multiprocessing
+import multiprocessing.context
 import re
+import resource
+import signal
+import threading
 import time
 import xml.sax
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import unescape
 from html.parser import HTMLParser
-from typing import Any
+from multiprocessing.connection import Connection
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
+from feedparser.encodings import convert_to_utf8
+from feedparser.sanitizer import replace_doctype
 from feedparser.urls import RelativeURIResolver
 
 from schemas import FeedEntry
@@ -38,7 +48,8 @@ _SPACE = re.compile(r"\s+")
 # as UTF-8 or mean nothing in a title.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
-_TAG = re.compile(r"<[^>]*>")
+# Up to the next ">" or "<": a "<" that never closes costs one step, not a scan to the end of the text.
+_TAG = re.compile(r"<[^<>]*+>")
 # An attribute feedparser's resolver rewrites, holding no scheme: a link that may still be relative. Markup without
 # one is not run through the resolver again (a third of the parse time of a feed of links that are all absolute).
 _RELATIVE_LINK = re.compile(
@@ -123,6 +134,11 @@ class _TextExtractor(HTMLParser):
         if not self._skip_depth:
             self.parts.append(data)
 
+    @property
+    def skipping(self) -> bool:
+        """Inside an element whose content is not text (script, style …)."""
+        return self._skip_depth > 0
+
 
 def _one_line(text: str, limit: int) -> str:
     line = _SPACE.sub(" ", text).strip()
@@ -133,13 +149,25 @@ def _clean(text: str) -> str:
     return _SPACE.sub(" ", _SURROGATE.sub("\ufffd", _UNPRINTABLE.sub("", text))).strip()
 
 
+# What feed() leaves unread (markup never finished, such as an unclosed comment or tag, and everything after it) goes
+# through close() up to this size, as the standard parser means it to. close() scans the rest again for every character
+# it gives up on, which is quadratic ("<!--" repeated 80,000 times takes 40 s), so a longer remainder is stripped of
+# tags crudely instead.
+_MAX_UNFINISHED_CHARS = 4_096
+
+
 def html_to_text(fragment: str) -> str:
     """Plain text of an HTML fragment: tags removed, entities resolved, whitespace collapsed to single spaces."""
     extractor = _TextExtractor()
     try:
         extractor.feed(fragment)
-        extractor.close()
-        text = "".join(extractor.parts)
+        unfinished = extractor.rawdata
+        if len(unfinished) <= _MAX_UNFINISHED_CHARS:
+            extractor.close()
+            text = "".join(extractor.parts)
+        else:
+            skipped = extractor.skipping
+            text = "".join(extractor.parts) + ("" if skipped else " " + unescape(_TAG.sub(" ", unfinished)))
     except Exception:  # the stdlib parser still asserts on some malformed markup; a cruder strip is good enough
         text = unescape(_TAG.sub(" ", fragment))
     return _clean(text)
@@ -378,6 +406,173 @@ def _not_a_feed(body: bytes, exc: Any) -> str:
     return f"not a feed: XML root <{root}> is not RSS, Atom or RDF" if root else "not a feed: no RSS, Atom or RDF found"
 
 
+# ---------- hostile documents, refused before feedparser reads them ----------
+
+# What entities declared in a document's DTD may add to it, in characters. Feeds hardly use them ("&copy;" declared
+# as "&#169;"); an XML bomb adds gigabytes (billion laughs: nested entities; quadratic blow-up: one long entity
+# referenced many times), which feedparser's lenient parser would expand in full.
+MAX_ENTITY_EXPANSION_CHARS = 1_000_000
+MAX_DECLARATIONS = 10_000
+# Attributes on one element: xml.sax looks each one up by a linear search, so an element with n costs n² (50,000
+# attributes take a minute). Feeds use a handful.
+MAX_ATTRIBUTES = 256
+
+_LITERAL = rb"(?:\"[^\"]*+\"|'[^']*+')"
+_PROLOG_MISC = re.compile(rb"(?:\s++|<\?(?:[^?]|\?(?!>))*+\?>|<!--(?:[^-]|-(?!->))*+-->)*+")
+_DOCTYPE_OPEN = re.compile(rb"<!DOCTYPE\s++[^\s\[>]++(?:\s++(?:SYSTEM|PUBLIC)(?:\s*+" + _LITERAL + rb")++)?\s*+\[")
+_SUBSET_SKIP = re.compile(rb"[^<\]]++")
+_DECLARATION_PART = re.compile(rb"[\"'>]")
+_ENTITY_DECLARATION = re.compile(
+    rb"<!ENTITY\s++(%\s++)?([^\s\"'%>]++)\s++(?:(" + _LITERAL + rb")|((?:SYSTEM|PUBLIC)(?:\s*+" + _LITERAL + rb")++))"
+)
+_REFERENCE = re.compile(rb"&(#?)([^\s&;<>\"']++);")
+_PREDEFINED = frozenset({b"lt", b"gt", b"amp", b"apos", b"quot"})
+_MANY_ATTRIBUTES = re.compile(
+    rb"<[^\s<>!?/]++(?:\s++[^\s=<>]++\s*+=\s*+(?:" + _LITERAL + rb"|[^\s<>\"']++)){%d}" % (MAX_ATTRIBUTES + 1)
+)
+
+
+class _Refused(Exception):
+    """A document refused before parsing; the message is the reason."""
+
+
+def _declarations(data: bytes) -> tuple[list[bytes], int]:
+    """The markup declarations (`<!…>`) of the DOCTYPE's internal subset, and where the subset ends.
+
+    Only a subset that expat would read counts: one after nothing but the XML declaration, comments, processing
+    instructions and whitespace. Every step moves forward by a search, so the scan is linear whatever the input.
+    """
+    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
+    misc = _PROLOG_MISC.match(data, start)
+    opened = _DOCTYPE_OPEN.match(data, misc.end() if misc else start)
+    if opened is None:
+        return [], 0
+    found: list[bytes] = []
+    at, size = opened.end(), len(data)
+    while at < size and data[at] != 0x5D:  # "]" ends the subset
+        if data.startswith(b"<!--", at) or data.startswith(b"<?", at):
+            closing = b"-->" if data[at + 1] == 0x21 else b"?>"
+            end = data.find(closing, at + 2)
+            if end < 0:
+                break  # never closed: expat stops here too
+            at = end + len(closing)
+        elif data.startswith(b"<!", at):
+            # A declaration ends at the first ">" outside its quoted literals.
+            cursor = at + 2
+            while (part := _DECLARATION_PART.search(data, cursor)) is not None and part.group() != b">":
+                close = data.find(part.group(), part.end())
+                if close < 0:
+                    return found, size
+                cursor = close + 1
+            if part is None:
+                break
+            found.append(data[at:part.end()])
+            if len(found) > MAX_DECLARATIONS:
+                raise _Refused(f"refused: its DTD has more than {MAX_DECLARATIONS:,} declarations")
+            at = part.end()
+        else:
+            skipped = _SUBSET_SKIP.match(data, at)
+            at = skipped.end() if skipped else at + 1
+    return found, at
+
+
+def _name(raw: bytes) -> str:
+    return _one_line(raw.decode("utf-8", "replace"), 60)
+
+
+def _expanded_lengths(values: dict[bytes, bytes]) -> dict[bytes, int]:
+    """The length each internal entity expands to, nested references included, saturating past the limit.
+
+    Raises:
+        _Refused: An entity refers to itself, directly or through others (not well-formed, and endless).
+    """
+    own: dict[bytes, int] = {}
+    refs: dict[bytes, list[bytes]] = {}
+    for name, value in values.items():
+        own[name], refs[name] = len(value), []
+        for reference in _REFERENCE.finditer(value):
+            own[name] -= len(reference.group())
+            if reference.group(1):
+                own[name] += 1  # a character reference is one character
+            else:
+                refs[name].append(reference.group(2))
+    lengths: dict[bytes, int] = {}
+    for root in values:
+        # Depth first without recursion (a chain of thousands would overflow the stack); `open_` holds the entities
+        # whose expansion is under way, so meeting one of them again is a cycle.
+        stack, open_ = [root], set[bytes]()
+        while stack:
+            name = stack[-1]
+            if name in lengths:
+                stack.pop()
+            elif name not in open_:
+                open_.add(name)
+                for ref in refs[name]:
+                    if ref in open_:
+                        raise _Refused(f"refused: entity {_name(ref)!r} in its DTD refers to itself")
+                    if ref in values and ref not in lengths:
+                        stack.append(ref)
+            else:
+                total = own[name] + sum(lengths.get(r, 1 if r in _PREDEFINED else 0) for r in refs[name])
+                lengths[name] = min(total, MAX_ENTITY_EXPANSION_CHARS + 1)
+                open_.discard(name)
+                stack.pop()
+    return lengths
+
+
+def _check_expansion(data: bytes, start: int, lengths: dict[bytes, int]) -> None:
+    """Refuse the document when its references to `lengths`' entities would add more than the limit."""
+    if not lengths:
+        return
+    total = 0
+    for ref in _REFERENCE.finditer(data, start):
+        added = lengths.get(ref.group(2), 0) if not ref.group(1) else 0
+        total += added
+        if total > MAX_ENTITY_EXPANSION_CHARS:
+            name = _name(ref.group(2))
+            if added > MAX_ENTITY_EXPANSION_CHARS:
+                raise _Refused(f"refused as an XML bomb: entity {name!r} declared in its DTD expands to more than "
+                               f"{MAX_ENTITY_EXPANSION_CHARS:,} characters")
+            raise _Refused(f"refused as an XML bomb: references to entities declared in its DTD would add more than "
+                           f"{MAX_ENTITY_EXPANSION_CHARS:,} characters (entity {name!r} is {added:,} long)")
+
+
+def _screen(body: bytes, content_type: str | None, warnings: _Warnings) -> None:
+    """Refuse what would make feedparser's parsers blow up (XML bombs, attribute floods); note entities not loaded.
+
+    The checks read the document exactly as both of feedparser's parsers will: converted to UTF-8 as feedparser
+    converts it (an entity hidden in UTF-16 or UTF-7 is found) and with its DOCTYPE rewritten as feedparser rewrites
+    it. The strict parser (expat) reads the internal subset left in the document; the lenient one expands the
+    entities feedparser kept aside. External entities are never loaded (feedparser turns that off in expat).
+
+    Raises:
+        _Refused: with the reason.
+    """
+    converted = convert_to_utf8({"content-type": content_type} if content_type else {}, body, {})
+    _, data, lenient_entities = replace_doctype(converted)
+    if _MANY_ATTRIBUTES.search(data):
+        raise _Refused(f"refused: an element has more than {MAX_ATTRIBUTES} attributes")
+    declarations, subset_end = _declarations(data)
+    internal: dict[bytes, bytes] = {}
+    for declaration in declarations:
+        entity = _ENTITY_DECLARATION.match(declaration)
+        if entity is None:
+            continue  # another kind of declaration (ELEMENT, ATTLIST, NOTATION), or one expat will reject
+        parameter, name, value, external = entity.groups()
+        label = f"%{_name(name)};" if parameter else repr(_name(name))
+        if external is not None:
+            warnings.add(f"{'parameter ' if parameter else ''}entity {label} is external "
+                         f"({_one_line(external.decode('utf-8', 'replace'), 100)}): not loaded")
+        elif parameter:
+            # A parameter entity can declare further entities when referenced, out of sight of this check.
+            raise _Refused(f"refused: its DTD declares parameter entity {label}, which feeds have no use for")
+        else:
+            internal.setdefault(name, value[1:-1])  # the first declaration of a name is the one that counts
+    _check_expansion(data, subset_end, _expanded_lengths(internal))
+    lenient = {name.encode(): len(value) for name, value in lenient_entities.items()}
+    _check_expansion(data, 0, lenient)
+
+
 def _run_feedparser(body: bytes, feed: str, content_type: str | None) -> Any:
     headers = {"content-type": content_type} if content_type else None
     try:
@@ -385,6 +580,8 @@ def _run_feedparser(body: bytes, feed: str, content_type: str | None) -> Any:
         return feedparser.parse(io.BytesIO(body), response_headers=headers)
     except RecursionError:
         raise FeedError(feed, "document nested too deeply") from None
+    except MemoryError:
+        raise FeedError(feed, "ran out of memory while parsing") from None
     except Exception as exc:  # a parser crash on one document is that feed's problem, not the poller's
         raise FeedError(feed, _one_line(f"parser failed: {type(exc).__name__}: {exc}", 200)) from exc
 
@@ -412,6 +609,11 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
     """
     if not body.strip():
         raise FeedError(feed, "empty body")
+    warnings = _Warnings()
+    try:
+        _screen(body, content_type, warnings)
+    except _Refused as refused:
+        raise FeedError(feed, str(refused)) from None
     result = _run_feedparser(body, feed, content_type)
     raw_entries = [e for e in dict.get(result, "entries") or [] if isinstance(e, dict)]
     version = dict.get(result, "version") or ""
@@ -425,7 +627,6 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
             # Ill-formed and nothing recovered, not even a channel title: broken before it said anything (a cut-off
             # body, say). An empty feed that parsed, or a sloppy one the lenient parser read, is not an error.
             raise FeedError(feed, _describe(exc))
-    warnings = _Warnings()
     if exc is not None:
         warnings.add(_describe(exc))
     title, _ = _detail_text(dict.get(meta, "title"), dict.get(meta, "title_detail"), MAX_TITLE_CHARS)
@@ -451,3 +652,224 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
         hub_url=hub_url,
         self_url=self_url,
     )
+
+
+# ---------- parsing in parser processes, under limits ----------
+
+# What one document may cost a parser process. feedparser has paths that are quadratic in the size of one field (an
+# unclosed comment or a long style attribute in markup, a long author): a 10 MB body could take hours. A parser
+# process that goes past its CPU time is killed by the kernel, so no document can hold a parser for longer.
+PARSE_CPU_S = 10
+PARSE_CPU_S_PER_MB = 4  # a 10 MB feed of full articles takes about 15 s
+PARSE_MEMORY_BYTES = 256 * 2**20
+PARSE_MEMORY_PER_BODY_BYTE = 32  # feedparser holds about 20 bytes per byte of a markup-heavy body at its peak
+_PARSER_PROCESSES = 4
+
+
+def _address_space() -> int:
+    """This process's virtual memory size in bytes (Linux); 0 where it cannot be read."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _limit(cpu_s: int, memory_bytes: int) -> None:
+    """Limit what the coming parse may use: CPU seconds from now, and address space above what is mapped now."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(usage.ru_utime + usage.ru_stime) + cpu_s
+    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+    if (mapped := _address_space()) > 0:
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        soft = mapped + memory_bytes
+        resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
+
+
+def _unlimit_memory() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
+
+
+def _serve(connection: Connection) -> None:
+    """A parser process: parse each document that arrives and answer, until the pipe closes.
+
+    Answers are `("parsed", ParsedFeed)`, `("refused", reason)` (a FeedError), `("memory", "")` (past the memory
+    limit; the process then ends, as nothing is trustworthy after a MemoryError) or `("crashed", description)` (a bug).
+    Past its CPU limit the kernel ends the process with SIGXCPU; there is no answer then.
+    """
+    # Killed for its CPU time, a parser leaves no core file behind.
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    while True:
+        try:
+            body, feed, content_type, base_url, cpu_s, memory_bytes = connection.recv()
+        except (EOFError, OSError):
+            return
+        _limit(cpu_s, memory_bytes)
+        answer: tuple[str, Any]
+        try:
+            answer = ("parsed", parse_feed(body, feed=feed, content_type=content_type, base_url=base_url))
+        except FeedError as error:
+            answer = ("refused", error.reason)
+        except MemoryError:
+            answer = ("memory", "")
+        except Exception as error:
+            answer = ("crashed", f"{type(error).__name__}: {error}")
+        del body
+        _unlimit_memory()
+        connection.send(answer)
+        if answer[0] == "memory":
+            return
+
+
+_Context = multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
+
+
+class _Parser:
+    """One parser process and the parent's end of its pipe."""
+
+    def __init__(self, context: _Context, name: str) -> None:
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child,), name=name, daemon=True)
+        self.process.start()
+        child.close()
+
+    def stop(self) -> None:
+        self.connection.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+
+
+class ParserPool:
+    """Parser processes that run `parse_feed` with each document's CPU time and memory bounded.
+
+    A document that would take more is a `FeedError` for its feed, and the process that was parsing it is replaced;
+    the other documents, parsed by the other processes, never notice. Parsing off the poller's process also keeps a
+    long parse from holding its interpreter lock. Processes start when first needed, at most `processes` of them;
+    callers beyond that wait for one to be free. `parse` blocks: call it from a thread (`parse_feed_bounded` does).
+    """
+
+    def __init__(
+        self,
+        processes: int = _PARSER_PROCESSES,
+        *,
+        cpu_s: float = PARSE_CPU_S,
+        cpu_s_per_mb: float = PARSE_CPU_S_PER_MB,
+        memory_bytes: int = PARSE_MEMORY_BYTES,
+        memory_per_body_byte: int = PARSE_MEMORY_PER_BODY_BYTE,
+    ) -> None:
+        self._most = processes
+        self._cpu_s, self._cpu_s_per_mb = cpu_s, cpu_s_per_mb
+        self._memory_bytes, self._memory_per_body_byte = memory_bytes, memory_per_body_byte
+        methods = multiprocessing.get_all_start_methods()
+        # forkserver: a clean single-threaded parent for every parser, whatever threads this process runs.
+        self._context: _Context = (multiprocessing.get_context("forkserver") if "forkserver" in methods
+                                   else multiprocessing.get_context("spawn"))
+        self._idle: list[_Parser] = []
+        self._started = 0
+        self._free = threading.Condition()
+        self._closed = False
+
+    def limits(self, size: int) -> tuple[int, int]:
+        """CPU seconds and bytes of memory a document of `size` bytes may use."""
+        cpu_s = math.ceil(self._cpu_s + self._cpu_s_per_mb * size / 1e6)
+        return cpu_s, self._memory_bytes + self._memory_per_body_byte * size
+
+    def parse(self, body: bytes, *, feed: str, content_type: str | None = None,
+              base_url: str | None = None) -> ParsedFeed:
+        """`parse_feed(body, ...)` in a parser process; the same result, or `FeedError`.
+
+        Raises:
+            FeedError: the document is not a usable feed, or parsing it went past the CPU or memory limit.
+            RuntimeError: `parse_feed` failed with anything but FeedError (a bug), or the pool is closed.
+        """
+        cpu_s, memory_bytes = self.limits(len(body))
+        parser = self._take()
+        answer: tuple[str, Any] | None = None
+        try:
+            parser.connection.send((body, feed, content_type, base_url, cpu_s, memory_bytes))
+            # The kernel enforces the CPU limit; this bounds the wait even where it cannot (a busy machine stretches
+            # CPU seconds into more wall seconds, so it is generous).
+            if parser.connection.poll(10 * cpu_s + 60):
+                answer = parser.connection.recv()
+        except (EOFError, OSError):
+            answer = None
+        finally:
+            healthy = answer is not None and answer[0] != "memory"
+            self._give_back(parser if healthy else None)
+            if not healthy:
+                parser.stop()
+        if answer is None:
+            raise FeedError(feed, self._death(parser, cpu_s))
+        kind, value = answer
+        if kind == "parsed":
+            return cast(ParsedFeed, value)
+        if kind == "refused":
+            raise FeedError(feed, value)
+        if kind == "memory":
+            raise FeedError(feed, f"refused: parsing it needed more than {memory_bytes // 2**20} MB")
+        raise RuntimeError(f"parse_feed failed on feed {feed}: {value}")
+
+    @staticmethod
+    def _death(parser: _Parser, cpu_s: int) -> str:
+        code = parser.process.exitcode
+        if code == -signal.SIGXCPU:
+            return f"refused: parsing it took more than {cpu_s} s of CPU"
+        if code is None or code == -signal.SIGKILL:
+            return f"refused: parsing it did not finish in {10 * cpu_s + 60} s"
+        return f"the parser process died while parsing it (exit code {code})"
+
+    def _take(self) -> _Parser:
+        with self._free:
+            while not self._idle and self._started >= self._most and not self._closed:
+                self._free.wait()
+            if self._closed:
+                raise RuntimeError("the parser pool is closed")
+            if self._idle:
+                return self._idle.pop()
+            self._started += 1
+        try:
+            return _Parser(self._context, f"livedesk-parser-{self._started}")
+        except BaseException:
+            self._give_back(None)
+            raise
+
+    def _give_back(self, parser: _Parser | None) -> None:
+        """Return a parser that is ready for more, or free the place of one that is gone (None)."""
+        with self._free:
+            if parser is None:
+                self._started -= 1
+            elif self._closed:
+                parser.stop()
+            else:
+                self._idle.append(parser)
+            self._free.notify()
+
+    def close(self) -> None:
+        """Stop the idle parser processes now, the busy ones as they finish."""
+        with self._free:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._free.notify_all()
+        for parser in idle:
+            parser.stop()
+
+
+_default_pool: ParserPool | None = None
+_default_pool_lock = threading.Lock()
+
+
+async def parse_feed_bounded(body: bytes, *, feed: str, content_type: str | None = None,
+                             base_url: str | None = None) -> ParsedFeed:
+    """`parse_feed` in a parser process, with the document's CPU time and memory bounded (`ParserPool`).
+
+    For documents from the network: whatever a document does to the parser, it costs at most its limits, and only
+    its own feed gets the error.
+    """
+    global _default_pool
+    with _default_pool_lock:
+        if _default_pool is None:
+            _default_pool = ParserPool()
+    return await asyncio.to_thread(_default_pool.parse, body, feed=feed, content_type=content_type, base_url=base_url)
