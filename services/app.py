@@ -47,10 +47,20 @@ _CONSUMER_IDLE_MS = 24 * 3600 * 1000
 _ROUTERS = {"dedup": dedup.build_router, "tracker": tracker.build_router, "notifier": notifier.build_router}
 
 
+class _ClusterBroker(RedisClusterBroker):
+    """FastStream's cluster broker, its client told the cluster's layout before the subscribers start reading
+    (`services.connection.LayoutFirstCluster` says why)."""
+
+    async def start(self) -> None:
+        client = await self.connect()
+        await client.initialize()
+        await super().start()
+
+
 def build_broker(ctx: StageContext, url: str, stages: Iterable[str]) -> RedisBroker:
     """A broker speaking livedesk's JSON wire format, with the routers of `stages` included; a cluster's broker for a
     cluster URL (`services.connection`)."""
-    kind = RedisClusterBroker if is_cluster(url) else RedisBroker
+    kind = _ClusterBroker if is_cluster(url) else RedisBroker
     broker = kind(
         node_url(url),
         message_format=JSONMessageFormat,

@@ -56,6 +56,20 @@ def _packing_in_c(transport: type[AbstractConnection]) -> type[AbstractConnectio
     return _PACKING_IN_C[transport]
 
 
+class LayoutFirstCluster(RedisCluster):
+    """A `RedisCluster` that learns which node serves which slot before its first command is routed.
+
+    redis-py 8.1 decides a command's route before it learns the layout, so the first commands a new client sends go to
+    an arbitrary node; sent at once (a stage's reader, its reclaimer and its handlers starting together), their
+    redirections make the client reset connections other commands are using, and those fail.
+    """
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if self.get_default_node() is None:  # never initialised: once it is, there is always a default node
+            await self.initialize()
+        return await super().execute_command(*args, **kwargs)
+
+
 def is_cluster(url: str) -> bool:
     """Whether `url` names a Redis Cluster (`redis+cluster://`, `rediss+cluster://`)."""
     return urlsplit(url).scheme in CLUSTER_SCHEMES
@@ -87,7 +101,7 @@ def connect(url: str, *, retries: int = RECONNECT_RETRIES, **options: Any) -> Re
     """
     options = {**reconnect_options(retries), **options}
     if is_cluster(url):
-        cluster = RedisCluster.from_url(node_url(url), **options)
+        cluster = LayoutFirstCluster.from_url(node_url(url), **options)
         # Nodes are made from these options as the client finds them: the ones not yet made pack in C too.
         transport = cluster.connection_kwargs.get("connection_class", Connection)
         cluster.connection_kwargs["connection_class"] = _packing_in_c(transport)

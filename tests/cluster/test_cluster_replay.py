@@ -17,7 +17,6 @@ from services.replay import REPLAY_STAGES, EventReader, delete_prefix, replay
 from services.settings import Settings
 from services.stage import StageContext
 from services.tracker.store import IncidentStore
-from tests.cluster.servers import redis_cluster
 from tests.cluster.workers import Worker, start_worker
 from tests.support.pipeline import ArchivePlayer
 from tests.support.waiting import eventually
@@ -36,36 +35,35 @@ def handled(worker: Worker) -> int:
 
 
 async def test_two_workers_per_stage_on_a_cluster_tell_what_one_server_tells(
-    settings: Settings, redis_url: str, tmp_path: Path
+    settings: Settings, redis_url: str, cluster_url: str, tmp_path: Path
 ) -> None:
     """Same events (byte for byte) and incidents as `replay` on one server; all keys in one slot; clean exits."""
     on_one_server = await replay(DEMO_ARCHIVE, settings, redis_url)
     assert on_one_server.events, "the demo archive tells a story"
-    async with asyncio.timeout(TEST_TIMEOUT_S):
-        with redis_cluster(tmp_path / "cluster") as url:
-            redis = connect(url)
-            keys = Keys(PREFIX)
-            workers: list[Worker] = []
-            try:
-                await ensure_groups(redis, keys, REPLAY_STAGES)
-                workers = [start_worker(stage, url, PREFIX, f"{stage}-{n}", tmp_path)
-                           for stage in REPLAY_STAGES for n in range(WORKERS_PER_STAGE)]
-                await eventually(lambda: all(worker.started() for worker in workers), timeout_s=60,
-                                 what="every worker reading its stream")
-                player = ArchivePlayer(redis, StageContext(settings.model_copy(update={"key_prefix": PREFIX}), redis),
-                                       DEMO_ARCHIVE)
-                # A snapshot at a time, each drained before the next, as `livedesk demo` plays it: the workers of a
-                # stage share each snapshot's entries, and the story does not depend on which of them was faster.
-                while player.remaining:
-                    await player.play(1)
-                events = await EventReader(redis, keys).new_events()
-                incidents = await IncidentStore(redis, keys).all()
-                assert await backlog(redis, keys, REPLAY_STAGES) == {"dedup": 0, "tracker": 0}
-                stored = [key async for key in redis.scan_iter(match=keys.everything, count=500)]
-            finally:
-                codes = {worker.consumer: worker.stop() for worker in workers}
-                await delete_prefix(redis, PREFIX)
-                await redis.aclose()
+    redis = connect(cluster_url)
+    keys = Keys(PREFIX)
+    workers: list[Worker] = []
+    try:
+        async with asyncio.timeout(TEST_TIMEOUT_S):
+            await ensure_groups(redis, keys, REPLAY_STAGES)
+            workers = [start_worker(stage, cluster_url, PREFIX, f"{stage}-{n}", tmp_path)
+                       for stage in REPLAY_STAGES for n in range(WORKERS_PER_STAGE)]
+            await eventually(lambda: all(worker.started() for worker in workers), timeout_s=60,
+                             what="every worker reading its stream")
+            player = ArchivePlayer(redis, StageContext(settings.model_copy(update={"key_prefix": PREFIX}), redis),
+                                   DEMO_ARCHIVE)
+            # A snapshot at a time, each drained before the next, as `livedesk demo` plays it: the workers of a
+            # stage share each snapshot's entries, and the story does not depend on which of them was faster.
+            while player.remaining:
+                await player.play(1)
+            events = await EventReader(redis, keys).new_events()
+            incidents = await IncidentStore(redis, keys).all()
+            assert await backlog(redis, keys, REPLAY_STAGES) == {"dedup": 0, "tracker": 0}
+            stored = [key async for key in redis.scan_iter(match=keys.everything, count=500)]
+    finally:
+        codes = {worker.consumer: worker.stop() for worker in workers}
+        await delete_prefix(redis, PREFIX)
+        await redis.aclose()
     logs = "\n".join(f"--- {worker.consumer}\n{worker.log_tail()}" for worker in workers)
     assert codes == {worker.consumer: 0 for worker in workers}, logs
     assert [e.model_dump_json() for e in events] == [e.model_dump_json() for e in on_one_server.events], logs
