@@ -573,6 +573,9 @@ def _screen(body: bytes, content_type: str | None, warnings: _Warnings) -> None:
     _check_expansion(data, 0, lenient)
 
 
+_OUT_OF_MEMORY = "ran out of memory while parsing"
+
+
 def _run_feedparser(body: bytes, feed: str, content_type: str | None) -> Any:
     headers = {"content-type": content_type} if content_type else None
     try:
@@ -581,7 +584,7 @@ def _run_feedparser(body: bytes, feed: str, content_type: str | None) -> Any:
     except RecursionError:
         raise FeedError(feed, "document nested too deeply") from None
     except MemoryError:
-        raise FeedError(feed, "ran out of memory while parsing") from None
+        raise FeedError(feed, _OUT_OF_MEMORY) from None
     except Exception as exc:  # a parser crash on one document is that feed's problem, not the poller's
         raise FeedError(feed, _one_line(f"parser failed: {type(exc).__name__}: {exc}", 200)) from exc
 
@@ -711,7 +714,7 @@ def _serve(connection: Connection) -> None:
         try:
             answer = ("parsed", parse_feed(body, feed=feed, content_type=content_type, base_url=base_url))
         except FeedError as error:
-            answer = ("refused", error.reason)
+            answer = ("memory", "") if error.reason == _OUT_OF_MEMORY else ("refused", error.reason)
         except MemoryError:
             answer = ("memory", "")
         except Exception as error:
@@ -768,7 +771,7 @@ class ParserPool:
         self._context: _Context = (multiprocessing.get_context("forkserver") if "forkserver" in methods
                                    else multiprocessing.get_context("spawn"))
         self._idle: list[_Parser] = []
-        self._started = 0
+        self._running: set[_Parser] = set()
         self._free = threading.Condition()
         self._closed = False
 
@@ -797,11 +800,10 @@ class ParserPool:
         except (EOFError, OSError):
             answer = None
         finally:
-            healthy = answer is not None and answer[0] != "memory"
-            self._give_back(parser if healthy else None)
-            if not healthy:
-                parser.stop()
+            self._give_back(parser, healthy=answer is not None and answer[0] != "memory")
         if answer is None:
+            if self._closed:
+                raise RuntimeError("the parser pool was closed while parsing")
             raise FeedError(feed, self._death(parser, cpu_s))
         kind, value = answer
         if kind == "parsed":
@@ -823,37 +825,41 @@ class ParserPool:
 
     def _take(self) -> _Parser:
         with self._free:
-            while not self._idle and self._started >= self._most and not self._closed:
+            while not self._idle and len(self._running) >= self._most and not self._closed:
                 self._free.wait()
             if self._closed:
                 raise RuntimeError("the parser pool is closed")
             if self._idle:
                 return self._idle.pop()
-            self._started += 1
-        try:
-            return _Parser(self._context, f"livedesk-parser-{self._started}")
-        except BaseException:
-            self._give_back(None)
-            raise
+            parser = _Parser(self._context, f"livedesk-parser-{len(self._running) + 1}")
+            self._running.add(parser)
+            return parser
 
-    def _give_back(self, parser: _Parser | None) -> None:
-        """Return a parser that is ready for more, or free the place of one that is gone (None)."""
+    def _give_back(self, parser: _Parser, healthy: bool) -> None:
+        """Return a parser that is ready for more; one that is not (dead, or past its memory) is stopped."""
         with self._free:
-            if parser is None:
-                self._started -= 1
-            elif self._closed:
-                parser.stop()
-            else:
+            keep = healthy and not self._closed
+            if keep:
                 self._idle.append(parser)
+            else:
+                self._running.discard(parser)
             self._free.notify()
+        if not keep:
+            parser.stop()
+
+    @property
+    def processes(self) -> list[multiprocessing.process.BaseProcess]:
+        """The parser processes started and not stopped."""
+        with self._free:
+            return [parser.process for parser in self._running]
 
     def close(self) -> None:
-        """Stop the idle parser processes now, the busy ones as they finish."""
+        """Stop every parser process, busy ones included (their callers get RuntimeError)."""
         with self._free:
             self._closed = True
-            idle, self._idle = self._idle, []
+            running, self._running, self._idle = self._running, set(), []
             self._free.notify_all()
-        for parser in idle:
+        for parser in running:
             parser.stop()
 
 
