@@ -55,8 +55,9 @@ def _outcome(parse: Callable[..., ParsedFeed], body: bytes, feed: str, content_t
 
 def test_the_pool_gives_what_parse_feed_gives(pool: ParserPool) -> None:
     """Entries, warnings and refusals are exactly those of parse_feed, over a sample of the feedparser corpus (every
-    20th document) and the hostile documents that are legal."""
-    documents = {path.name: (path.read_bytes(), None) for path in sorted(CORPUS.rglob("*.xml"))[::20]}
+    20th document) and hostile documents, legal or not."""
+    documents: dict[str, tuple[bytes, str | None]] = {
+        path.name: (path.read_bytes(), None) for path in sorted(CORPUS.rglob("*.xml"))[::20]}
     documents |= {"entities": (hostile.small_entities(), None), "utf8": (hostile.invalid_utf8(), "text/xml"),
                   "bomb": (hostile.billion_laughs(), None), "many": (hostile.many_entries(1_500), None)}
     assert len(documents) > 100
