@@ -6,11 +6,14 @@ push or by poll, and a pushed edit is a revision like a polled one.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import structlog
-from starlette.requests import Request
+from redis.exceptions import RedisError
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
@@ -24,6 +27,9 @@ from services.websub.subscriptions import Subscription, SubscriptionState, Subsc
 log = structlog.get_logger(__name__)
 
 
+Handler = Callable[[Request], Awaitable[Response]]
+
+
 class _TooLarge(Exception):
     pass
 
@@ -35,6 +41,30 @@ async def _read_capped(request: Request, limit: int) -> bytes:
         if len(body) > limit:
             raise _TooLarge
     return bytes(body)
+
+
+def _answering_plainly(handler: Handler) -> Handler:
+    """`handler`, with whatever it fails on answered in a few words and logged here: a client never sees a trace.
+
+    Redis failing is 503 with Retry-After (a hub tries a push again later); a client that hangs up mid-body gets
+    nothing it will read; anything else is a bug, logged with its traceback and answered 500.
+    """
+
+    async def answer(request: Request) -> Response:
+        feed_id = request.path_params.get("feed_id")
+        try:
+            return await handler(request)
+        except RedisError as error:
+            log.warning("websub callback cannot reach Redis", source_id=feed_id, error=str(error))
+            return PlainTextResponse("temporarily unavailable", status_code=503, headers={"Retry-After": "60"})
+        except ClientDisconnect:
+            log.info("websub client hung up before sending its whole body", source_id=feed_id)
+            return Response(status_code=400)
+        except Exception:
+            log.exception("websub callback failed", source_id=feed_id)
+            return PlainTextResponse("internal error", status_code=500)
+
+    return answer
 
 
 def websub_routes(ctx: StageContext) -> list[Route]:
@@ -91,10 +121,15 @@ def websub_routes(ctx: StageContext) -> list[Route]:
             log.warning("websub push refused: too large", source_id=feed_id, declared=declared)
             return PlainTextResponse("body too large", status_code=413)
         try:
-            body = await _read_capped(request, settings.http_max_body_bytes)
+            # As for a fetch, the read timeout bounds the whole body: a client dripping it cannot hold a connection.
+            async with asyncio.timeout(settings.http_timeout_s):
+                body = await _read_capped(request, settings.http_max_body_bytes)
         except _TooLarge:
             log.warning("websub push refused: too large", source_id=feed_id, limit=settings.http_max_body_bytes)
             return PlainTextResponse("body too large", status_code=413)
+        except TimeoutError:
+            log.warning("websub push refused: body too slow", source_id=feed_id, deadline_s=settings.http_timeout_s)
+            return PlainTextResponse(f"body not received within {settings.http_timeout_s:g} s", status_code=408)
         if not signature_valid(subscription.secret, body, request.headers.get("x-hub-signature")):
             # WebSub §8: acknowledge, but ignore: a forger learns nothing, and the content is not used.
             log.warning("websub push ignored: missing or wrong signature", source_id=feed_id)
@@ -116,6 +151,6 @@ def websub_routes(ctx: StageContext) -> list[Route]:
         return Response(status_code=202)
 
     return [
-        Route("/websub/{feed_id}/{token}", verify, methods=["GET"]),
-        Route("/websub/{feed_id}/{token}", receive, methods=["POST"]),
+        Route("/websub/{feed_id}/{token}", _answering_plainly(verify), methods=["GET"]),
+        Route("/websub/{feed_id}/{token}", _answering_plainly(receive), methods=["POST"]),
     ]
