@@ -548,8 +548,13 @@ def _screen(body: bytes, content_type: str | None, warnings: _Warnings) -> None:
     Raises:
         _Refused: with the reason.
     """
-    converted = convert_to_utf8({"content-type": content_type} if content_type else {}, body, {})
-    _, data, lenient_entities = replace_doctype(converted)
+    try:
+        converted = convert_to_utf8({"content-type": content_type} if content_type else {}, body, {})
+        _, data, lenient_entities = replace_doctype(converted)
+    except Exception:
+        # feedparser takes the same first steps on the same bytes and fails the same way, before it parses anything:
+        # `_run_feedparser` reports it.
+        return
     if _MANY_ATTRIBUTES.search(data):
         raise _Refused(f"refused: an element has more than {MAX_ATTRIBUTES} attributes")
     declarations, subset_end = _declarations(data)

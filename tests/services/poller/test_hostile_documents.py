@@ -161,3 +161,11 @@ def test_unfinished_markup_is_read_in_linear_time(tmp_path: Path) -> None:
     assert measured.wall_s < BOUND_S
     assert html_to_text("<p>Intro</p>" + "<a" * 5_000).startswith("Intro")
     assert html_to_text("<p>Intro</p><!-- never closed") == "Intro <!-- never closed", "short tails: as before"
+
+
+def test_a_declared_encoding_that_cannot_be_looked_up_is_a_feed_error() -> None:
+    """Found by fuzzing: a NUL in the declared encoding's name makes the codec lookup raise ValueError; the checks
+    before parsing leave it to the parser's own error handling, which names the feed."""
+    body = b'<?xml version="1.0" encoding="\x00437"?><feed xmlns="http://www.w3.org/2005/Atom"><title>x</title></feed>'
+    with pytest.raises(FeedError, match=r"^feed nul: parser failed: ValueError: embedded null character$"):
+        parse_feed(body, feed="nul")
