@@ -10,6 +10,7 @@ from schemas import FeedSource
 from services.poller.fetch import build_client, fetch_feed
 from services.poller.parse import html_to_text, parse_feed
 from services.settings import Settings
+from services.tracker.extract import extract
 
 
 def parse_file(path: str, content_type: str | None = None) -> dict[str, Any]:
@@ -39,3 +40,16 @@ async def fetch_url(url: str, max_body_bytes: int, timeout_s: float) -> dict[str
 def markup_text_length(path: str) -> int:
     """The length of `html_to_text` of the markup in `path`."""
     return len(html_to_text(Path(path).read_text()))
+
+
+def extract_summary(title: str, text: str) -> dict[str, Any]:
+    """What the tracker's extractor states about `title` and `text`, reduced to what fuzzing checks: the longest
+    evidence snippet and the counts."""
+    facts = extract(title, text)
+    snippets = [stated.snippet for stated in (facts.category, facts.location, facts.dead, facts.injured, facts.cordon,
+                                              facts.public_risk, facts.arrests, facts.charges) if stated is not None]
+    snippets += [fact.snippet for fact in facts.investigations]
+    snippets += [stated.snippet for person in facts.casualties
+                 for stated in (person.condition, person.life_changing) if stated is not None]
+    counts = [stated.value for stated in (facts.dead, facts.injured, facts.arrests, facts.charges) if stated]
+    return {"longest_snippet": max(map(len, snippets), default=0), "counts": counts}
