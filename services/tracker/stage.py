@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -13,7 +15,7 @@ from schemas import ChangeEvent, Decision, Incident, ItemRef, RevisionKind, Upda
 from services.errors import TransientError
 from services.names import STAGE_INPUTS
 from services.poller.scheduling_state import mark_feed_hot, schedule_policy
-from services.stage import StageContext, subscribe_stream
+from services.stage import StageContext, subscribe_stream_batches
 from services.tracker.cluster import (
     FOLLOW_UP_WINDOW,
     WINDOW,
@@ -66,9 +68,20 @@ async def _linked_incident(store: IncidentStore, update: Update) -> str | None:
 
 async def heat_sources(ctx: StageContext, incident: Incident, update: Update) -> None:
     """Every feed that reports on a changing incident is polled at the hot interval until the incident is quiet."""
+    await heat(ctx, dict.fromkeys(incident.sources, update.fetched_at))
+
+
+async def heat(ctx: StageContext, changed: Mapping[str, datetime]) -> None:
+    """Mark each feed of `changed` hot from when an incident it reported on changed (`heat_sources`, for a batch: a
+    feed's latest change stands for its earlier ones, as a hot period is never shortened). Feeds that are not in the
+    registry (a replay's sources) are left alone, found in one round trip."""
+    if not changed:
+        return
     policy = schedule_policy(ctx.settings)
-    for source_id in incident.sources:
-        await mark_feed_hot(ctx.redis, ctx.keys, source_id, update.fetched_at, policy)
+    registered = await ctx.redis.hmget(ctx.keys.feeds, list(changed))
+    for (source_id, changed_at), known in zip(changed.items(), registered, strict=True):
+        if known is not None:
+            await mark_feed_hot(ctx.redis, ctx.keys, source_id, changed_at, policy)
 
 
 def places_horizon(update: Update) -> datetime:
@@ -80,6 +93,19 @@ def places_horizon(update: Update) -> datetime:
 async def process(store: IncidentStore, update: Update, extractor: Extractor = extract) -> list[ChangeEvent]:
     """Merge one update into its incident (or open one) and return the events committed with it; `extractor` reads
     the update's facts (`services.tracker.extractors`)."""
+    return (await track(store, update, extractor)).events
+
+
+@dataclass(frozen=True)
+class Tracked:
+    """What tracking one update committed: its events, and the incident as committed (None when nothing was)."""
+
+    events: list[ChangeEvent]
+    incident: Incident | None = None
+
+
+async def track(store: IncidentStore, update: Update, extractor: Extractor = extract) -> Tracked:
+    """`process`, also returning the incident it committed."""
     # A copy, or an edit that changed no fact, states nothing new: it is only recorded, so there is no text to read.
     restates = update.verdict is Verdict.duplicate or (
         update.revision is not None and update.revision.kind is RevisionKind.cosmetic
@@ -100,7 +126,12 @@ async def process(store: IncidentStore, update: Update, extractor: Extractor = e
         attempts += 1
         linked = await _linked_incident(store, update)
         if linked is None and restates:
-            return []  # a copy or cosmetic edit of an entry that was not about an incident
+            # A copy or cosmetic edit of an entry that was not about an incident. Its own copies look it up: recorded
+            # as no incident, they are dropped too instead of waiting for it forever (OriginalNotYetTrackedError).
+            # An entry already in an incident keeps it: a copy of another text does not take it out.
+            if await store.item_decision(update.identity) in (None, NOT_AN_INCIDENT):
+                await store.record_not_an_incident(update)
+            return Tracked([])
         if linked:
             candidate_ids: list[str] | None = None
             loaded = await store.load([linked])
@@ -147,13 +178,13 @@ async def process(store: IncidentStore, update: Update, extractor: Extractor = e
                 log.info("update opens no incident", update_id=update.update_id, title=update.title,
                          reason="not about an incident" if not facts.is_incident else "names no place")
                 await store.count_words(found, update.source_id)
-                return []
+                return Tracked([])
             incident, events = open_incident(new_incident_id(update), update, facts)
             incident = incident.model_copy(update={"terms": with_report({}, report.words)})
         else:
             incident, events = merge(current, update, stated)
             if incident == current:
-                return []
+                return Tracked([])
             if ItemRef(source_id=update.source_id, guid=update.guid) not in current.items:
                 incident = incident.model_copy(update={"terms": with_report(current.terms, report.words)})
         decision = _decision(update, how, reason, score)
@@ -171,7 +202,7 @@ async def process(store: IncidentStore, update: Update, extractor: Extractor = e
                 events=[event.type.value for event in events],
                 reason=reason,
             )
-            return events
+            return Tracked(events, incident)
     raise ConcurrentUpdateError(f"update {update.update_id}: incident kept changing under it")
 
 
@@ -221,11 +252,30 @@ def build_router(ctx: StageContext) -> RedisRouter:
     store = IncidentStore(ctx.redis, ctx.keys)
     extractor = load_extractor(ctx.settings.tracker_extractor)
 
-    @subscribe_stream(router, ctx, ctx.keys.stream(stream), group)
-    async def track(update: Update) -> None:
-        events = await process(store, update, extractor)
-        if events:
-            (incident, _), = (await store.load([events[-1].incident_id])).values()
-            await heat_sources(ctx, incident, update)
+    async def track_batch(batch: list[tuple[Update, str]]) -> list[str]:
+        # In stream order, one at a time: an update's clustering depends on the ones before it. One that fails stays
+        # pending (its id is not returned) and is retried alone by the reclaimer, where failures are counted towards
+        # dead-lettering it; the rest of the batch goes on.
+        done: list[str] = []
+        changed: dict[str, datetime] = {}
+        for update, entry_id in batch:
+            try:
+                tracked = await track(store, update, extractor)
+            except Exception as error:  # any failure of one update: the reclaimer retries it alone
+                log.warning("update failed", update_id=update.update_id, source_id=update.source_id,
+                            entry_id=entry_id, error=f"{type(error).__name__}: {error}")
+                continue
+            if tracked.events and tracked.incident is not None:
+                for source_id in tracked.incident.sources:
+                    changed[source_id] = max(changed.get(source_id, update.fetched_at), update.fetched_at)
+            done.append(entry_id)
+        await heat(ctx, changed)
+        return done
 
+    async def track_one(update: Update) -> None:
+        tracked = await track(store, update, extractor)
+        if tracked.events and tracked.incident is not None:
+            await heat_sources(ctx, tracked.incident, update)
+
+    subscribe_stream_batches(router, ctx, ctx.keys.stream(stream), group, Update, track_batch, track_one)
     return router

@@ -1,0 +1,45 @@
+"""The pipeline load test's quick mode runs to the end on a real server and accounts for every entry it wrote."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.benchmarks import bench_pipeline
+
+pytestmark = pytest.mark.redis
+
+
+async def test_quick_mode_accounts_for_every_entry(redis_url: str, key_prefix: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Every raw entry of the quick run became an update or a counted repeat, every stage drained, every change was
+    queued once for the hook, nothing was dead-lettered, and the figures print."""
+    quick = bench_pipeline.QUICK
+    result = await bench_pipeline.run(redis_url, key_prefix, warm=int(quick["warm"]), burst=int(quick["burst"]),
+                                      rate=quick["rate"], steady_s=quick["steady_s"], corpus=None, timeout_s=90,
+                                      reclaim_idle_ms=2000)
+    written = int(quick["warm"] + quick["burst"] + quick["rate"] * quick["steady_s"])
+    accounts = result.accounts
+    assert sum(result.mix.values()) == written
+    assert [phase.entries for phase in result.phases] == [quick["warm"], quick["burst"],
+                                                          quick["rate"] * quick["steady_s"]]
+    assert all(phase.drained for phase in result.phases + result.relay)
+    assert accounts.raw == written
+    assert accounts.updates + accounts.repeats == written
+    assert accounts.repeats >= result.mix["repeat"]  # every entry served again unchanged was dropped as a repeat
+    assert accounts.verdicts["new"] >= result.mix["first"]
+    assert accounts.verdicts["revision"] > 0
+    assert accounts.verdicts["duplicate"] > 0
+    assert accounts.backlog == {"dedup": 0, "tracker": 0, "notifier": 0}
+    assert accounts.dead_letters == 0
+    assert accounts.changes > 0
+    assert accounts.queued == accounts.changes
+    assert accounts.complete
+    # Latency is measured for the entries that changed an incident, and the relay moved every entry it was given.
+    assert result.phases[1].latency_ms
+    assert result.phases[2].latency_ms
+    assert [phase.entries for phase in result.relay] == [quick["burst"], quick["rate"] * quick["steady_s"]]
+    assert len(result.relay[0].latency_ms) == quick["burst"]
+    bench_pipeline.report(result)
+    printed = capsys.readouterr().out
+    assert "every entry accounted for" in printed
+    assert "pipeline / relay" in printed
