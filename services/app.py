@@ -175,7 +175,8 @@ async def _trim_forever(ctx: StageContext, every_s: float = 60.0) -> None:
     while True:
         raise_if_cancelled()
         try:
-            trimmed = await trim(ctx.redis, ctx.keys, ctx.settings.stream_retention_s, int(time.time() * 1000))
+            trimmed = await trim(ctx.redis, ctx.keys, ctx.settings.stream_retention_s, int(time.time() * 1000),
+                                 max_len=ctx.settings.stream_max_len)
             if any(trimmed.values()):
                 log.info("streams trimmed", **{f"{name}_entries": n for name, n in trimmed.items()})
             if pruned := await prune_consumers(ctx.redis, ctx.keys, _CONSUMER_IDLE_MS):

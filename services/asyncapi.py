@@ -201,12 +201,13 @@ def _schemas() -> dict[str, Any]:
 _DESCRIPTION = """\
 livedesk's streams on Redis. Every entry has one field, `__data__`, holding the JSON of the channel's message \
 (the same JSON Schemas are in `schemas/json/`); there are no headers. Addresses are shown under the default key \
-prefix `livedesk`; a deployment with `LIVEDESK_KEY_PREFIX=p` uses `p:stream:changes` and so on.
+prefix `livedesk`, which is a Redis Cluster hash tag in every key name; a deployment with `LIVEDESK_KEY_PREFIX=p` \
+uses `{p}:stream:changes` and so on (a prefix that has a hash tag of its own, such as `{desk}:eu`, is used as it is).
 
 Delivery is at-least-once: read in a consumer group, acknowledge (XACK) after handling, and take over entries a \
 crashed consumer left pending (XAUTOCLAIM). Change events carry a deterministic `event_id` to deduplicate on. \
-Streams are trimmed by age (`LIVEDESK_STREAM_RETENTION_S`), never past an entry a group has not read and \
-acknowledged."""
+Streams are trimmed by age and length (`LIVEDESK_STREAM_RETENTION_S`, `LIVEDESK_STREAM_MAX_LEN`), never past an \
+entry a group has not read and acknowledged."""
 
 
 def main() -> None:

@@ -39,9 +39,18 @@ cli.add_typer(deadletter_cli, name="deadletter")
 
 
 def _settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
     from services.logs import configure_logging
 
-    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    try:
+        settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as error:
+        # One line per wrong setting, named as the operator sets it, instead of a traceback.
+        for problem in error.errors():
+            name = "LIVEDESK_" + "_".join(str(part) for part in problem["loc"]).upper()
+            typer.echo(f"livedesk: {name}: {problem['msg']}", err=True)
+        raise typer.Exit(code=2) from None
     configure_logging(settings)
     return settings
 
@@ -204,7 +213,7 @@ def health() -> None:
         raise _fail(ConfigurationError("health needs LIVEDESK_REDIS_URL: an embedded server has no one to ask"))
 
     async def ask(url: str) -> dict[str, object]:
-        redis = connect(url, socket_timeout=3)
+        redis = connect(url, retries=0, socket_timeout=3)  # a health check answers now, not after an outage
         keys = settings.keys
         try:
             await redis.ping()

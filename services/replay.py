@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from schemas import ChangeEvent, FeedSource, Incident
 from services.connection import connect
 from services.errors import ConfigurationError, FeedError
-from services.groups import backlog, ensure_groups
+from services.groups import BackPressure, backlog, ensure_groups
 from services.names import Keys
 from services.poller.diff import publish_changed, raw_updates
 from services.poller.parse import parse_feed
@@ -148,6 +148,8 @@ async def replay(
     events: list[ChangeEvent] = []
     try:
         await ensure_groups(redis, keys, REPLAY_STAGES)
+        # A replay publishes as fast as it reads files: like a poller, it waits while its stages are far behind.
+        pressure = BackPressure(redis, keys, private.max_backlog, stages=REPLAY_STAGES, who="replay")
         broker = build_broker(ctx, url, REPLAY_STAGES)
         async with contextlib.AsyncExitStack() as serving, broker:
             if serve_console:
@@ -163,6 +165,7 @@ async def replay(
                     log.warning("snapshot skipped", snapshot=snapshot.path.name, error=str(error))
                     errors.append(str(error))
                     continue
+                await pressure.wait()
                 await publish_changed(redis, keys, source.id, raw_updates(source, parsed.entries, snapshot.at))
                 if pace_s:
                     await wait_drained(redis, keys)

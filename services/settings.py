@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.names import Keys
@@ -27,7 +27,9 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         default=None, description="Redis or Valkey to use; unset starts an embedded Valkey under `data_dir`."
     )
-    key_prefix: str = Field(default="livedesk", min_length=1, description="Prefix of every key and stream.")
+    key_prefix: str = Field(default="livedesk", min_length=1, description="Prefix of every key and stream, used as "
+                            "their Redis Cluster hash tag ({livedesk}:stream:raw); one with a tag of its own, such as "
+                            "{desk}:eu, is used as written.")
     data_dir: Path = Field(default=Path(".livedesk"), description="Where the embedded server keeps its data.")
     sources: Path | None = Field(default=None, description="The feed registry: a TOML file of `[[source]]` tables.")
 
@@ -115,3 +117,9 @@ class Settings(BaseSettings):
     @property
     def keys(self) -> Keys:
         return Keys(self.key_prefix)
+
+    @field_validator("key_prefix")
+    @classmethod
+    def _names_keys(cls, prefix: str) -> str:
+        Keys(prefix)  # refuses stray braces when the settings load, not at the first key name
+        return prefix

@@ -128,7 +128,8 @@ def _filter(types: Iterable[EventType | str], where: str | EventFilter | None) -
 
 
 def connect(url: str, *, key_prefix: str = "livedesk", **redis_options: Any) -> Client:
-    """A `Client` for `url` (redis://, rediss://, unix://); `redis_options` go to redis-py's `Redis.from_url`."""
+    """A `Client` for `url` (redis://, rediss://, unix://, or redis+cluster:// for a Redis Cluster); `redis_options`
+    go to `services.connection.connect`."""
     return Client(url, key_prefix=key_prefix, **redis_options)
 
 

@@ -105,7 +105,7 @@ async def _memory(redis: Redis, prefix: str) -> tuple[int, int]:
                 pipe.memory_usage(key, samples=0)  # every element: a bucket hash holds thousands, unalike
             return sum(size or 0 for size in await pipe.execute())
 
-    async for key in redis.scan_iter(match=f"{prefix}:dedup:*", count=1000):
+    async for key in redis.scan_iter(match=f"{Keys(prefix).root}:dedup:*", count=1000):
         batch.append(key)
         if len(batch) == 1000:
             total, count, batch = total + await measure(), count + len(batch), []

@@ -526,7 +526,7 @@ async def _index_sizes(redis: Redis, prefix: str) -> list[int]:
             sizes.extend(await pipe.execute())
         batch.clear()
 
-    async for key in redis.scan_iter(match=f"{prefix}:place-incidents:*", count=1000):
+    async for key in redis.scan_iter(match=f"{Keys(prefix).root}:place-incidents:*", count=1000):
         batch.append(key)
         if len(batch) == 1000:
             await measure()

@@ -15,10 +15,12 @@ from email.utils import format_datetime
 from pathlib import Path
 
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from schemas import FeedSource
 from services.cli import DEMO_ARCHIVE
+from services.names import Keys
 from services.poller.feeds import FeedRegistry
 from services.poller.fetch import build_client
 from services.poller.schedule import FeedSchedule
@@ -26,16 +28,11 @@ from services.poller.scheduling_state import mark_feed_hot, schedule_policy
 from services.poller.stage import Poller
 from services.settings import Settings
 from services.stage import StageContext
-from tests.support.feed_server import FeedServer, rss
+from tests.support.feed_server import FeedServer, free_port, rss
 from tests.support.polling import FAST_POLLING_ENV
 from tests.support.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _start(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "services", *args], cwd=ROOT, env={**os.environ, **env},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
@@ -45,22 +42,16 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def _stop(process: subprocess.Popen[str]) -> tuple[str, str]:
-    process.send_signal(signal.SIGINT)
-    try:
-        return process.communicate(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        out, err = process.communicate()
-        pytest.fail(f"did not stop on Ctrl-C within 20 s: {err[-2000:]}")
-    return out, err
-
-
 @pytest.mark.redis
 def test_run_polls_feeds_and_tail_prints_the_changes(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     """`livedesk run` turns served feeds into change events that `livedesk tail --json` prints; Ctrl-C exits 0."""
     env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, **FAST_POLLING_ENV,
-           "LIVEDESK_ALLOW_PRIVATE_HOSTS": "true"}
+           "LIVEDESK_ALLOW_PRIVATE_HOSTS": "true", "LIVEDESK_HTTP_PORT": str(free_port())}
+    changes = SyncRedis.from_url(redis_url)
+
+    def told_so_far() -> int:
+        return int(changes.xlen(Keys(key_prefix).changes))
+
     with FeedServer() as server:
         server.routes["/echo.xml"] = rss(
             ("e1", "Man shot by police in Walthamstow", "A man was shot by police in Walthamstow, east London. "
@@ -68,27 +59,45 @@ def test_run_polls_feeds_and_tail_prints_the_changes(tmp_path: Path, redis_url: 
         )
         registry = tmp_path / "feeds.toml"
         registry.write_text(f'[[source]]\nid = "echo"\nname = "Echo"\nurl = "{server.url}/echo.xml"\n')
-        tail = _start("tail", "--json", env=env)
-        run = _start("run", "--sources", str(registry), env=env)
+        # Output goes to files: a pipe nobody reads while the process runs fills up and stops it.
+        tail = _start_logged(tmp_path / "tail", "tail", "--json", env=env)
+        run = _start_logged(tmp_path / "run", "run", "--sources", str(registry), env=env)
         try:
-            _wait_for(lambda: any(path == "/echo.xml" for path, _ in server.requests))
-            time.sleep(1.5)  # the first version goes through the pipeline before the edit is served
+            _wait_for(lambda: told_so_far() >= 1)  # the first version went through the pipeline
+            opened = told_so_far()
             server.routes["/echo.xml"] = rss(
                 ("e1", "Man shot by police in Walthamstow", "A man was shot by police in Walthamstow, east London. "
                  "His condition is now stable. A cordon remains in place."),
             )
-            polls = len(server.requests)
-            _wait_for(lambda: len(server.requests) > polls + 1)  # the edit has been fetched
-            time.sleep(2)
+            _wait_for(lambda: told_so_far() > opened)  # the edit changed the incident
+            _wait_for(lambda: (tmp_path / "tail.out").read_text().count("\n") >= told_so_far())
         finally:
-            _, run_err = _stop(run)
-            tail_out, _ = _stop(tail)
+            changes.close()
+            _stop_logged(run)
+            _stop_logged(tail)
+    run_err = (tmp_path / "run.err").read_text()
     assert run.returncode == 0, run_err[-3000:]
     assert tail.returncode == 0
-    told = [json.loads(line) for line in tail_out.splitlines() if line.startswith("{")]
+    told = [json.loads(line) for line in (tmp_path / "tail.out").read_text().splitlines() if line.startswith("{")]
     assert [e["type"] for e in told][:1] == ["incident_opened"], run_err[-3000:]
     assert ("condition_updated", "critical", "stable") in [(e["type"], e["before"], e["after"]) for e in told]
     assert "feed polled" in run_err
+
+
+def _start_logged(base: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with base.with_suffix(".out").open("wb") as out, base.with_suffix(".err").open("wb") as err:
+        return subprocess.Popen([sys.executable, "-m", "services", *args], cwd=ROOT, env={**os.environ, **env},
+                                stdout=out, stderr=err)
+
+
+def _stop_logged(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        pytest.fail("did not stop on Ctrl-C within 20 s")
 
 
 def test_demo_without_redis_starts_its_own_server(tmp_path: Path) -> None:
@@ -126,9 +135,11 @@ def test_feed_check_summarises_a_folder(tmp_path: Path) -> None:
         (["worker", "push"], {}, "set LIVEDESK_PUBLIC_URL"),
         (["worker", "console"], {"LIVEDESK_HTTP_HOST": "0.0.0.0"}, "with no token: set LIVEDESK_CONSOLE_TOKEN"),
         (["worker", "notifier"], {"LIVEDESK_HOOKS_FILE": "/nonexistent/hooks.toml"}, "hooks file /nonexistent"),
+        (["health"], {"LIVEDESK_KEY_PREFIX": "desk{"}, "LIVEDESK_KEY_PREFIX: Value error, key prefix 'desk{'"),
+        (["worker", "dedup"], {"LIVEDESK_HTTP_PORT": "eighty"}, "LIVEDESK_HTTP_PORT: Input should be a valid integer"),
     ],
     ids=["no-registry", "missing-registry", "unknown-stage", "push-without-public-url", "open-console-off-loopback",
-         "missing-hooks-file"],
+         "missing-hooks-file", "stray-brace-in-prefix", "setting-of-the-wrong-type"],
 )
 def test_misconfiguration_fails_at_start_up(args: list[str], environment: dict[str, str], message: str,
                                             redis_url: str) -> None:
@@ -145,7 +156,7 @@ def test_misconfiguration_fails_at_start_up(args: list[str], environment: dict[s
 def test_feeds_commands_manage_the_live_registry(tmp_path: Path, redis_url: str, key_prefix: str) -> None:
     """feeds add refuses a non-feed and adds a feed that a running poller then polls; list, poll and remove work."""
     env = {"LIVEDESK_REDIS_URL": redis_url, "LIVEDESK_KEY_PREFIX": key_prefix, "LIVEDESK_POLL_INTERVAL_S": "60",
-           "LIVEDESK_ALLOW_PRIVATE_HOSTS": "true"}
+           "LIVEDESK_ALLOW_PRIVATE_HOSTS": "true", "LIVEDESK_HTTP_PORT": str(free_port())}
 
     def livedesk(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "services", *args], cwd=ROOT, env={**os.environ, **env},
@@ -162,7 +173,7 @@ def test_feeds_commands_manage_the_live_registry(tmp_path: Path, redis_url: str,
         assert refused.returncode == 2
         assert "not a feed" in refused.stderr
 
-        run = _start("run", "--sources", str(registry), env=env)
+        run = _start_logged(tmp_path / "run", "run", "--sources", str(registry), env=env)
         try:
             _wait_for(lambda: any(path == "/a.xml" for path, _ in server.requests))
             added = livedesk("feeds", "add", f"{server.url}/b.xml", "--id", "b", "--authority", "official")
@@ -178,8 +189,8 @@ def test_feeds_commands_manage_the_live_registry(tmp_path: Path, redis_url: str,
             assert livedesk("feeds", "remove", "b").returncode == 0
             assert livedesk("feeds", "remove", "b").returncode == 2
         finally:
-            _, run_err = _stop(run)
-    assert run.returncode == 0, run_err[-2000:]
+            _stop_logged(run)
+    assert run.returncode == 0, (tmp_path / "run.err").read_text()[-2000:]
 
 
 @pytest.mark.redis
@@ -285,7 +296,7 @@ def test_run_with_a_public_url_subscribes_and_takes_pushes(tmp_path: Path, redis
         server.routes["/a.xml"] = atom(hub.url, topic, ("e1", "Fire at a school in Leyton", "Crews are at the scene."))
         registry = tmp_path / "feeds.toml"
         registry.write_text(f'[[source]]\nid = "a"\nname = "A"\nurl = "{topic}"\n')
-        run = _start("run", "--sources", str(registry), env=env)
+        run = _start_logged(tmp_path / "run", "run", "--sources", str(registry), env=env)
         try:
             _wait_for(lambda: ("subscribe", topic, True) in hub.verifications)
             pushed = atom(hub.url, topic, ("e2", "Man shot in Walthamstow", "He is in a critical condition."))
@@ -297,9 +308,9 @@ def test_run_with_a_public_url_subscribes_and_takes_pushes(tmp_path: Path, redis
             finally:
                 redis.close()
         finally:
-            _, run_err = _stop(run)
+            _stop_logged(run)
     assert [path for path, _ in server.requests] == ["/a.xml"]
-    assert run.returncode == 0, run_err[-2000:]
+    assert run.returncode == 0, (tmp_path / "run.err").read_text()[-2000:]
 
 
 @pytest.mark.redis
