@@ -9,10 +9,12 @@ that read a whole 1 GB body would fail there rather than pass.
 
 from __future__ import annotations
 
+import gzip
 import time
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
+import brotli  # type: ignore[import-untyped]  # ships no type information
 import httpx
 import pytest
 
@@ -20,6 +22,7 @@ from schemas import FeedSource
 from services.errors import FetchError
 from services.poller.fetch import build_client, fetch_feed
 from services.settings import Settings
+from tests.support import hostile_feeds as hostile
 from tests.support.hostile_server import HostileServer, drip, silent, slow_headers, streamed
 from tests.support.measure import measure
 
@@ -44,14 +47,32 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-def _gzip_of_zeros(total: int) -> Iterator[bytes]:
-    """`total` zero bytes gzip-compressed, made piece by piece (1 GB is about 1 MB compressed)."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+def _zeros(total: int) -> Iterator[bytes]:
     block = bytes(1 << 20)
     for _ in range(total // len(block)):
-        if piece := compressor.compress(block):
-            yield piece
+        yield block
+
+
+def _gzip(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """`pieces` gzip-compressed, piece by piece (1 GB of zeros is about 1 MB compressed)."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for piece in pieces:
+        if compressed := compressor.compress(piece):
+            yield compressed
     yield compressor.flush()
+
+
+def _in_pieces(body: bytes, size: int) -> Callable[[], Iterator[bytes]]:
+    return lambda: (body[at:at + size] for at in range(0, len(body), size))
+
+
+def _brotli(pieces: Iterator[bytes]) -> Iterator[bytes]:
+    """`pieces` brotli-compressed, piece by piece (256 MB of zeros is under 1 kB compressed)."""
+    compressor = brotli.Compressor(quality=5)
+    for piece in pieces:
+        if compressed := compressor.process(piece):
+            yield compressed
+    yield compressor.finish()
 
 
 @pytest.mark.parametrize(
@@ -60,10 +81,16 @@ def _gzip_of_zeros(total: int) -> Iterator[bytes]:
         (streamed(GB, declare_length=True), f"body larger than {CAP} bytes (Content-Length {GB})"),
         (streamed(GB, declare_length=False), f"body larger than {CAP} bytes"),
         (streamed(None, declare_length=False), f"body larger than {CAP} bytes"),
-        (streamed(GB, declare_length=False, content_encoding="gzip", chunks=lambda: _gzip_of_zeros(GB)),
+        (streamed(GB, declare_length=False, content_encoding="gzip", chunks=lambda: _gzip(_zeros(GB))),
          f"body larger than {CAP} bytes"),
+        # Under 1 kB on the wire; httpx decoded it whole, 256 MB at once, before anything could count it.
+        (streamed(GB, declare_length=False, content_encoding="br", chunks=lambda: _brotli(_zeros(GB // 4))),
+         f"body larger than {CAP} bytes"),
+        # About 2 kB on the wire, 1 GB once both layers are undone.
+        (streamed(GB, declare_length=False, content_encoding="gzip, gzip", chunks=lambda: _gzip(_gzip(_zeros(GB)))),
+         "Content-Encoding 'gzip, gzip': more than one compression"),
     ],
-    ids=["1GB-declared", "1GB-chunked", "never-ends", "gzip-of-1GB"],
+    ids=["1GB-declared", "1GB-chunked", "never-ends", "gzip-of-1GB", "brotli-of-256MB", "gzip-in-gzip-of-1GB"],
 )
 def test_a_body_past_the_cap_is_refused_holding_no_more_than_the_cap(
     server: HostileServer, route: object, reason: str
@@ -77,6 +104,22 @@ def test_a_body_past_the_cap_is_refused_holding_no_more_than_the_cap(
     assert measured.peak_bytes < MEMORY_BOUND
     assert measured.wall_s < BOUND_S
     assert sent < GB // 8, "the client stopped reading long before the end"
+
+
+async def test_a_compressed_feed_is_decoded_piece_by_piece(server: HostileServer, client: httpx.AsyncClient) -> None:
+    """gzip, deflate (zlib-wrapped or raw) and brotli bodies sent in small pieces are decoded whole, however the
+    pieces fall."""
+    feed = hostile.many_entries(300)
+    raw_deflate = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    bodies = {"gzip": gzip.compress(feed), "deflate": zlib.compress(feed),
+              "raw-deflate": raw_deflate.compress(feed) + raw_deflate.flush(), "br": brotli.compress(feed)}
+    for name, body in bodies.items():
+        coding = "deflate" if name == "raw-deflate" else name
+        server.routes[f"/{name}.xml"] = streamed(len(body), declare_length=False, content_encoding=coding,
+                                                 chunks=_in_pieces(body, 100))
+        source = FeedSource(id=name, name=name, url=server.url(f"/{name}.xml"))
+        result = await fetch_feed(client, source, etag=None, last_modified=None, max_body_bytes=CAP)
+        assert result.body == feed, name
 
 
 async def test_a_server_sending_one_byte_a_second_is_cut_off_at_the_deadline(
