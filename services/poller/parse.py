@@ -3,6 +3,10 @@
 Every foreign format (RSS 0.9x/2.0, RSS 1.0/RDF, Atom 0.3/1.0, CDF) is read here with feedparser, and nothing
 feedparser builds leaves this module: callers see `ParsedFeed` and `FeedEntry` only. Any bytes at all are accepted;
 the only exception that leaves `parse_feed` is `FeedError`.
+
+Hostile documents are refused before feedparser reads them (`_screen`: XML bombs, attribute floods); what no check
+can foresee (feedparser's own quadratic paths) is bounded by parsing documents from the network in parser processes
+with a CPU and memory limit each (`ParserPool`, `parse_feed_bounded`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ are named in its docstring.
 
 from __future__ import annotations
 
+import base64
 import html
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -130,3 +131,23 @@ def long_author(labels: int) -> bytes:
     """An author almost an e-mail address, 'a@' + 'a.' * labels + '!' (feedparser matches it with a regex that
     backtracks quadratically)."""
     return rss(item("author", extra=f"<author>a@{'a.' * labels}!</author>"))
+
+
+def reencoded(document: bytes, encoding: str) -> bytes:
+    """`document` (UTF-8, declared so) declared and encoded in `encoding` instead."""
+    text = document.decode().replace('encoding="utf-8"', f'encoding="{encoding}"', 1)
+    return text.encode(encoding)
+
+
+def utf7_hidden(document: bytes) -> bytes:
+    """`document` declared UTF-7, everything after the declaration in UTF-7's base64 form: no markup is visible in
+    the bytes until they are decoded."""
+    head, _, rest = document.decode().replace('encoding="utf-8"', 'encoding="utf-7"', 1).partition("?>")
+    return f"{head}?>+".encode() + base64.b64encode(rest.encode("utf-16-be")).rstrip(b"=") + b"-"
+
+
+def laughs_after(declarations: str) -> bytes:
+    """Billion laughs in an internal subset that begins with `declarations` (a comment, say, or an entity whose
+    value looks like the end of the subset)."""
+    entities = "".join(['<!ENTITY lol0 "lol">'] + [f'<!ENTITY lol{n} "{f"&lol{n - 1};" * 10}">' for n in range(1, 10)])
+    return rss(item("bomb", "&lol9;"), prolog=f"<!DOCTYPE rss [{declarations}{entities}]>")

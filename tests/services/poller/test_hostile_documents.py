@@ -60,6 +60,26 @@ def test_xml_bombs_are_refused_naming_the_feed_in_bounded_time_and_memory(
     assert measured.peak_bytes < 8 * len(document) + 4 * MB, "the screen holds a few copies of the body at most"
 
 
+@pytest.mark.parametrize(
+    "document",
+    [
+        hostile.reencoded(hostile.billion_laughs(), "utf-16"),
+        hostile.utf7_hidden(hostile.billion_laughs()),
+        hostile.laughs_after('<!ENTITY a "]>">'),
+        hostile.laughs_after("<!-- ]> -->"),
+        hostile.laughs_after("<?pi ]> ?>"),
+        hostile.laughs_after("<!ELEMENT rss ANY><!ATTLIST rss version CDATA '2.0'>"),
+    ],
+    ids=["utf-16", "utf-7-base64", "quoted-end-of-subset", "commented-end-of-subset", "end-of-subset-in-a-pi",
+         "after-other-declarations"],
+)
+def test_a_bomb_is_found_whatever_hides_it(document: bytes) -> None:
+    """The document is read as the parsers read it: decoded first, and the subset's end found outside literals,
+    comments and processing instructions."""
+    with pytest.raises(FeedError, match=r"^feed hidden: refused as an XML bomb: entity 'lol9'"):
+        parse_feed(document, feed="hidden")
+
+
 def test_billion_laughs_on_separate_lines_expands_nothing() -> None:
     """feedparser drops nested entity declarations it finds on their own lines; what is left refers to undeclared
     entities, so the title is the reference as written, and the broken XML is a warning."""
