@@ -141,7 +141,7 @@ class _Identity:
         self._kept = b""
 
     def decode(self, data: bytes, room: int) -> bytes:
-        data, self._kept = self._kept + data, b""
+        data = self._kept + data
         self._kept = data[room:]
         return data[:room]
 
@@ -158,16 +158,14 @@ class _Zlib:
         self._raw_fallback = raw_fallback
 
     def decode(self, data: bytes, room: int) -> bytes:
+        first, self._raw_fallback = self._raw_fallback, False
         try:
             return self._decompressor.decompress(self._decompressor.unconsumed_tail + data, room)
         except zlib.error:
-            if not self._raw_fallback:
+            if not first:
                 raise
-            self._raw_fallback = False
             self._decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
             return self._decompressor.decompress(data, room)
-        finally:
-            self._raw_fallback = False
 
     def pending(self) -> bool:
         return bool(self._decompressor.unconsumed_tail)
