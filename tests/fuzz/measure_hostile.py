@@ -4,10 +4,11 @@ asserts nothing.
     python -m tests.fuzz.measure_hostile [--quick]
 
 Each document is parsed by `parse_feed` in a fresh process (tests.support.measure): CPU seconds and how far the
-process's resident size rose, each also as a ratio to a plain feed of about the same size. Then the documents that
-take feedparser's quadratic paths, through a ParserPool with the poller's default limits; then fetches of hostile
-bodies from a loopback server with the default 10 MB cap; then the tracker's extractor on texts of the parse
-boundary's maximum length. `--quick` skips the slow parts (the parser pool and the extractor).
+process's resident size rose, each also as a ratio to a plain feed of about the same size. Then what a parser
+process adds to ordinary feeds (gva-dev snapshots); fetches of hostile bodies from a loopback server with the
+default 10 MB cap; the documents that take feedparser's quadratic paths, through a ParserPool with the poller's
+default limits; and the tracker's extractor on texts of the parse boundary's maximum length. `--quick` skips the
+last two, the slow ones.
 """
 
 from __future__ import annotations
@@ -90,6 +91,29 @@ def parser_pool_costs() -> None:
         pool.close()
 
 
+def pool_overhead() -> None:
+    """What parsing in a parser process costs over parsing in this one, on ordinary feeds."""
+    snapshots = Path(__file__).resolve().parents[2].parent / "shared" / "corpora" / "gva-dev" / "snapshots"
+    bodies = [path.read_bytes() for path in sorted(snapshots.iterdir())[:500]]
+    started = time.perf_counter()
+    for body in bodies:
+        parse_feed(body, feed="snapshot")
+    here_s = time.perf_counter() - started
+    pool = ParserPool(1)
+    try:
+        pool.parse(bodies[0], feed="warm-up")
+        started = time.perf_counter()
+        for body in bodies:
+            pool.parse(body, feed="snapshot")
+        pooled_s = time.perf_counter() - started
+    finally:
+        pool.close()
+    size_kb = sum(map(len, bodies)) / len(bodies) / 1024
+    print(f"\n{len(bodies)} gva-dev snapshots ({size_kb:.1f} kB on average), one at a time: "
+          f"{here_s / len(bodies) * 1000:.2f} ms each in this process, {pooled_s / len(bodies) * 1000:.2f} ms in a "
+          f"parser process ({pooled_s / here_s:.2f}×)")
+
+
 def fetch_costs() -> None:
     cap = Settings().http_max_body_bytes
     print(f"\nfetches from a loopback server, cap {cap / MB:.0f} MB")
@@ -132,6 +156,7 @@ def main() -> None:
     quick = parser.parse_args().quick
     with tempfile.TemporaryDirectory() as folder:
         parse_costs(Path(folder))
+    pool_overhead()
     fetch_costs()
     if not quick:
         parser_pool_costs()
