@@ -113,14 +113,14 @@ def _mentions(sentences: Sequence[str], police_shooting: bool, headline: bool) -
     """Every person mentioned, with the role the words around the mention give them."""
     mentions: list[_Mention] = []
     for i, sentence in enumerate(sentences):
-        found = [(m.start(), m.end(), *_label(m)) for m in p.PERSON.finditer(sentence)]
-        found += [(m.start(), m.end(), _OTHER_PERSON, "person", None) for m in p.OTHER_PERSON.finditer(sentence)]
-        found += [_aged(m) for m in p.AGED_PERSON.finditer(sentence)]
+        found = [(m.start(), m.end(), *_label(m)) for m in p.finditer(p.PERSON, sentence)]
+        found += [(m.start(), m.end(), _OTHER_PERSON, "person", None) for m in p.finditer(p.OTHER_PERSON, sentence)]
+        found += [_aged(m) for m in p.finditer(p.AGED_PERSON, sentence)]
         found.sort()
         for k, (start, end, label, noun, age) in enumerate(found):
             if noun in p.OFFICER_LABELS:
                 # An officer is a casualty only when hurt; an officer who acted is not one.
-                if p.OFFICER_HURT.search(sentence):
+                if p.search(p.OFFICER_HURT, sentence):
                     mentions.append(_Mention(i, start, end, label, Role.officer, noun, age))
                 continue
             before = sentence[found[k - 1][1] if k else 0 : start]
@@ -202,7 +202,7 @@ def _owner(hit: Hit[V], mentions: Sequence[_Mention], sentence: str) -> str | No
         return None
     if same:
         return same[0].label
-    if p.PLURAL_PEOPLE.search(sentence):
+    if p.search(p.PLURAL_PEOPLE, sentence):
         return None
     earlier = [m for m in mentions if m.sentence < hit.sentence]
     if pronoun := _PRONOUN.search(sentence, 0, hit.start):
@@ -245,7 +245,7 @@ def casualties(sentences: Sequence[str], snippets: Sequence[str], conditions: Se
                life_changing: Sequence[Hit[bool]], *, headline: bool) -> list[CasualtyFact]:
     """The people the text reports hurt, dead or acted on (a suspect only when hurt too), in order of first mention;
     `headline` says whether the first sentence is a title."""
-    police_shooting = any(p.POLICE_SHOOTING.search(s) for s in sentences)
+    police_shooting = any(p.search(p.POLICE_SHOOTING, s) for s in sentences)
     mentions = _mentions(sentences, police_shooting, headline)
     condition_of = _by_owner(conditions, mentions, snippets, sentences)
     life_changing_of = _by_owner(life_changing, mentions, snippets, sentences)

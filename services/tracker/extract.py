@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from functools import lru_cache
 from typing import TypeVar
 
 from schemas import Category, Condition, InvestigationBody, InvestigationKind, InvestigationStatus, Location
@@ -87,9 +88,15 @@ def _historical(sentence: str, start: int, end: int) -> bool:
 def _hits(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> list[Hit[V]]:
     """Every match of `rules`, in text order; an earlier rule's match shadows later rules' overlapping matches."""
     hits: list[Hit[V]] = []
+    everything = p.folded("\n".join(sentences))
+    # Only the rules that can match somewhere in the text are tried on each sentence.
+    screened = [(rule, screen) for rule in rules if (screen := p.screen(rule.pattern)).could_match(everything)]
     for i, sentence in enumerate(sentences):
         taken: list[tuple[int, int]] = []
-        for rule in rules:
+        folded = p.folded(sentence)
+        for rule, screen in screened:
+            if not screen.could_match(folded):
+                continue
             for m in rule.pattern.finditer(sentence):
                 if any(m.start() < end and start < m.end() for start, end in taken):
                     continue
@@ -111,11 +118,12 @@ def _latest(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> Stated[V] |
 # --- is it an incident, and of what kind -----------------------------------------------------------------------------
 
 
-def _has_event(sentences: Sequence[str]) -> bool:
-    """Whether the text reports something happening to someone: a casualty, a police event, a person's condition."""
+def _has_event(sentences: Sequence[str], conditions: Sequence[Hit[Condition]]) -> bool:
+    """Whether the text reports something happening to someone: a casualty, a police event, a person's condition
+    (`conditions`: the text's `CONDITION_RULES` hits)."""
     cue = any(not _negated(sentence, m.start()) for sentence in sentences for m in p.EVENT_CUE.finditer(sentence))
     # A stated condition is an event even when negated: "no longer life-threatening" is still about a casualty.
-    return cue or bool(_hits(p.CONDITION_RULES, sentences))
+    return cue or bool(conditions)
 
 
 def _off_topic(sentences: Sequence[str]) -> bool:
@@ -185,15 +193,28 @@ def _number(m: re.Match[str]) -> int:
     return 0 if p.NEGATION.match(m.group()) else 1
 
 
+@lru_cache(maxsize=4096)
+def _tally(sentence: str) -> bool:
+    """Whether `sentence` counts over a period (`patterns.TALLY`); asked of each sentence by every count."""
+    return p.TALLY.search(sentence) is not None
+
+
 def _stated_matches(patterns: Iterable[re.Pattern[str]],
                     sentences: Sequence[str]) -> Iterator[tuple[str, re.Match[str]]]:
     """Each match of `patterns` with its sentence, in order, that no negation turns around; sentences counting over a
     period (`patterns.TALLY`: "so far this year") are skipped."""
+    everything = p.folded("\n".join(sentences))
+    screens = [screen for pattern in patterns if (screen := p.screen(pattern)).could_match(everything)]
+    if not screens:
+        return
     for sentence in sentences:
-        if p.TALLY.search(sentence):
+        if _tally(sentence):
             continue
-        for pattern in patterns:
-            for m in pattern.finditer(sentence):
+        folded = p.folded(sentence)
+        for screen in screens:
+            if not screen.could_match(folded):
+                continue
+            for m in screen.pattern.finditer(sentence):
                 if not _negated(sentence, m.start()):
                     yield sentence, m
 
@@ -297,7 +318,7 @@ def _shot_themselves(sentences: Sequence[str], died: int) -> Stated[int] | None:
     the leg")."""
     if died:
         return None
-    sentence = next((s for s in sentences if p.SELF_INFLICTED.search(s) and not p.TALLY.search(s)), None)
+    sentence = next((s for s in sentences if p.search(p.SELF_INFLICTED, s) and not _tally(s)), None)
     return Stated(1, _snip(sentence), inferred=True) if sentence is not None else None
 
 
@@ -306,7 +327,7 @@ def _shot_themselves(sentences: Sequence[str], died: int) -> Stated[int] | None:
 
 def _stated(pattern: re.Pattern[str], sentence: str) -> re.Match[str] | None:
     """The first match of `pattern` in `sentence` that no negation turns around."""
-    return next((m for m in pattern.finditer(sentence) if not _negated(sentence, m.start())), None)
+    return next((m for m in p.finditer(pattern, sentence) if not _negated(sentence, m.start())), None)
 
 
 def _investigations_in(sentence: str) -> Iterable[tuple[InvestigationBody, InvestigationKind | None, bool | None]]:
@@ -314,28 +335,29 @@ def _investigations_in(sentence: str) -> Iterable[tuple[InvestigationBody, Inves
     closed is None where the sentence rules the investigation out ("it is not a criminal investigation", "no inquest
     will be held", "not being treated as suspicious")."""
     closed = _stated(p.CLOSED, sentence) is not None
-    ongoing = not closed and p.CLOSED.search(sentence) is not None  # "has not concluded its investigation"
-    if p.HEDGED.search(sentence) and not closed:
+    ongoing = not closed and p.search(p.CLOSED, sentence) is not None  # "has not concluded its investigation"
+    if p.search(p.HEDGED, sentence) and not closed:
         return
-    if p.IOPC.search(sentence) and p.INVESTIGATION.search(sentence):
-        opened = p.OPENED.search(sentence)
+    if p.search(p.IOPC, sentence) and p.search(p.INVESTIGATION, sentence):
+        opened = p.search(p.OPENED, sentence)
         if closed or ongoing or (opened and not _negated(sentence, opened.start())):
             kind = (InvestigationKind.criminal if _stated(p.CRIMINAL, sentence)
-                    else InvestigationKind.misconduct if p.MISCONDUCT.search(sentence) else None)
+                    else InvestigationKind.misconduct if p.search(p.MISCONDUCT, sentence) else None)
             yield InvestigationBody.IOPC, kind, closed
-    elif p.NOT_SUSPICIOUS.search(sentence):
+    elif p.search(p.NOT_SUSPICIOUS, sentence):
         yield InvestigationBody.police, None, None
     elif _stated(p.MURDER, sentence):
         yield InvestigationBody.police, InvestigationKind.murder, closed
-    elif _stated(p.CRIMINAL, sentence) or p.POLICE_INVESTIGATING.search(sentence):
+    elif _stated(p.CRIMINAL, sentence) or p.search(p.POLICE_INVESTIGATING, sentence):
         yield InvestigationBody.police, InvestigationKind.criminal, closed
-    elif p.MURDER.search(sentence) or p.CRIMINAL.search(sentence):
+    elif p.search(p.MURDER, sentence) or p.search(p.CRIMINAL, sentence):
         yield InvestigationBody.police, None, None
-    elif _stated(p.INVESTIGATION_LAUNCHED, sentence) and not any(found.search(sentence) for *_, found in _OTHER_BODIES):
+    elif (_stated(p.INVESTIGATION_LAUNCHED, sentence)
+          and not any(p.search(found, sentence) for *_, found in _OTHER_BODIES)):
         yield InvestigationBody.police, None, closed
     for body, kind, pattern in _OTHER_BODIES:
-        found = pattern.search(sentence)
-        if found is None or (body is InvestigationBody.HSE and not p.INVESTIGATION.search(sentence)):
+        found = p.search(pattern, sentence)
+        if found is None or (body is InvestigationBody.HSE and not p.search(p.INVESTIGATION, sentence)):
             continue
         yield body, kind, None if _negated(sentence, found.start()) else closed
 
@@ -422,14 +444,15 @@ def extract(title: str, text: str) -> Facts:
     """Everything `title` and `text` state about an incident (see the module docstring for the contract)."""
     sentences = split_sentences(title, text)
     location, places = _location(sentences, headline=bool(title.strip()))
-    event = _has_event(sentences)
+    conditions = _hits(p.CONDITION_RULES, sentences)
+    event = _has_event(sentences, conditions)
     category = _category(sentences)
     # Sport and weather name shots and floods; without a casualty or police event they are not incidents.
     if (category is None or _off_topic(sentences)) and not event:
         return Facts(is_incident=False, places=places)
     snippets = [_snip(sentence) for sentence in sentences]
     people = casualties(
-        sentences, snippets, _hits(p.CONDITION_RULES, sentences), _hits(p.LIFE_CHANGING_RULES, sentences),
+        sentences, snippets, conditions, _hits(p.LIFE_CHANGING_RULES, sentences),
         headline=bool(title.strip()),
     )
     story = sentences[:STORY_SENTENCES]

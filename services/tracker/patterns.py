@@ -3,19 +3,187 @@
 Every table is ordered: where two rules match overlapping text in one sentence, the earlier rule wins. That is how a
 negated or qualified phrase beats the bare phrase inside it ("not life-threatening" beats "life-threatening",
 "serious but stable" beats "stable", "no wider risk to the public" beats "risk to the public").
+
+Matching goes through `finditer` and `search` here, which skip a text that cannot match: most patterns need one of a
+few words ("arrest", "cordon"), most sentences have none of them, and looking for a word costs far less than running
+the pattern (see `needles`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from re import _constants as sre  # type: ignore[attr-defined]  # the syntax tree `needles` reads; no stubs
+from re import _parser as sre_parse  # type: ignore[attr-defined]
+from typing import Any, Generic, TypeVar
 
 from schemas import Category, Condition, Cordon, PublicRisk
 
 V = TypeVar("V")
 
 _I = re.IGNORECASE
+
+# --- matching: skip what cannot match --------------------------------------------------------------------------------
+
+# A pattern with more needles than this is run as it is: checking them all would cost about as much.
+_MAX_NEEDLES = 32
+# The characters other than A–Z that the regex engine, ignoring case, takes for an ASCII letter, and that
+# `str.lower` does not turn into it (re-derived by a test: `re.fullmatch("[a-z]", c, re.I)` over every code point).
+_CASE_EQUIVALENTS = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
+
+
+def fold(text: str) -> str:
+    """`text` in lower case as the regex engine compares it ignoring case: a needle of a pattern's match is in the
+    folded text wherever the pattern matches, with or without IGNORECASE."""
+    return text.lower() if text.isascii() else text.translate(_CASE_EQUIVALENTS).lower()
+
+
+def needles(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Strings, in lower case, one of which every match of `pattern` contains, read from its syntax tree: the texts
+    a run of literal parts can spell ("fatally (?:shot|stabbed)" spells "fatally shot" or "fatally stabbed"), or
+    for alternatives one string of each; None when no such set is known (or it is too large to be worth checking).
+    So a text whose folded form (`fold`) contains none of them has no match."""
+    try:
+        found = _required(sre_parse.parse(pattern.pattern, pattern.flags))
+    except Exception:  # a syntax tree this code does not read: no prefilter, the pattern always runs
+        return None
+    if not found:
+        return None
+    # A needle inside another makes the longer one redundant: any text holding the longer holds it.
+    kept = {n for n in found if not any(other != n and other in n for other in found)}
+    return tuple(sorted(kept)) if len(kept) <= _MAX_NEEDLES else None
+
+
+_MAX_SPELLINGS = 64  # texts a run of literal parts may spell, beyond which it is cut
+
+
+def _required(items: Sequence[Any]) -> frozenset[str] | None:
+    """What a match of the sequence `items` must contain: the most selective of its literal runs and its items'."""
+    best: frozenset[str] | None = None
+    run: frozenset[str] = frozenset({""})
+
+    def take(candidate: frozenset[str] | None) -> None:
+        nonlocal best
+        if candidate and "" not in candidate and (best is None or _selectivity(candidate) > _selectivity(best)):
+            best = candidate
+
+    for op, av in items:
+        spelt = _spellings(op, av)
+        if spelt is not None and len(run) * len(spelt) <= _MAX_SPELLINGS:
+            run = frozenset(a + b for a in run for b in spelt)  # anchors and literal groups keep a run going
+            continue
+        take(run)
+        run = spelt if spelt is not None else frozenset({""})
+        if spelt is not None:
+            continue
+        if op is sre.SUBPATTERN:
+            take(_required(av[3]))
+        elif op is sre.ATOMIC_GROUP:
+            take(_required(av))
+        elif op is sre.BRANCH:
+            branches = [_required(branch) for branch in av[1]]
+            if all(branches):
+                take(frozenset().union(*branches))  # type: ignore[arg-type]  # all are sets here
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and av[0] >= 1:
+            take(_required(av[2]))
+        # Anything else (classes, any character, lookarounds, backreferences) requires no particular text.
+    take(run)
+    return best
+
+
+def _spellings(op: Any, av: Any) -> frozenset[str] | None:
+    """Every text an item can match (folded), when they are few and fixed: a literal, an anchor (nothing), a
+    one-letter class such as [Kk], an optional or alternative part made of those, or a group of them."""
+    if op is sre.LITERAL:
+        return _spelling(av)
+    if op is sre.AT:
+        return frozenset({""})
+    if op is sre.IN and av and all(kind is sre.LITERAL for kind, _ in av):  # a class of characters: [Kk], [—-]
+        chars = [_spelling(code) for _, code in av]
+        return None if None in chars else frozenset().union(*chars)  # type: ignore[arg-type]  # none is None
+    if op is sre.SUBPATTERN:
+        return _spelt(av[3])
+    if op is sre.BRANCH:
+        branches = [_spelt(branch) for branch in av[1]]
+        if all(branch is not None for branch in branches):
+            spelt = frozenset().union(*branches)  # type: ignore[arg-type]  # none is None here
+            return spelt if len(spelt) <= _MAX_SPELLINGS else None
+        return None
+    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and av[1] == 1:
+        body = _spelt(av[2])
+        return None if body is None else body if av[0] == 1 else body | {""}
+    return None
+
+
+def _spelling(code: int) -> frozenset[str] | None:
+    """How a literal character is folded; beyond ASCII only one without case ("—", "’"), which no other character
+    matches, ignoring case or not."""
+    char = chr(code)
+    return frozenset({char.lower()}) if char.isascii() or char.lower() == char == char.upper() else None
+
+
+def _spelt(items: Sequence[Any]) -> frozenset[str] | None:
+    """Every text a sequence of items can match, when each item's are few and fixed (`_spellings`)."""
+    spelt = frozenset({""})
+    for op, av in items:
+        part = _spellings(op, av)
+        if part is None or len(spelt) * len(part) > _MAX_SPELLINGS:
+            return None
+        spelt = frozenset(a + b for a in spelt for b in part)
+    return spelt
+
+
+def _selectivity(found: frozenset[str]) -> tuple[int, int]:
+    """Which requirement skips more texts, and costs less to check: the shorter its shortest needle, the more texts
+    hold one, up to words of six letters or so; then the fewer needles, the better."""
+    return min(6, *(len(n) for n in found)), -len(found)
+
+
+@dataclass(frozen=True)
+class Screen:
+    """A pattern with its needles (`needles`): what to check before running it over many texts."""
+
+    pattern: re.Pattern[str]
+    needles: tuple[str, ...] | None
+
+    def could_match(self, folded_text: str) -> bool:
+        """False only when the pattern cannot match the text whose `fold` is `folded_text`."""
+        return self.needles is None or any(map(folded_text.__contains__, self.needles))
+
+
+# Each pattern's screen, made on first use; keyed by `id`, so each entry keeps its pattern to be checked against.
+_screens: dict[int, Screen] = {}
+_FOLDED_KEPT = 4096  # texts whose folded form is remembered: a text is matched against many patterns in a row
+_folded: dict[str, str] = {}
+
+
+def screen(pattern: re.Pattern[str]) -> Screen:
+    """The screen of `pattern`."""
+    found = _screens.get(id(pattern))
+    if found is None or found.pattern is not pattern:
+        found = _screens[id(pattern)] = Screen(pattern, needles(pattern))
+    return found
+
+
+def folded(text: str) -> str:
+    """`fold(text)`, remembered for the last few thousand texts."""
+    found = _folded.get(text)
+    if found is None:
+        if len(_folded) >= _FOLDED_KEPT:
+            _folded.clear()
+        found = _folded[text] = fold(text)
+    return found
+
+
+def finditer(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    """`pattern.finditer(text)`, skipping a text it cannot match."""
+    return pattern.finditer(text) if screen(pattern).could_match(folded(text)) else iter(())
+
+
+def search(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
+    """`pattern.search(text)`, skipping a text it cannot match."""
+    return pattern.search(text) if screen(pattern).could_match(folded(text)) else None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from services.tracker import patterns as p
+
 
 def _words(block: str) -> list[str]:
     return block.split()
@@ -285,6 +287,11 @@ def _by_count(areas: dict[str, int]) -> list[str]:
 # Longest names first so "East Ham" wins over a shorter name inside it; case-sensitive, as place names are capitalised
 # and several are also ordinary words ("Barking", "Sutton").
 _KNOWN = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in sorted(GAZETTEER, key=len, reverse=True)) + r")\b")
+# A name of the gazetteer starts, after a word boundary, with a run of letters that ends where the name has its first
+# space, hyphen, apostrophe or full stop, or ends: so a sentence in which no run of letters is the first word of a
+# name has none of them, and `_KNOWN` (slow: hundreds of names) need not run.
+_LETTERS = re.compile(r"[A-Za-z]+")
+_FIRST_WORDS = frozenset(_LETTERS.match(name).group() for name in GAZETTEER)  # type: ignore[union-attr]  # all letters
 _PART_OF_LONDON = re.compile(
     r"\b(?:north|south|east|west|central|north[- ]east|north[- ]west|south[- ]east|south[- ]west)\s+London\b", re.I
 )
@@ -430,13 +437,14 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
     """Every place named in `sentence`, with its offset, in order of appearance; a `headline` may start with one
     ("Macon man shot")."""
     found: dict[int, Place] = {}
-    for m in _KNOWN.finditer(sentence):
+    known = _KNOWN.finditer(sentence) if not _FIRST_WORDS.isdisjoint(_LETTERS.findall(sentence)) else ()
+    for m in known:
         # "Soho Road" in Birmingham is a street named after a place, not the place; "Brighton Park" (Chicago) is
         # another place.
         if (not _part_of_a_name(sentence, m.start()) and not _STREET_AFTER.match(sentence, m.end())
                 and not _ANOTHER_PLACE_AFTER.match(sentence, m.end()) and not _a_given_name(sentence, m)):
             found[m.start()] = GAZETTEER[m.group()]
-    for m in _PART_OF_LONDON.finditer(sentence):
+    for m in p.finditer(_PART_OF_LONDON, sentence):
         # "east London" is a part of London, more specific than the city; keep the reader's wording, lowercase first.
         name = m.group()[0].lower() + m.group()[1:]
         found[m.start()] = Place(name, "London", PART, UK)

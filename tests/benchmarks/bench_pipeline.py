@@ -3,7 +3,7 @@ and at a burst, against a bare redis-py relay through the same hops, measured in
 
 Run from the repo root (nothing outside a fresh `livedesk-bench:<hex>` prefix is touched; it is deleted afterwards):
 
-    python -m tests.benchmarks.bench_pipeline [--quick] [--warm 1000] [--burst 5000]
+    python -m tests.benchmarks.bench_pipeline [--quick] [--warm 1000] [--burst 3000]
                                               [--rate 500] [--steady-s 10] [--corpus DIR | --no-corpus]
                                               [--profile FILE] [--redis-url redis://127.0.0.1:6379/0]
 
@@ -60,6 +60,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,8 @@ from services.poller.parse import parse_feed
 from services.replay import delete_prefix, read_archive
 from services.settings import Settings
 from services.stage import StageContext, raise_if_cancelled
+from services.tracker.extract import extract
+from services.tracker.places import AREA, CITY, GAZETTEER, UK, US
 from services.wire import DATA_FIELD, as_text, entry_data
 
 CORPUS = Path("/work/shared/corpora/gva-dev")
@@ -92,16 +95,6 @@ BEHIND_S = 5.0  # the steady phase stops once the backlog holds this many second
 
 # --- the entries -----------------------------------------------------------------------------------------------------
 
-_UK_PLACES = ("Walthamstow", "Leyton", "Tottenham", "Brixton", "Peckham", "Croydon", "Hackney", "Ilford", "Romford",
-              "Stratford", "Lewisham", "Woolwich", "Enfield", "Edmonton", "Wembley", "Harlesden", "Southall", "Acton",
-              "Tooting", "Streatham", "Catford", "Dagenham", "Barking", "Kilburn", "Hounslow", "Birmingham",
-              "Manchester", "Liverpool", "Leeds", "Bradford", "Sheffield", "Nottingham", "Leicester", "Coventry",
-              "Bristol", "Cardiff", "Glasgow", "Newcastle", "Southampton", "Portsmouth")
-_US_PLACES = (("Chicago", "Illinois"), ("Houston", "Texas"), ("Atlanta", "Georgia"), ("Memphis", "Tennessee"),
-              ("Baltimore", "Maryland"), ("Detroit", "Michigan"), ("Milwaukee", "Wisconsin"), ("Dallas", "Texas"),
-              ("Indianapolis", "Indiana"), ("Louisville", "Kentucky"), ("Cleveland", "Ohio"), ("Tulsa", "Oklahoma"),
-              ("Jacksonville", "Florida"), ("Nashville", "Tennessee"), ("Phoenix", "Arizona"), ("Denver", "Colorado"))
-_PLACES = [(place, None) for place in _UK_PLACES] + list(_US_PLACES)
 _STREETS = ("Hoe Street", "Church Road", "Station Road", "Forest Road", "Lea Bridge Road", "Markhouse Road",
             "Victoria Avenue", "Albert Road", "Cromwell Lane", "Granville Road", "Selborne Road", "Grove Road",
             "Chestnut Avenue", "Orchard Close", "Palmerston Road", "Beaconsfield Road", "Trinity Grove")
@@ -244,9 +237,27 @@ def corpus_articles(root: Path | None, wanted: int) -> list[tuple[str, str, str,
 MIX = {"first": 25, "report": 20, "edit": 15, "cosmetic": 5, "copy": 15, "near copy": 5, "repeat": 8, "corpus": 7}
 # Later reports, edits and copies are about the incidents first reported most recently.
 FOLLOWED = 40
-# First reports this far apart: a place (56 of them, in turn) comes round again after the tracker's clustering window
-# (3 days), so each story is an incident of its own, as most are.
-STORY_GAP = timedelta(minutes=90)
+# First reports this far apart: a place (some two hundred, in turn) comes round again after the tracker's clustering
+# window (3 days), so each story is an incident of its own, as most are; over the tracker's 120-day place horizon a
+# place gathers a few dozen incidents at most, as a busy district or city would.
+STORY_GAP = timedelta(minutes=30)
+
+
+@lru_cache(maxsize=1)
+def places() -> list[tuple[str, str | None]]:
+    """(place, US state or None) of the incidents: the London areas, UK cities and US cities of the tracker's
+    gazetteer whose first report the extractor places there, in a fixed shuffled order."""
+    candidates = [(place.name, place.region if place.country == US else None) for place in GAZETTEER.values()
+                  if place.country in (UK, US) and place.rank in (AREA, CITY) and place.name != "London"]
+    usable = []
+    for name, state in candidates:
+        story = Story(0, "stabbing", name, state, _STREETS[0], "man", 30, datetime(2025, 1, 1, tzinfo=UTC))
+        _, title, text = _first_report(story, random.Random(0))
+        found = extract(title, text).location
+        if found is not None and found.value.name == name:
+            usable.append((name, state))
+    random.Random(3).shuffle(usable)
+    return usable
 
 
 @dataclass
@@ -267,7 +278,6 @@ class Mix:
         self._versions: dict[tuple[str, str], RawUpdate] = {}  # the latest of each entry
         self._count = 0
         self._start = datetime.now(UTC).replace(microsecond=0) - STORY_GAP * (expected * MIX["first"] // 100 + 10)
-        self.tally: Counter[str] = Counter()
 
     def take(self, n: int) -> list[Entry]:
         return [self._next() for _ in range(n)]
@@ -286,7 +296,6 @@ class Mix:
             else:
                 kind = "first"
         entry = entry or self._make(kind, rng)
-        self.tally[entry.kind] += 1
         self._sent.append(entry.raw)
         self._versions[(entry.raw.source_id, entry.raw.entry.guid or "")] = entry.raw
         return entry
@@ -294,7 +303,7 @@ class Mix:
     def _make(self, kind: str, rng: random.Random) -> Entry:
         if kind == "first":
             n = len(self._stories)
-            place, state = _PLACES[n % len(_PLACES)]
+            place, state = places()[n % len(places())]
             story = Story(n, ("shooting", "stabbing")[n % 2] if state else list(_KINDS)[n % len(_KINDS)], place,
                           state, _STREETS[n % len(_STREETS)], _VICTIMS[n % len(_VICTIMS)], rng.randint(15, 60),
                           self._start + STORY_GAP * n)
@@ -428,8 +437,10 @@ class Phase:
     """What one phase measured."""
 
     name: str
-    entries: int = 0
-    seconds: float = 0.0  # from the first entry written until every stage drained
+    entries: int = 0  # written
+    kinds: Counter[str] = field(default_factory=Counter)  # of the entries written (`MIX`)
+    finished: int = 0  # entries every stage was done with: all of them, unless the phase timed out
+    seconds: float = 0.0  # from the first entry written until every stage drained (or the timeout)
     writing_s: float = 0.0  # writing the entries
     drained: bool = True
     behind: bool = False  # the steady phase stopped early: the backlog grew past BEHIND_S
@@ -440,7 +451,7 @@ class Phase:
 
     @property
     def rate(self) -> float:
-        return self.entries / self.seconds if self.seconds else 0.0
+        return self.finished / self.seconds if self.seconds else 0.0
 
 
 @dataclass
@@ -456,6 +467,8 @@ class Accounts:
     dead_letters: int = 0
     backlog: dict[str, int] = field(default_factory=dict)
     verdicts: Counter[str] = field(default_factory=Counter)
+    incidents: int = 0
+    place_sets: list[int] = field(default_factory=list)  # incidents indexed under each place: a report's candidates
 
     @property
     def complete(self) -> bool:
@@ -581,6 +594,11 @@ async def _pipeline_phase(redis: Redis, keys: Keys, name: str, entries: list[Ent
         phase.writing_s = time.perf_counter() - started
         phase.drained = await _drained(redis, keys, timeout_s)
     phase.seconds, phase.entries, phase.lags = time.perf_counter() - started, len(ids), lags.samples
+    phase.kinds = Counter(entry.kind for entry in entries[: len(ids)])
+    # An entry is finished once dedup dropped it as a repeat or the tracker acknowledged its update (the notifier's
+    # lag is counted in change events, not entries).
+    left = await backlog(redis, keys, ["dedup", "tracker"])
+    phase.finished = len(ids) if phase.drained else max(0, len(ids) - left["dedup"] - left["tracker"])
     phase.worker_cpu = _process_figures(worker_pid)[0] - cpu_before
     phase.server_cpu = await _server_cpu(redis) - server_before
     written = {(e.raw.source_id, e.raw.entry.guid or "", e.raw.fetched_at): _ms(i)
@@ -622,6 +640,7 @@ async def _relay_phases(redis: Redis, url: str, prefix: str, burst: list[str], s
                 ids, phase.behind = await _paced(redis, streams[0], payloads, pace, lambda: False)
             phase.drained = await drained()
             phase.seconds, phase.entries = time.perf_counter() - started, len(ids)
+            phase.finished = len(ids) if phase.drained else 0
             out = [_ms(entry_id) for entry_id, _ in entry_data(await redis.xrange(streams[-1], min=f"({after}"))]
             # One consumer per hop: the order is kept, so the n-th out is the n-th in.
             phase.latency_ms = [float(o - _ms(i)) for i, o in zip(ids, out, strict=False)]
@@ -643,6 +662,9 @@ async def _accounts(redis: Redis, keys: Keys, mix: Counter[str]) -> Accounts:
     stats = await redis.hgetall(keys.dedup_stats)
     accounts.verdicts = Counter({as_text(k): int(v) for k, v in stats.items()})
     accounts.repeats = accounts.verdicts["repeat"]
+    accounts.incidents = await redis.zcard(keys.incident_index)
+    async for key in redis.scan_iter(match=keys.place("*"), count=1000):
+        accounts.place_sets.append(await redis.zcard(key))
     return accounts
 
 
@@ -678,14 +700,15 @@ async def run(url: str, prefix: str, *, warm: int, burst: int, rate: float, stea
         profile_stop.set()
         steady = await _pipeline_phase(redis, keys, "steady", steady_entries, rate, pid, timeout_s)
         worker_rss = _process_figures(pid)[1:]
-        accounts = await _accounts(redis, keys, mix.tally)
+        written = warmed.kinds + burst_phase.kinds + steady.kinds
+        accounts = await _accounts(redis, keys, written)
         redis_memory = int((await redis.info("memory"))["used_memory"])
         stop.set()
         worker.join(timeout=30)
         relay, relay_rss = await _relay_phases(
             redis, url, prefix, [e.raw.model_dump_json() for e in burst_entries],
             [e.raw.model_dump_json() for e in steady_entries], rate, batch_size, timeout_s)
-        return Result(prefix, mix.tally, [warmed, burst_phase, steady], relay, accounts, worker_rss, relay_rss,
+        return Result(prefix, written, [warmed, burst_phase, steady], relay, accounts, worker_rss, relay_rss,
                       redis_memory)
     finally:
         stop.set()
@@ -728,8 +751,8 @@ def report(result: Result, profile: str | None = None) -> None:
             f"written at {phase.entries / max(phase.writing_s, 1e-9):.0f}/s"
             + (f" (STOPPED EARLY: the backlog passed {BEHIND_S:.0f} s of entries)" if phase.behind else ""))
         print(f"{phase.name:9} {phase.entries} entries {shape}: {phase.rate:.0f} updates/s through dedup, tracker "
-              f"and notifier in one process ({phase.seconds:.1f} s to drain)" + ("" if phase.drained
-                                                                                  else "  NOT DRAINED"))
+              f"and notifier in one process ({phase.seconds:.1f} s to drain)" + (
+                  "" if phase.drained else f"  NOT DRAINED: {phase.finished} finished in the time allowed"))
         print(f"          latency raw → changes: {_latency(phase.latency_ms)}")
         print(f"          stage lag (entries): {_lags(phase)}")
         print(f"          CPU per entry: {phase.worker_cpu * per_entry:.0f} µs in the pipeline process + "
@@ -741,6 +764,9 @@ def report(result: Result, profile: str | None = None) -> None:
     print(f"memory    pipeline process RSS {_mb(result.worker_rss[0])} (peak {_mb(result.worker_rss[1])}); relay "
           f"process {_mb(result.relay_rss[0])}; Redis used_memory {_mb(result.redis_memory)} (whole server)")
     a = result.accounts
+    sets = a.place_sets or [0]
+    print(f"incidents {a.incidents} stored; incidents indexed per place (the candidates a report there loads): mean "
+          f"{statistics.fmean(sets):.1f}, max {max(sets)}, over {len(a.place_sets)} places")
     print(f"accounts  raw {a.raw} = updates {a.updates} + repeats {a.repeats} ({a.repeats_sent} sent); verdicts "
           f"{dict(sorted(a.verdicts.items()))}; backlog {a.backlog}; changes {a.changes}, queued for the hook "
           f"{a.queued}; dead letters {a.dead_letters}: {'every entry accounted for' if a.complete else 'INCOMPLETE'}")
@@ -784,7 +810,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: " + ", ".join(
         f"--{name.replace('_', '-')} {value:g}" for name, value in QUICK.items()))
     parser.add_argument("--warm", type=int, default=1000, help="entries through the pipeline before measuring")
-    parser.add_argument("--burst", type=int, default=5000, help="entries written at once")
+    parser.add_argument("--burst", type=int, default=3000, help="entries written at once")
     parser.add_argument("--rate", type=float, default=500.0, help="entries/s of the steady phase")
     parser.add_argument("--steady-s", type=float, default=10.0, help="seconds of the steady phase")
     parser.add_argument("--batch-size", type=int, default=50, help="LIVEDESK_BATCH_SIZE of the stages and the relay")

@@ -1,0 +1,90 @@
+"""Screening patterns by the text their matches must contain: a text is skipped only when the pattern cannot match it."""
+
+from __future__ import annotations
+
+import re
+import string
+import sys
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.tracker import casualties, extract, places
+from services.tracker import patterns as p
+
+
+def every_pattern() -> list[re.Pattern[str]]:
+    """Every compiled pattern the extractor's modules define, alone or in their tables."""
+    found: list[re.Pattern[str]] = []
+    for module in (p, extract, casualties, places):
+        for value in vars(module).values():
+            items = value if isinstance(value, tuple) else (value,)
+            found += [item.pattern if isinstance(item, p.Rule) else item for item in items
+                      if isinstance(item, re.Pattern | p.Rule)]
+    return found
+
+
+PATTERNS = every_pattern()
+
+
+@pytest.mark.parametrize(("pattern", "expected"), [
+    (r"\bcordons?\b", ("cordon",)),
+    (r"\b(?:shot|stabbed) dead\b", ("shot dead", "stabbed dead")),  # a run spells each alternative
+    (r"fatally (?:shot|stabbed)?", ("fatally ",)),  # an optional part ends no run
+    (r"\bkill(?:ed|s)?\b|\bmurder", ("kill", "murder")),
+    (r"\b(?:an?\s+)?arrest", ("arrest",)),  # an optional part requires nothing
+    (r"(?:police\s+)?(?:officer|PC)s?", ("officer", "pc")),
+    (r"\bno(?:\s+\w+)?\s+risk\b", ("risk",)),  # the longest run wins over the short one
+    (r"[Cc]ordon", ("cordon",)),
+    (r"(?=\s+was)\bhit\b", ("hit",)),  # a lookahead is not part of the match: nothing is required of it
+    (r"\d+(?:—|-)\d", ("-", "—")),  # characters without case count beyond ASCII
+    (r"(?:a|b)?\w+", None),  # nothing required
+    (r"fianc[eé]", ("fianc",)),
+])
+def test_needles_are_read_from_the_syntax_tree(pattern: str, expected: tuple[str, ...] | None) -> None:
+    """The needles of a pattern are the literal runs one of which every match holds, in lower case; none when a match
+    may hold no particular text."""
+    assert p.needles(re.compile(pattern, re.IGNORECASE)) == expected
+
+
+def test_the_case_equivalents_are_those_of_the_regex_engine() -> None:
+    """Every character beyond ASCII that the regex engine, ignoring case, takes for an ASCII letter folds to it."""
+    letter = re.compile("[a-z]", re.IGNORECASE)
+    equivalent = [chr(code) for code in range(128, sys.maxunicode + 1) if letter.fullmatch(chr(code))]
+    assert equivalent, "the engine knows some (the Kelvin sign, the dotted capital I)"
+    for char in equivalent:
+        assert p.fold(char) in string.ascii_lowercase, f"{char!r} (U+{ord(char):04X}) folds to {p.fold(char)!r}"
+
+
+def test_a_text_of_case_equivalents_is_not_skipped() -> None:
+    """"KİLLED" with a dotted capital I and a Kelvin sign matches "killed" ignoring case: the screen lets it through."""
+    pattern = re.compile(r"\bkilled\b", re.IGNORECASE)
+    text = "The man was \u212a\u0130LLED outside"
+    assert pattern.search(text)
+    assert p.search(pattern, text) is not None
+
+
+VOCABULARY = sorted({needle for pattern in PATTERNS for needle in p.needles(pattern) or ()}
+                    | set("the a man woman was were police shot dead killed two 3 in at , . - — ’ \u0130 \u212a".split()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(VOCABULARY), st.text(max_size=6)), max_size=14),
+       st.lists(st.sampled_from(VOCABULARY), max_size=3))
+def test_a_screened_pattern_finds_what_the_pattern_finds(words: list[str], capitalised: list[str]) -> None:
+    """On texts made of the patterns' own words (some in capitals), odd characters among them, every pattern finds
+    through its screen exactly what it finds alone."""
+    text = " ".join(words + [word.upper() for word in capitalised])
+    for pattern in PATTERNS:
+        expected = [m.span() for m in pattern.finditer(text)]
+        assert [m.span() for m in p.finditer(pattern, text)] == expected, pattern.pattern
+        assert (p.search(pattern, text) is None) == (not expected)
+
+
+def test_every_table_pattern_has_a_screen_or_runs_as_it_is() -> None:
+    """Most table patterns are screened (the reason the extractor is fast); those that are not still run."""
+    screened = [pattern for pattern in PATTERNS if p.screen(pattern).needles is not None]
+    assert len(screened) >= 0.8 * len(PATTERNS)
+    unscreened = next(pattern for pattern in PATTERNS if p.screen(pattern).needles is None)
+    assert p.screen(unscreened).could_match("")
