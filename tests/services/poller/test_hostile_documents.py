@@ -9,12 +9,16 @@ minutes (an XML bomb expanded, a quadratic path taken).
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.errors import FeedError
+from services.poller import parse
 from services.poller.parse import MAX_TITLE_CHARS, html_to_text, parse_feed
 from tests.support import hostile_feeds as hostile
 from tests.support.hostile_server import HostileServer, static
@@ -189,3 +193,34 @@ def test_a_declared_encoding_that_cannot_be_looked_up_is_a_feed_error() -> None:
     body = b'<?xml version="1.0" encoding="\x00437"?><feed xmlns="http://www.w3.org/2005/Atom"><title>x</title></feed>'
     with pytest.raises(FeedError, match=r"^feed nul: parser failed: ValueError: embedded null character$"):
         parse_feed(body, feed="nul")
+
+
+_FEEDPARSER_ENCODING_PATTERN = re.compile(parse._DeclaredEncoding.PATTERN)
+
+
+@settings(max_examples=500, derandomize=True, database=None)
+@given(st.lists(st.sampled_from([b"<?", b"?>", b"<?xml ", b"encoding=", b"'", b'"', b"\n", b"utf-8", b" ", b">", b"x"]),
+                max_size=30).map(b"".join))
+def test_the_declared_encoding_is_found_as_feedparser_finds_it(data: bytes) -> None:
+    """The linear search finds exactly what feedparser's pattern finds, in any arrangement of its parts."""
+    expected = _FEEDPARSER_ENCODING_PATTERN.match(data)
+    found = parse._DeclaredEncoding().match(data)
+    assert (found.groups() if found else None) == (expected.groups() if expected else None)
+
+
+def test_feedparser_reads_the_declared_encoding_in_linear_time(tmp_path: Path) -> None:
+    """feedparser's own pattern took 4 s on 1,000 `encoding="…"` in a first line without `?>` (cubic), and half an
+    hour on an unclosed declaration before a one-line feed of 10 MB; the search that replaces it, milliseconds."""
+    import feedparser.encodings
+
+    assert isinstance(feedparser.encodings.RE_XML_PI_ENCODING, parse._DeclaredEncoding), "feedparser changed"
+    documents = {
+        "many-encodings.xml": b'<?xml version="1.0"' + b' encoding="1.0"' * 2_000,
+        # The quotes are what the pattern backtracks over: each is a possible end of the encoding's value.
+        "unclosed-declaration.xml": b'<?xml version="1.0" encoding="utf-8">'
+        + hostile.rss(hostile.item("g", "title", '"' * 1_000_000))[38:],
+    }
+    for name, document in documents.items():
+        measured = measured_parse(tmp_path, name, document)
+        assert measured.wall_s < BOUND_S
+        assert measured.cpu_s < BOUND_S
