@@ -21,7 +21,7 @@ import httpx
 
 try:
     import brotli  # type: ignore[import-untyped]  # ships no type information
-except ImportError:  # httpx[brotli] is what installs it
+except ImportError:  # a dependency of livedesk; without it `br` is simply not offered
     brotli = None
 
 from schemas import FeedSource

@@ -6,7 +6,6 @@ once whichever way it arrives first.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +15,7 @@ from redis.asyncio import Redis
 from schemas import FeedSource, RawUpdate
 from services.names import Keys
 from services.poller.diff import publish_changed, raw_updates
-from services.poller.parse import ParsedFeed, parse_feed
+from services.poller.parse import ParsedFeed, parse_feed_bounded
 
 log = structlog.get_logger(__name__)
 
@@ -44,10 +43,10 @@ async def ingest_document(
     Raises:
         FeedError: the document yields no entries (the error names the feed and says why).
     """
-    # Parsing a large feed takes seconds of CPU: off the event loop, so the other feeds keep moving.
-    parsed = await asyncio.to_thread(
-        parse_feed, body, feed=source.id, content_type=content_type, base_url=base_url or source.url
-    )
+    # In a parser process with the document's CPU time and memory bounded: a large or hostile feed costs its own
+    # limits and its own error, and the event loop and the other feeds keep moving.
+    parsed = await parse_feed_bounded(body, feed=source.id, content_type=content_type,
+                                      base_url=base_url or source.url)
     for warning in parsed.warnings:
         log.warning("feed is not well-formed but usable", source_id=source.id, warning=warning)
     published = await publish_changed(redis, keys, source.id, raw_updates(source, parsed.entries, fetched_at))

@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -13,6 +14,7 @@ from redis.asyncio import Redis
 from schemas import FeedSource
 from services.poller.feeds import FeedRegistry
 from services.poller.fetch import build_client
+from services.poller.parse import ParsedFeed
 from services.poller.stage import Poller
 from services.settings import Settings
 from services.stage import StageContext
@@ -181,9 +183,13 @@ async def test_moved_gone_and_unchanged_feeds(redis: Redis, settings: Settings,
         import services.poller.ingest as ingest
 
         parses: list[str] = []
-        real_parse = ingest.parse_feed
-        monkeypatch.setattr(ingest, "parse_feed",
-                            lambda body, **kw: parses.append(kw["feed"]) or real_parse(body, **kw))
+        real_parse = ingest.parse_feed_bounded
+
+        async def counted_parse(body: bytes, **kw: Any) -> ParsedFeed:
+            parses.append(kw["feed"])
+            return await real_parse(body, **kw)
+
+        monkeypatch.setattr(ingest, "parse_feed_bounded", counted_parse)
         async with build_client(settings) as client:
             poller = Poller(StageContext(settings, redis), [moved, gone], client)
             await registry.upsert([moved, gone], due=datetime.now(UTC))
