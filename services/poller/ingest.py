@@ -15,7 +15,8 @@ from redis.asyncio import Redis
 from schemas import FeedSource, RawUpdate
 from services.names import Keys
 from services.poller.diff import publish_changed, raw_updates
-from services.poller.parse import ParsedFeed, parse_feed_bounded
+from services.poller.parse import ParsedFeed
+from services.poller.parser_pool import parse_feed_bounded
 
 log = structlog.get_logger(__name__)
 

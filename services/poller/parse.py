@@ -4,42 +4,33 @@ Every foreign format (RSS 0.9x/2.0, RSS 1.0/RDF, Atom 0.3/1.0, CDF) is read here
 feedparser builds leaves this module: callers see `ParsedFeed` and `FeedEntry` only. Any bytes at all are accepted;
 the only exception that leaves `parse_feed` is `FeedError`.
 
-Hostile documents are refused before feedparser reads them (`_screen`: XML bombs, attribute floods); what no check
-can foresee (feedparser's own quadratic paths) is bounded by parsing documents from the network in parser processes
-with a CPU and memory limit each (`ParserPool`, `parse_feed_bounded`).
+Hostile documents are refused before feedparser reads them (`services.poller.screen`: XML bombs, attribute floods);
+what no check can foresee (feedparser's own quadratic paths) is bounded by parsing documents from the network in
+parser processes with a CPU and memory limit each (`services.poller.parser_pool`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import calendar
 import contextlib
 import io
-import math
-import multiprocessing
-import multiprocessing.context
 import re
-import resource
-import signal
-import threading
 import time
 import xml.sax
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import unescape
 from html.parser import HTMLParser
-from multiprocessing.connection import Connection
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
 import feedparser.encodings
-from feedparser.encodings import convert_to_utf8
-from feedparser.sanitizer import replace_doctype
 from feedparser.urls import RelativeURIResolver
 
 from schemas import FeedEntry
 from services.errors import FeedError
+from services.poller.screen import Refused, one_line, screen
 
 MAX_ENTRIES = 1_000
 MAX_TITLE_CHARS = 1_000
@@ -104,7 +95,7 @@ class _Warnings:
 
     def add(self, message: str) -> None:
         if len(self.items) < MAX_WARNINGS:
-            self.items.append(_one_line(message, 300))
+            self.items.append(one_line(message, 300))
         else:
             self.dropped += 1
 
@@ -143,11 +134,6 @@ class _TextExtractor(HTMLParser):
     def skipping(self) -> bool:
         """Inside an element whose content is not text (script, style …)."""
         return self._skip_depth > 0
-
-
-def _one_line(text: str, limit: int) -> str:
-    line = _SPACE.sub(" ", text).strip()
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _clean(text: str) -> str:
@@ -259,7 +245,7 @@ def _entry_time(entry: dict[str, Any], key: str, label: str, warnings: _Warnings
     moment = _as_utc(dict.get(entry, f"{key}_parsed"))
     raw = dict.get(entry, key)
     if moment is None and isinstance(raw, str) and raw.strip():
-        warnings.add(f"{label}: unparseable {key} date {_one_line(raw, 60)!r}")
+        warnings.add(f"{label}: unparseable {key} date {one_line(raw, 60)!r}")
     return moment
 
 
@@ -319,7 +305,7 @@ def _ttl_seconds(value: Any, warnings: _Warnings) -> int | None:
     except ValueError:
         minutes = -1
     if minutes < 0:
-        warnings.add(f"unusable <ttl> {_one_line(str(value), 40)!r}")
+        warnings.add(f"unusable <ttl> {one_line(str(value), 40)!r}")
         return None
     return minutes * 60
 
@@ -337,14 +323,14 @@ def _update_period_seconds(meta: dict[str, Any], warnings: _Warnings) -> int | N
     period_text = str(period if period is not None else "daily").strip().lower()
     period_s = _SY_PERIOD_S.get(period_text)
     if period_s is None:
-        warnings.add(f"unusable sy:updatePeriod {_one_line(str(period), 40)!r}")
+        warnings.add(f"unusable sy:updatePeriod {one_line(str(period), 40)!r}")
         return None
     try:
         times = int(str(frequency if frequency is not None else "1").strip())
     except ValueError:
         times = 0
     if times <= 0:
-        warnings.add(f"unusable sy:updateFrequency {_one_line(str(frequency), 40)!r}")
+        warnings.add(f"unusable sy:updateFrequency {one_line(str(frequency), 40)!r}")
         return None
     # Sub-second intervals mean nothing to a poller; a frequency above the period's seconds still says "often".
     return max(1, period_s // times)
@@ -364,7 +350,7 @@ def _feed_link(meta: dict[str, Any], rel: str, base_url: str | None, warnings: _
             continue
         if urlsplit(url).scheme.lower() in ("http", "https"):
             return url
-        warnings.add(f"ignored rel={rel} link {_one_line(url, 80)!r}: not an absolute http(s) URL")
+        warnings.add(f"ignored rel={rel} link {one_line(url, 80)!r}: not an absolute http(s) URL")
     return None
 
 
@@ -374,7 +360,7 @@ def _describe(exc: Any) -> str:
         return f"broken XML at line {exc.getLineNumber()}: {exc.getMessage()}"
     if isinstance(exc, BaseException):
         message = str(exc) or type(exc).__name__
-        return _one_line(f"{type(exc).__name__}: {message}" if type(exc).__name__ not in message else message, 200)
+        return one_line(f"{type(exc).__name__}: {message}" if type(exc).__name__ not in message else message, 200)
     return "ill-formed document"
 
 
@@ -411,223 +397,7 @@ def _not_a_feed(body: bytes, exc: Any) -> str:
     return f"not a feed: XML root <{root}> is not RSS, Atom or RDF" if root else "not a feed: no RSS, Atom or RDF found"
 
 
-# ---------- hostile documents, refused before feedparser reads them ----------
-
-# What entities declared in a document's DTD may add to it, in characters. Feeds hardly use them ("&copy;" declared
-# as "&#169;"); an XML bomb adds gigabytes (billion laughs: nested entities; quadratic blow-up: one long entity
-# referenced many times), which feedparser's lenient parser would expand in full.
-MAX_ENTITY_EXPANSION_CHARS = 1_000_000
-MAX_DECLARATIONS = 10_000
-# Attributes on one element: xml.sax looks each one up by a linear search, so an element with n costs n² (50,000
-# attributes take a minute). Feeds use a handful.
-MAX_ATTRIBUTES = 256
-
-_LITERAL = rb"(?:\"[^\"]*+\"|'[^']*+')"
-_PROLOG_MISC = re.compile(rb"(?:\s++|<\?(?:[^?]|\?(?!>))*+\?>|<!--(?:[^-]|-(?!->))*+-->)*+")
-_DOCTYPE_OPEN = re.compile(rb"<!DOCTYPE\s++[^\s\[>]++(?:\s++(?:SYSTEM|PUBLIC)(?:\s*+" + _LITERAL + rb")++)?\s*+\[")
-_SUBSET_SKIP = re.compile(rb"[^<\]]++")
-_DECLARATION_PART = re.compile(rb"[\"'>]")
-_ENTITY_DECLARATION = re.compile(
-    rb"<!ENTITY\s++(%\s++)?([^\s\"'%>]++)\s++(?:(" + _LITERAL + rb")|((?:SYSTEM|PUBLIC)(?:\s*+" + _LITERAL + rb")++))"
-)
-_REFERENCE = re.compile(rb"&(#?)([^\s&;<>\"']++);")
-_PREDEFINED = frozenset({b"lt", b"gt", b"amp", b"apos", b"quot"})
-_MANY_ATTRIBUTES = re.compile(
-    rb"<[^\s<>!?/]++(?:\s++[^\s=<>]++\s*+=\s*+(?:" + _LITERAL + rb"|[^\s<>\"']++)){%d}" % (MAX_ATTRIBUTES + 1)
-)
-
-
-class _Refused(Exception):
-    """A document refused before parsing; the message is the reason."""
-
-
-def _declarations(data: bytes) -> tuple[list[bytes], int]:
-    """The markup declarations (`<!…>`) of the DOCTYPE's internal subset, and where the subset ends.
-
-    Only a subset that expat would read counts: one after nothing but the XML declaration, comments, processing
-    instructions and whitespace. Every step moves forward by a search, so the scan is linear whatever the input.
-    """
-    start = 3 if data.startswith(b"\xef\xbb\xbf") else 0
-    misc = _PROLOG_MISC.match(data, start)
-    opened = _DOCTYPE_OPEN.match(data, misc.end() if misc else start)
-    if opened is None:
-        return [], 0
-    found: list[bytes] = []
-    at, size = opened.end(), len(data)
-    while at < size and data[at] != 0x5D:  # "]" ends the subset
-        if data.startswith(b"<!--", at) or data.startswith(b"<?", at):
-            closing = b"-->" if data[at + 1] == 0x21 else b"?>"
-            end = data.find(closing, at + 2)
-            if end < 0:
-                break  # never closed: expat stops here too
-            at = end + len(closing)
-        elif data.startswith(b"<!", at):
-            # A declaration ends at the first ">" outside its quoted literals.
-            cursor = at + 2
-            while (part := _DECLARATION_PART.search(data, cursor)) is not None and part.group() != b">":
-                close = data.find(part.group(), part.end())
-                if close < 0:
-                    return found, size
-                cursor = close + 1
-            if part is None:
-                break
-            found.append(data[at:part.end()])
-            if len(found) > MAX_DECLARATIONS:
-                raise _Refused(f"refused: its DTD has more than {MAX_DECLARATIONS:,} declarations")
-            at = part.end()
-        else:
-            skipped = _SUBSET_SKIP.match(data, at)
-            at = skipped.end() if skipped else at + 1
-    return found, at
-
-
-def _name(raw: bytes) -> str:
-    return _one_line(raw.decode("utf-8", "replace"), 60)
-
-
-def _expanded_lengths(values: dict[bytes, bytes]) -> dict[bytes, int]:
-    """The length each internal entity expands to, nested references included, saturating past the limit.
-
-    Raises:
-        _Refused: An entity refers to itself, directly or through others (not well-formed, and endless).
-    """
-    own: dict[bytes, int] = {}
-    refs: dict[bytes, list[bytes]] = {}
-    for name, value in values.items():
-        own[name], refs[name] = len(value), []
-        for reference in _REFERENCE.finditer(value):
-            own[name] -= len(reference.group())
-            if reference.group(1):
-                own[name] += 1  # a character reference is one character
-            else:
-                refs[name].append(reference.group(2))
-    lengths: dict[bytes, int] = {}
-    for root in values:
-        # Depth first without recursion (a chain of thousands would overflow the stack); `open_` holds the entities
-        # whose expansion is under way, so meeting one of them again is a cycle.
-        stack, open_ = [root], set[bytes]()
-        while stack:
-            name = stack[-1]
-            if name in lengths:
-                stack.pop()
-            elif name not in open_:
-                open_.add(name)
-                for ref in refs[name]:
-                    if ref in open_:
-                        raise _Refused(f"refused: entity {_name(ref)!r} in its DTD refers to itself")
-                    if ref in values and ref not in lengths:
-                        stack.append(ref)
-            else:
-                total = own[name] + sum(lengths.get(r, 1 if r in _PREDEFINED else 0) for r in refs[name])
-                lengths[name] = min(total, MAX_ENTITY_EXPANSION_CHARS + 1)
-                open_.discard(name)
-                stack.pop()
-    return lengths
-
-
-def _check_expansion(data: bytes, start: int, lengths: dict[bytes, int]) -> None:
-    """Refuse the document when its references to `lengths`' entities would add more than the limit."""
-    if not lengths:
-        return
-    total = 0
-    for ref in _REFERENCE.finditer(data, start):
-        added = lengths.get(ref.group(2), 0) if not ref.group(1) else 0
-        total += added
-        if total > MAX_ENTITY_EXPANSION_CHARS:
-            name = _name(ref.group(2))
-            if added > MAX_ENTITY_EXPANSION_CHARS:
-                raise _Refused(f"refused as an XML bomb: entity {name!r} declared in its DTD expands to more than "
-                               f"{MAX_ENTITY_EXPANSION_CHARS:,} characters")
-            raise _Refused(f"refused as an XML bomb: references to entities declared in its DTD would add more than "
-                           f"{MAX_ENTITY_EXPANSION_CHARS:,} characters (entity {name!r} is {added:,} long)")
-
-
-def _screen(body: bytes, content_type: str | None, warnings: _Warnings) -> None:
-    """Refuse what would make feedparser's parsers blow up (XML bombs, attribute floods); note entities not loaded.
-
-    The checks read the document exactly as both of feedparser's parsers will: converted to UTF-8 as feedparser
-    converts it (an entity hidden in UTF-16 or UTF-7 is found) and with its DOCTYPE rewritten as feedparser rewrites
-    it. The strict parser (expat) reads the internal subset left in the document; the lenient one expands the
-    entities feedparser kept aside. External entities are never loaded (feedparser turns that off in expat).
-
-    Raises:
-        _Refused: with the reason.
-    """
-    try:
-        converted = convert_to_utf8({"content-type": content_type} if content_type else {}, body, {})
-        _, data, lenient_entities = replace_doctype(converted)
-    except Exception:
-        # feedparser takes the same first steps on the same bytes and fails the same way, before it parses anything:
-        # `_run_feedparser` reports it.
-        return
-    if _MANY_ATTRIBUTES.search(data):
-        raise _Refused(f"refused: an element has more than {MAX_ATTRIBUTES} attributes")
-    declarations, subset_end = _declarations(data)
-    internal: dict[bytes, bytes] = {}
-    for declaration in declarations:
-        entity = _ENTITY_DECLARATION.match(declaration)
-        if entity is None:
-            continue  # another kind of declaration (ELEMENT, ATTLIST, NOTATION), or one expat will reject
-        parameter, name, value, external = entity.groups()
-        label = f"%{_name(name)};" if parameter else repr(_name(name))
-        if external is not None:
-            warnings.add(f"{'parameter ' if parameter else ''}entity {label} is external "
-                         f"({_one_line(external.decode('utf-8', 'replace'), 100)}): not loaded")
-        elif parameter:
-            # A parameter entity can declare further entities when referenced, out of sight of this check.
-            raise _Refused(f"refused: its DTD declares parameter entity {label}, which feeds have no use for")
-        else:
-            internal.setdefault(name, value[1:-1])  # the first declaration of a name is the one that counts
-    _check_expansion(data, subset_end, _expanded_lengths(internal))
-    lenient = {name.encode(): len(value) for name, value in lenient_entities.items()}
-    _check_expansion(data, 0, lenient)
-
-
-class _DeclaredEncoding:
-    """What feedparser's `RE_XML_PI_ENCODING.match` finds (the encoding named in the XML declaration), found in
-    linear time.
-
-    feedparser matches `PATTERN` against the whole document; over a long first line with many `encoding="…"` and no
-    `?>` after them it backtracks cubically (1,000 of them, 15 kB, take 4 s; an unclosed declaration before a
-    one-line feed of 150 kB takes half a second, of 10 MB half an hour). The pattern chooses the last `encoding=` on
-    the first line whose value is followed by a `?>`; so does this, by searching.
-    """
-
-    PATTERN = rb"""^<\?.*encoding=[\'"](.*?)[\'"].*\?>"""  # as feedparser 6.0 writes it
-    _QUOTE = re.compile(rb"['\"]")
-
-    @dataclass(frozen=True)
-    class Found:
-        value: bytes
-
-        def groups(self) -> tuple[bytes]:
-            return (self.value,)
-
-    def match(self, data: bytes) -> Found | None:
-        if not data.startswith(b"<?"):
-            return None
-        newline = data.find(b"\n")
-        line = data if newline < 0 else data[:newline]  # "." does not match a newline
-        last_close = line.rfind(b"?>")
-        end = len(line)
-        while (at := line.rfind(b"encoding=", 2, end)) >= 0:
-            end = at + len(b"encoding=") - 1  # the next candidate starts before this one
-            value = at + len(b"encoding=") + 1
-            if line[value - 1:value] not in (b"'", b'"'):
-                continue
-            # The lazy group ends at the first quote; a later one cannot be followed by a "?>" this one is not.
-            quote = self._QUOTE.search(line, value)
-            if quote is not None and last_close >= quote.end():
-                return self.Found(line[value:quote.start()])
-        return None
-
-
-if getattr(getattr(feedparser.encodings, "RE_XML_PI_ENCODING", None), "pattern", None) == _DeclaredEncoding.PATTERN:
-    # Replaced only while it is the pattern above: a feedparser that changed it is left alone, and a test says so.
-    feedparser.encodings.RE_XML_PI_ENCODING = _DeclaredEncoding()
-
-
-_OUT_OF_MEMORY = "ran out of memory while parsing"
+OUT_OF_MEMORY = "ran out of memory while parsing"
 
 
 def _run_feedparser(body: bytes, feed: str, content_type: str | None) -> Any:
@@ -638,9 +408,9 @@ def _run_feedparser(body: bytes, feed: str, content_type: str | None) -> Any:
     except RecursionError:
         raise FeedError(feed, "document nested too deeply") from None
     except MemoryError:
-        raise FeedError(feed, _OUT_OF_MEMORY) from None
+        raise FeedError(feed, OUT_OF_MEMORY) from None
     except Exception as exc:  # a parser crash on one document is that feed's problem, not the poller's
-        raise FeedError(feed, _one_line(f"parser failed: {type(exc).__name__}: {exc}", 200)) from exc
+        raise FeedError(feed, one_line(f"parser failed: {type(exc).__name__}: {exc}", 200)) from exc
 
 
 def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_url: str | None = None) -> ParsedFeed:
@@ -668,8 +438,8 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
         raise FeedError(feed, "empty body")
     warnings = _Warnings()
     try:
-        _screen(body, content_type, warnings)
-    except _Refused as refused:
+        screen(body, content_type, warnings.add)
+    except Refused as refused:
         raise FeedError(feed, str(refused)) from None
     result = _run_feedparser(body, feed, content_type)
     raw_entries = [e for e in dict.get(result, "entries") or [] if isinstance(e, dict)]
@@ -709,227 +479,3 @@ def parse_feed(body: bytes, *, feed: str, content_type: str | None = None, base_
         hub_url=hub_url,
         self_url=self_url,
     )
-
-
-# ---------- parsing in parser processes, under limits ----------
-
-# What one document may cost a parser process. feedparser has paths that are quadratic in the size of one field (an
-# unclosed comment or a long style attribute in markup, a long author): a 10 MB body could take hours. A parser
-# process that goes past its CPU time is killed by the kernel, so no document can hold a parser for longer.
-PARSE_CPU_S = 10
-PARSE_CPU_S_PER_MB = 4  # a 10 MB feed of full articles takes about 15 s
-PARSE_MEMORY_BYTES = 256 * 2**20
-PARSE_MEMORY_PER_BODY_BYTE = 32  # feedparser holds about 20 bytes per byte of a markup-heavy body at its peak
-_PARSER_PROCESSES = 4
-
-
-def _address_space() -> int:
-    """This process's virtual memory size in bytes (Linux); 0 where it cannot be read."""
-    try:
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[0]) * resource.getpagesize()
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-def _limit(cpu_s: int, memory_bytes: int) -> None:
-    """Limit what the coming parse may use: CPU seconds from now, and address space above what is mapped now."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
-    soft = math.ceil(usage.ru_utime + usage.ru_stime) + cpu_s
-    resource.setrlimit(resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-    if (mapped := _address_space()) > 0:
-        _, hard = resource.getrlimit(resource.RLIMIT_AS)
-        soft = mapped + memory_bytes
-        resource.setrlimit(resource.RLIMIT_AS, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard))
-
-
-def _unlimit_memory() -> None:
-    _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
-
-
-def _serve(connection: Connection) -> None:
-    """A parser process: parse each document that arrives and answer, until the pipe closes.
-
-    Answers are `("parsed", ParsedFeed)`, `("refused", reason)` (a FeedError), `("memory", "")` (past the memory
-    limit; the process then ends, as nothing is trustworthy after a MemoryError) or `("crashed", description)` (a bug).
-    Past its CPU limit the kernel ends the process with SIGXCPU; there is no answer then.
-    """
-    # Killed for its CPU time, a parser leaves no core file behind.
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    while True:
-        try:
-            body, feed, content_type, base_url, cpu_s, memory_bytes = connection.recv()
-        except (EOFError, OSError):
-            return
-        _limit(cpu_s, memory_bytes)
-        answer: tuple[str, Any]
-        try:
-            answer = ("parsed", parse_feed(body, feed=feed, content_type=content_type, base_url=base_url))
-        except FeedError as error:
-            answer = ("memory", "") if error.reason == _OUT_OF_MEMORY else ("refused", error.reason)
-        except MemoryError:
-            answer = ("memory", "")
-        except Exception as error:
-            answer = ("crashed", f"{type(error).__name__}: {error}")
-        del body
-        _unlimit_memory()
-        connection.send(answer)
-        if answer[0] == "memory":
-            return
-
-
-_Context = multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
-
-
-class _Parser:
-    """One parser process and the parent's end of its pipe."""
-
-    def __init__(self, context: _Context, name: str) -> None:
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), name=name, daemon=True)
-        self.process.start()
-        child.close()
-
-    def stop(self) -> None:
-        self.connection.close()
-        if self.process.is_alive():
-            self.process.kill()
-        self.process.join(5)
-
-
-class ParserPool:
-    """Parser processes that run `parse_feed` with each document's CPU time and memory bounded.
-
-    A document that would take more is a `FeedError` for its feed, and the process that was parsing it is replaced;
-    the other documents, parsed by the other processes, never notice. Parsing off the poller's process also keeps a
-    long parse from holding its interpreter lock. Processes start when first needed, at most `processes` of them;
-    callers beyond that wait for one to be free. `parse` blocks: call it from a thread (`parse_feed_bounded` does).
-    """
-
-    def __init__(
-        self,
-        processes: int = _PARSER_PROCESSES,
-        *,
-        cpu_s: float = PARSE_CPU_S,
-        cpu_s_per_mb: float = PARSE_CPU_S_PER_MB,
-        memory_bytes: int = PARSE_MEMORY_BYTES,
-        memory_per_body_byte: int = PARSE_MEMORY_PER_BODY_BYTE,
-    ) -> None:
-        self._most = processes
-        self._cpu_s, self._cpu_s_per_mb = cpu_s, cpu_s_per_mb
-        self._memory_bytes, self._memory_per_body_byte = memory_bytes, memory_per_body_byte
-        methods = multiprocessing.get_all_start_methods()
-        # forkserver: a clean single-threaded parent for every parser, whatever threads this process runs.
-        self._context: _Context = (multiprocessing.get_context("forkserver") if "forkserver" in methods
-                                   else multiprocessing.get_context("spawn"))
-        self._idle: list[_Parser] = []
-        self._running: set[_Parser] = set()
-        self._free = threading.Condition()
-        self._closed = False
-
-    def limits(self, size: int) -> tuple[int, int]:
-        """CPU seconds and bytes of memory a document of `size` bytes may use."""
-        cpu_s = math.ceil(self._cpu_s + self._cpu_s_per_mb * size / 1e6)
-        return cpu_s, self._memory_bytes + self._memory_per_body_byte * size
-
-    def parse(self, body: bytes, *, feed: str, content_type: str | None = None,
-              base_url: str | None = None) -> ParsedFeed:
-        """`parse_feed(body, ...)` in a parser process; the same result, or `FeedError`.
-
-        Raises:
-            FeedError: the document is not a usable feed, or parsing it went past the CPU or memory limit.
-            RuntimeError: `parse_feed` failed with anything but FeedError (a bug), or the pool is closed.
-        """
-        cpu_s, memory_bytes = self.limits(len(body))
-        parser = self._take()
-        answer: tuple[str, Any] | None = None
-        try:
-            parser.connection.send((body, feed, content_type, base_url, cpu_s, memory_bytes))
-            # The kernel enforces the CPU limit; this bounds the wait even where it cannot (a busy machine stretches
-            # CPU seconds into more wall seconds, so it is generous).
-            if parser.connection.poll(10 * cpu_s + 60):
-                answer = parser.connection.recv()
-        except (EOFError, OSError):
-            answer = None
-        finally:
-            self._give_back(parser, healthy=answer is not None and answer[0] != "memory")
-        if answer is None:
-            if self._closed:
-                raise RuntimeError("the parser pool was closed while parsing")
-            raise FeedError(feed, self._death(parser, cpu_s))
-        kind, value = answer
-        if kind == "parsed":
-            return cast(ParsedFeed, value)
-        if kind == "refused":
-            raise FeedError(feed, value)
-        if kind == "memory":
-            raise FeedError(feed, f"refused: parsing it needed more than {memory_bytes // 2**20} MB")
-        raise RuntimeError(f"parse_feed failed on feed {feed}: {value}")
-
-    @staticmethod
-    def _death(parser: _Parser, cpu_s: int) -> str:
-        code = parser.process.exitcode
-        if code == -signal.SIGXCPU:
-            return f"refused: parsing it took more than {cpu_s} s of CPU"
-        if code is None or code == -signal.SIGKILL:
-            return f"refused: parsing it did not finish in {10 * cpu_s + 60} s"
-        return f"the parser process died while parsing it (exit code {code})"
-
-    def _take(self) -> _Parser:
-        with self._free:
-            while not self._idle and len(self._running) >= self._most and not self._closed:
-                self._free.wait()
-            if self._closed:
-                raise RuntimeError("the parser pool is closed")
-            if self._idle:
-                return self._idle.pop()
-            parser = _Parser(self._context, f"livedesk-parser-{len(self._running) + 1}")
-            self._running.add(parser)
-            return parser
-
-    def _give_back(self, parser: _Parser, healthy: bool) -> None:
-        """Return a parser that is ready for more; one that is not (dead, or past its memory) is stopped."""
-        with self._free:
-            keep = healthy and not self._closed
-            if keep:
-                self._idle.append(parser)
-            else:
-                self._running.discard(parser)
-            self._free.notify()
-        if not keep:
-            parser.stop()
-
-    @property
-    def processes(self) -> list[multiprocessing.process.BaseProcess]:
-        """The parser processes started and not stopped."""
-        with self._free:
-            return [parser.process for parser in self._running]
-
-    def close(self) -> None:
-        """Stop every parser process, busy ones included (their callers get RuntimeError)."""
-        with self._free:
-            self._closed = True
-            running, self._running, self._idle = self._running, set(), []
-            self._free.notify_all()
-        for parser in running:
-            parser.stop()
-
-
-_default_pool: ParserPool | None = None
-_default_pool_lock = threading.Lock()
-
-
-async def parse_feed_bounded(body: bytes, *, feed: str, content_type: str | None = None,
-                             base_url: str | None = None) -> ParsedFeed:
-    """`parse_feed` in a parser process, with the document's CPU time and memory bounded (`ParserPool`).
-
-    For documents from the network: whatever a document does to the parser, it costs at most its limits, and only
-    its own feed gets the error.
-    """
-    global _default_pool
-    with _default_pool_lock:
-        if _default_pool is None:
-            _default_pool = ParserPool()
-    return await asyncio.to_thread(_default_pool.parse, body, feed=feed, content_type=content_type, base_url=base_url)

@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from services.poller.parse import MAX_TEXT_CHARS, ParserPool, parse_feed
+from services.poller.parse import MAX_TEXT_CHARS, parse_feed
+from services.poller.parser_pool import ParserPool
 from services.settings import Settings
 from tests.fuzz.test_fuzz_extract import QUADRATIC_TEXTS
 from tests.support import hostile_feeds as hostile

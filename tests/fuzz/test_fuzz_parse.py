@@ -21,8 +21,8 @@ from services.poller.parse import (
     MAX_TITLE_CHARS,
     MAX_WARNINGS,
     ParsedFeed,
-    ParserPool,
 )
+from services.poller.parser_pool import ParserPool
 from tests.fuzz.mutations import corpus_documents, mutated_documents
 
 CPU_S_PER_DOCUMENT = 10

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.errors import FeedError
-from services.poller import parse
+from services.poller import screen
 from services.poller.parse import MAX_TITLE_CHARS, html_to_text, parse_feed
 from tests.support import hostile_feeds as hostile
 from tests.support.hostile_server import HostileServer, static
@@ -195,7 +195,7 @@ def test_a_declared_encoding_that_cannot_be_looked_up_is_a_feed_error() -> None:
         parse_feed(body, feed="nul")
 
 
-_FEEDPARSER_ENCODING_PATTERN = re.compile(parse._DeclaredEncoding.PATTERN)
+_FEEDPARSER_ENCODING_PATTERN = re.compile(screen._DeclaredEncoding.PATTERN)
 
 
 @settings(max_examples=500, derandomize=True, database=None)
@@ -204,7 +204,7 @@ _FEEDPARSER_ENCODING_PATTERN = re.compile(parse._DeclaredEncoding.PATTERN)
 def test_the_declared_encoding_is_found_as_feedparser_finds_it(data: bytes) -> None:
     """The linear search finds exactly what feedparser's pattern finds, in any arrangement of its parts."""
     expected = _FEEDPARSER_ENCODING_PATTERN.match(data)
-    found = parse._DeclaredEncoding().match(data)
+    found = screen._DeclaredEncoding().match(data)
     assert (found.groups() if found else None) == (expected.groups() if expected else None)
 
 
@@ -213,7 +213,7 @@ def test_feedparser_reads_the_declared_encoding_in_linear_time(tmp_path: Path) -
     hour on an unclosed declaration before a one-line feed of 10 MB; the search that replaces it, milliseconds."""
     import feedparser.encodings
 
-    assert isinstance(feedparser.encodings.RE_XML_PI_ENCODING, parse._DeclaredEncoding), "feedparser changed"
+    assert isinstance(feedparser.encodings.RE_XML_PI_ENCODING, screen._DeclaredEncoding), "feedparser changed"
     documents = {
         "many-encodings.xml": b'<?xml version="1.0"' + b' encoding="1.0"' * 2_000,
         # The quotes are what the pattern backtracks over: each is a possible end of the encoding's value.

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from services.errors import FeedError
-from services.poller.parse import ParsedFeed, ParserPool, parse_feed, parse_feed_bounded
+from services.poller.parse import ParsedFeed, parse_feed
+from services.poller.parser_pool import ParserPool, parse_feed_bounded
 from tests.support import hostile_feeds as hostile
 
 # Generous: a limited parse ends a second or two after it starts; without the limit these take a minute or more.
