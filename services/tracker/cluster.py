@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
 from schemas import Authority, Category, Incident, Location, Role, Update, Verdict
 from services.tracker.casualties import may_be_one_person
@@ -60,6 +61,11 @@ class Report:
     words: dict[str, float]
     rare: frozenset[str] = frozenset()  # its names few other reports used (`words.rare_names`)
 
+    @cached_property
+    def own_places(self) -> set[str]:
+        """`specific_places` of the report, the same against every candidate."""
+        return specific_places(self.facts.places, self.facts)
+
 
 @dataclass(frozen=True)
 class Match:
@@ -91,7 +97,7 @@ def _is_wide(name: str) -> bool:
 def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tuple[int, bool]:
     """Points for where the report and the incident happened, and whether they name unrelated places."""
     facts, update = report.facts, report.update
-    own_places = specific_places(facts.places, facts)
+    own_places = report.own_places
     points, apart = 0, False
     if not own_places and update.source_id in incident.sources:
         points += 2
@@ -251,8 +257,11 @@ _COMPATIBLE = frozenset(
 
 def _names_in_common(incident: Incident, report: Report) -> list[str]:
     """The rare words the report shares with the incident that name no place of either: its people, its venue."""
+    shared_words = report.rare & incident.terms.keys()
+    if not shared_words:
+        return []  # most candidates share none: the places' words are not worth collecting
     places = {word for place in (*incident.places, *report.facts.places) for word in place.split()}
-    return sorted(report.rare & incident.terms.keys() - places)
+    return sorted(shared_words - places)
 
 
 def _compatible(a: Category, b: Category) -> bool:

@@ -14,6 +14,7 @@ order the evidence arrived in. That one choice gives the rules their guarantees:
 from __future__ import annotations
 
 import json
+from functools import total_ordering
 from typing import Any
 
 from schemas import (
@@ -47,8 +48,35 @@ def rank(evidence: Provenance) -> tuple[Any, ...]:
         evidence.reported_at,
         evidence.source_id,
         evidence.guid,
-        json.dumps(evidence.value, sort_keys=True),
+        _Said(evidence.value),
     )
+
+
+@total_ordering
+class _Said:
+    """The value a piece of evidence stated, ordered by its canonical JSON, which is written out only when two pieces
+    of evidence tie on everything else in their rank (rarely: ranks are compared in every merge)."""
+
+    __slots__ = ("_json", "_value")
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+        self._json: str | None = None
+
+    @property
+    def json(self) -> str:
+        if self._json is None:
+            self._json = json.dumps(self._value, sort_keys=True)
+        return self._json
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Said) and self.json == other.json
+
+    def __lt__(self, other: _Said) -> bool:
+        return self.json < other.json
+
+    def __hash__(self) -> int:
+        return hash(self.json)
 
 
 def newest(evidence: list[Provenance]) -> Provenance:

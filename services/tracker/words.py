@@ -130,10 +130,14 @@ def rare_names(found: Mapping[str, int], text: str, everywhere: Frequencies, sou
 
 
 def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    """The cosine of two vectors of word weights (0 when either is empty)."""
+    """The cosine of two vectors of word weights (0 when either is empty, or they share no word)."""
     if len(a) > len(b):
         a, b = b, a
-    dot = sum(weight * b.get(word, 0.0) for word, weight in a.items())
+    # Only the words both have add to the dot product (the others add 0.0, which leaves a float sum as it is), and
+    # most candidates share none: then the norms are not worth computing.
+    dot = sum(weight * b[word] for word, weight in a.items() if word in b)
+    if not dot:
+        return 0.0
     norms = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
     return dot / norms if norms else 0.0
 

@@ -95,14 +95,23 @@ BEHIND_S = 5.0  # the steady phase stops once the backlog holds this many second
 
 # --- the entries -----------------------------------------------------------------------------------------------------
 
-_STREETS = ("Hoe Street", "Church Road", "Station Road", "Forest Road", "Lea Bridge Road", "Markhouse Road",
-            "Victoria Avenue", "Albert Road", "Cromwell Lane", "Granville Road", "Selborne Road", "Grove Road",
-            "Chestnut Avenue", "Orchard Close", "Palmerston Road", "Beaconsfield Road", "Trinity Grove")
+# Streets of two names and a kind, each story its own: two incidents on one street name in one region are tied by it.
+_STREET_FIRST = ("Hoe", "Lea", "Mark", "Selborne", "Granville", "Palmer", "Beacon", "Trinity", "Orchard", "Chestnut",
+                 "Cromwell", "Albert", "Victoria", "Mill", "Brook", "Hazel", "Elm", "Rowan", "Willow", "Ash")
+_STREET_SECOND = ("Bridge", "House", "Field", "Hill", "Gate", "Wood", "Water", "Stone", "Dale", "Moor", "Bank",
+                  "Cross", "Well", "Ford", "Vale", "Lodge", "Mead", "Holt", "Heath", "Brook")
+_STREET_KINDS = ("Street", "Road", "Avenue", "Lane", "Close", "Drive", "Grove", "Crescent", "Terrace")
+
+
+def _street(n: int) -> str:
+    first, second = _STREET_FIRST[n % len(_STREET_FIRST)], _STREET_SECOND[n // len(_STREET_FIRST) % len(_STREET_SECOND)]
+    return f"{first} {second} {_STREET_KINDS[n // 400 % len(_STREET_KINDS)]}"
 _OUTLETS_UK = ("east-london-echo", "city-wire", "evening-standard", "local-gazette", "metro-news", "north-chronicle",
                "south-herald", "west-post", "midlands-live", "northern-echo")
 _OUTLETS_US = ("wgn-news", "kxan", "wsb-tv", "kcra", "wfaa", "wral", "kare11", "wlky", "wbal", "ksdk")
 _POLICE_UK, _POLICE_US = "met-police", "city-police-dept"
 _VICTIMS = ("man", "woman", "teenager", "man", "boy", "man", "woman")
+_FIRST_NAMES = ("Dana", "Mark", "Aisha", "Paul", "Helen", "Raj", "Sarah", "Tom", "Priya", "Gareth", "Nicola", "Femi")
 _DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 _SURNAMES = ("Whitlock", "Okafor", "Brennan", "Mensah", "Kowalski", "Haddad", "Pryce", "Delgado", "Thornton",
              "Castellano", "Pemberton", "Oyelaran", "Lindqvist", "Petrakis", "Sandoval", "Trevelyan")
@@ -113,6 +122,10 @@ _KINDS = {  # category: (what happened to the victim, the incident's noun, what 
     "collision": ("hit by a car", "crash", "causing serious injury by dangerous driving"),
     "police shooting": ("shot by police", "police shooting", "possession of a firearm"),
 }
+# What UK incidents are, in turn: police shootings are rare (each is referred to the IOPC in the same words).
+_UK_KINDS = ("stabbing", "shooting", "fire", "stabbing", "collision", "shooting", "stabbing", "fire", "collision",
+             "stabbing", "shooting", "collision", "stabbing", "fire", "shooting", "stabbing", "collision", "fire",
+             "stabbing", "police shooting")
 _QUOTES = ("I heard shouting and then screaming, it was terrifying",
            "You don't expect this on your own doorstep, it is usually so quiet here",
            "There were police everywhere within minutes and they taped off the whole road",
@@ -175,9 +188,10 @@ def _first_report(story: Story, rng: random.Random) -> tuple[str, str, str]:
             f"is assessed as {condition}. A cordon is in place while enquiries continue. No arrests have been made. "
             f"Anyone with information is asked to call 101 quoting CAD {ref}.")
     if story.kind == "police shooting":
+        rank = ("Chief Superintendent", "Detective Superintendent", "Commander", "Superintendent")[story.n % 4]
+        name = f"{_FIRST_NAMES[story.n % len(_FIRST_NAMES)]} {_SURNAMES[story.n // 7 % len(_SURNAMES)]}"
         text += (" A mandatory referral has been made to the Independent Office for Police Conduct (IOPC). "
-                 f"Chief Superintendent Dana {_SURNAMES[story.n % len(_SURNAMES)]} said: \"Our thoughts are with "
-                 "the injured man and his family.\"")
+                 f"{rank} {name}, who leads policing in {story.place}, said: \"{_QUOTES[story.n % len(_QUOTES)]}.\"")
     return _POLICE_UK, title, text
 
 
@@ -251,7 +265,7 @@ def places() -> list[tuple[str, str | None]]:
                   if place.country in (UK, US) and place.rank in (AREA, CITY) and place.name != "London"]
     usable = []
     for name, state in candidates:
-        story = Story(0, "stabbing", name, state, _STREETS[0], "man", 30, datetime(2025, 1, 1, tzinfo=UTC))
+        story = Story(0, "stabbing", name, state, _street(0), "man", 30, datetime(2025, 1, 1, tzinfo=UTC))
         _, title, text = _first_report(story, random.Random(0))
         found = extract(title, text).location
         if found is not None and found.value.name == name:
@@ -304,8 +318,8 @@ class Mix:
         if kind == "first":
             n = len(self._stories)
             place, state = places()[n % len(places())]
-            story = Story(n, ("shooting", "stabbing")[n % 2] if state else list(_KINDS)[n % len(_KINDS)], place,
-                          state, _STREETS[n % len(_STREETS)], _VICTIMS[n % len(_VICTIMS)], rng.randint(15, 60),
+            kind = ("shooting", "stabbing")[n % 2] if state else _UK_KINDS[n % len(_UK_KINDS)]
+            story = Story(n, kind, place, state, _street(n), _VICTIMS[n % len(_VICTIMS)], rng.randint(15, 60),
                           self._start + STORY_GAP * n)
             self._stories.append(story)
             source, title, text = _first_report(story, rng)
@@ -469,6 +483,7 @@ class Accounts:
     verdicts: Counter[str] = field(default_factory=Counter)
     incidents: int = 0
     place_sets: list[int] = field(default_factory=list)  # incidents indexed under each place: a report's candidates
+    state_sizes: list[int] = field(default_factory=list)  # bytes of each incident's stored state
 
     @property
     def complete(self) -> bool:
@@ -663,6 +678,10 @@ async def _accounts(redis: Redis, keys: Keys, mix: Counter[str]) -> Accounts:
     accounts.verdicts = Counter({as_text(k): int(v) for k, v in stats.items()})
     accounts.repeats = accounts.verdicts["repeat"]
     accounts.incidents = await redis.zcard(keys.incident_index)
+    async with redis.pipeline(transaction=False) as pipe:
+        for incident_id in await redis.zrange(keys.incident_index, 0, -1):
+            pipe.hstrlen(keys.incident(as_text(incident_id)), "state")
+        accounts.state_sizes = list(await pipe.execute())
     async for key in redis.scan_iter(match=keys.place("*"), count=1000):
         accounts.place_sets.append(await redis.zcard(key))
     return accounts
@@ -765,8 +784,10 @@ def report(result: Result, profile: str | None = None) -> None:
           f"process {_mb(result.relay_rss[0])}; Redis used_memory {_mb(result.redis_memory)} (whole server)")
     a = result.accounts
     sets = a.place_sets or [0]
-    print(f"incidents {a.incidents} stored; incidents indexed per place (the candidates a report there loads): mean "
-          f"{statistics.fmean(sets):.1f}, max {max(sets)}, over {len(a.place_sets)} places")
+    sizes = a.state_sizes or [0]
+    print(f"incidents {a.incidents} stored, state {statistics.fmean(sizes) / 1e3:.1f} kB mean, "
+          f"{max(sizes) / 1e3:.0f} kB largest; incidents indexed per place (the candidates a report there loads): "
+          f"mean {statistics.fmean(sets):.1f}, max {max(sets)}, over {len(a.place_sets)} places")
     print(f"accounts  raw {a.raw} = updates {a.updates} + repeats {a.repeats} ({a.repeats_sent} sent); verdicts "
           f"{dict(sorted(a.verdicts.items()))}; backlog {a.backlog}; changes {a.changes}, queued for the hook "
           f"{a.queued}; dead letters {a.dead_letters}: {'every entry accounted for' if a.complete else 'INCOMPLETE'}")
