@@ -31,6 +31,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from itertools import islice
 
 from schemas import RevisionKind
@@ -330,7 +331,12 @@ def _content_stems(sentences: Iterable[Sentence]) -> dict[str, str]:
 def _extract(sentences: Sequence[Sentence]) -> Facts:
     """The tracker's reading of a version, boilerplate, links and title labels left out."""
     title = next((s.clean for s in sentences if s.title), "")
-    return extract(title, "\n".join(s.clean for s in sentences if not s.title))
+    return _read(title, "\n".join(s.clean for s in sentences if not s.title))
+
+
+# A version read as the new one of a revision is read again as the old one of the next: the last few are kept.
+# (The facts are only read here, never changed.)
+_read = lru_cache(maxsize=512)(extract)
 
 
 # --- entry point -----------------------------------------------------------------------------------------------------
@@ -382,6 +388,8 @@ def _signals(old: Sequence[Sentence], new: Sequence[Sentence]) -> Iterator[str |
             yield f"{field}: {old_view.get(field, '—')} → {new_view.get(field, '—')}"
 
 
+# A verdict that conflicts with a concurrent one is judged again (services.dedup.stage): so is its revision.
+@lru_cache(maxsize=256)
 def classify_revision(old_title: str, old_text: str, new_title: str, new_text: str) -> Revision:
     """What changed between two versions of one entry, and whether it is `factual` or `cosmetic` (see the module
     docstring for the contract)."""
