@@ -112,6 +112,8 @@ def _aged(m: re.Match[str]) -> tuple[int, int, str, str, int | None]:
 def _mentions(sentences: Sequence[str], police_shooting: bool, headline: bool) -> list[_Mention]:
     """Every person mentioned, with the role the words around the mention give them."""
     mentions: list[_Mention] = []
+    if not p.anywhere((p.PERSON, p.OTHER_PERSON, p.AGED_PERSON), sentences):
+        return mentions
     for i, sentence in enumerate(sentences):
         found = [(m.start(), m.end(), *_label(m)) for m in p.finditer(p.PERSON, sentence)]
         found += [(m.start(), m.end(), _OTHER_PERSON, "person", None) for m in p.finditer(p.OTHER_PERSON, sentence)]

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 from schemas import Authority, Category, Incident, Location, Role, Update, Verdict
 from services.tracker.casualties import may_be_one_person
@@ -83,6 +83,7 @@ def specific_places(places: frozenset[str] | list[str], facts: Facts | None = No
     return {place.lower() for place in places if not _is_state_or_nation(place)} - broad
 
 
+@lru_cache(maxsize=4096)  # asked of every place of every candidate
 def _is_state_or_nation(name: str) -> bool:
     known = GAZETTEER.get(name) or GAZETTEER.get(name.title())
     return known is not None and known.rank == NATION

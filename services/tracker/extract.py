@@ -121,13 +121,13 @@ def _latest(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> Stated[V] |
 def _has_event(sentences: Sequence[str], conditions: Sequence[Hit[Condition]]) -> bool:
     """Whether the text reports something happening to someone: a casualty, a police event, a person's condition
     (`conditions`: the text's `CONDITION_RULES` hits)."""
-    cue = any(not _negated(sentence, m.start()) for sentence in sentences for m in p.EVENT_CUE.finditer(sentence))
+    cue = any(not _negated(sentence, m.start()) for sentence in sentences for m in p.finditer(p.EVENT_CUE, sentence))
     # A stated condition is an event even when negated: "no longer life-threatening" is still about a casualty.
     return cue or bool(conditions)
 
 
 def _off_topic(sentences: Sequence[str]) -> bool:
-    cues = {m.group().lower() for sentence in sentences for m in p.OFF_TOPIC_CUE.finditer(sentence)}
+    cues = {m.group().lower() for sentence in sentences for m in p.finditer(p.OFF_TOPIC_CUE, sentence)}
     return len(cues) >= 2
 
 
@@ -367,6 +367,9 @@ _OTHER_BODIES = (
     (InvestigationBody.HSE, InvestigationKind.other, p.HSE),
     (InvestigationBody.coroner, InvestigationKind.inquest, p.INQUEST),
 )
+# The patterns one of which a sentence matches when `_investigations_in` finds an investigation in it.
+_NAMING_AN_INVESTIGATION = (p.IOPC, p.NOT_SUSPICIOUS, p.MURDER, p.CRIMINAL, p.POLICE_INVESTIGATING,
+                            p.INVESTIGATION_LAUNCHED, *(pattern for *_, pattern in _OTHER_BODIES))
 _DEFAULT_KIND = {InvestigationBody.IOPC: InvestigationKind.independent,
                  InvestigationBody.police: InvestigationKind.criminal}
 
@@ -374,6 +377,8 @@ _DEFAULT_KIND = {InvestigationBody.IOPC: InvestigationKind.independent,
 def _investigations(sentences: Sequence[str]) -> list[InvestigationFact]:
     """One fact per body: the latest-stated status, the most recently named kind; ruled out, none."""
     found: dict[InvestigationBody, InvestigationFact] = {}
+    if not p.anywhere(_NAMING_AN_INVESTIGATION, sentences):
+        return []
     for sentence in sentences:
         for body, kind, closed in _investigations_in(sentence):
             previous = found.get(body)

@@ -12,7 +12,7 @@ the pattern (see `needles`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from re import _constants as sre  # type: ignore[attr-defined]  # the syntax tree `needles` reads; no stubs
 from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -174,6 +174,13 @@ def folded(text: str) -> str:
             _folded.clear()
         found = _folded[text] = fold(text)
     return found
+
+
+def anywhere(patterns: Iterable[re.Pattern[str]], texts: Sequence[str]) -> bool:
+    """False only when none of `patterns` can match any of `texts` (the sentences of one text, say): a gate before
+    work that only their matches would start."""
+    everything = folded("\n".join(texts))
+    return any(screen(pattern).could_match(everything) for pattern in patterns)
 
 
 def finditer(pattern: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:

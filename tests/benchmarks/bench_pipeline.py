@@ -318,8 +318,8 @@ class Mix:
         if kind == "first":
             n = len(self._stories)
             place, state = places()[n % len(places())]
-            kind = ("shooting", "stabbing")[n % 2] if state else _UK_KINDS[n % len(_UK_KINDS)]
-            story = Story(n, kind, place, state, _street(n), _VICTIMS[n % len(_VICTIMS)], rng.randint(15, 60),
+            what = ("shooting", "stabbing")[n % 2] if state else _UK_KINDS[n % len(_UK_KINDS)]
+            story = Story(n, what, place, state, _street(n), _VICTIMS[n % len(_VICTIMS)], rng.randint(15, 60),
                           self._start + STORY_GAP * n)
             self._stories.append(story)
             source, title, text = _first_report(story, rng)
