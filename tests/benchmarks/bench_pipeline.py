@@ -625,7 +625,8 @@ async def _pipeline_phase(redis: Redis, keys: Keys, name: str, entries: list[Ent
 async def _relay_phases(redis: Redis, url: str, prefix: str, burst: list[str], steady: list[str], rate: float,
                         batch: int, timeout_s: float) -> tuple[list[Phase], tuple[int, int]]:
     """The bare relay's burst and steady phases over the same payloads, in a process of its own; its RSS."""
-    streams, group = [f"{prefix}:relay:{hop}" for hop in range(len(STAGES) + 1)], "relay"
+    # Under the prefix's own root, so that deleting the prefix deletes them too.
+    streams, group = [f"{Keys(prefix).root}:relay:{hop}" for hop in range(len(STAGES) + 1)], "relay"
     for stream in streams[:-1]:
         await redis.xgroup_create(stream, group, id="$", mkstream=True)
 
@@ -795,7 +796,7 @@ def report(result: Result, profile: str | None = None) -> None:
     p99 = _percentile(steady.latency_ms, 0.99)
     met_latency = bool(steady.latency_ms) and p99 < TARGET_P99_MS and not steady.behind
     print(f"targets   >= {TARGET_RATE:.0f} updates/s sustained: {'MET' if met_rate else 'NOT MET'} "
-          f"({burst.rate:.0f}); p99 < {TARGET_P99_MS:.0f} ms at {steady.entries / max(steady.seconds, 1e-9):.0f}/s: "
+          f"({burst.rate:.0f}); p99 < {TARGET_P99_MS:.0f} ms at {steady.entries / max(steady.writing_s, 1e-9):.0f}/s: "
           f"{'MET' if met_latency else 'NOT MET'} ({p99:.0f} ms)")
     if profile:
         _print_profile(profile)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import pytest
+from redis.asyncio import Redis
 
+from services.names import Keys
 from tests.benchmarks import bench_pipeline
 
 pytestmark = pytest.mark.redis
 
 
-async def test_quick_mode_accounts_for_every_entry(redis_url: str, key_prefix: str,
+async def test_quick_mode_accounts_for_every_entry(redis_url: str, key_prefix: str, redis: Redis,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     """Every raw entry of the quick run became an update or a counted repeat, every stage drained, every change was
-    queued once for the hook, nothing was dead-lettered, and the figures print."""
+    queued once for the hook, nothing was dead-lettered, nothing is left under its prefix, and the figures print."""
     quick = bench_pipeline.QUICK
     result = await bench_pipeline.run(redis_url, key_prefix, warm=int(quick["warm"]), burst=int(quick["burst"]),
                                       rate=quick["rate"], steady_s=quick["steady_s"], corpus=None, timeout_s=90,
@@ -39,6 +41,8 @@ async def test_quick_mode_accounts_for_every_entry(redis_url: str, key_prefix: s
     assert result.phases[2].latency_ms
     assert [phase.entries for phase in result.relay] == [quick["burst"], quick["rate"] * quick["steady_s"]]
     assert len(result.relay[0].latency_ms) == quick["burst"]
+    left = [key async for key in redis.scan_iter(match=Keys(key_prefix).everything)]
+    assert left == [], "the run deletes every key it wrote, the relay's streams too"
     bench_pipeline.report(result)
     printed = capsys.readouterr().out
     assert "every entry accounted for" in printed
