@@ -116,7 +116,8 @@ async def _group_lag(redis: Redis, stream_key: str, name: str,
         needed = _stream_id(first_unread[0][0])
     if pending:
         oldest: Any = await redis.xpending(stream_key, group)
-        needed = min(needed, _stream_id(oldest["min"]))
+        if oldest["min"] is not None:  # acknowledged since XINFO counted it: nothing pending after all
+            needed = min(needed, _stream_id(oldest["min"]))
     unfinished = pending or first_unread
     return GroupLag(name, group, int(lag), pending, needed[0] if unfinished else None), needed
 

@@ -125,3 +125,19 @@ async def test_back_pressure_counts_running_stages_past_the_limit(redis: Redis, 
     await redis.xack(keys.raw, "dedup", *ids[:3])
     assert await pressure.behind() == {}
     assert await pressure.wait() < 1.0
+
+
+async def test_a_group_whose_pending_entries_were_acked_since_it_was_counted_has_a_lag(redis: Redis,
+                                                                                      key_prefix: str) -> None:
+    """XINFO said one entry was pending, XPENDING finds none (acknowledged in between): the lag is read, no crash."""
+    from services.groups import _group_lag
+
+    stream = Keys(key_prefix).stream("raw")
+    entry_id = as_text(await redis.xadd(stream, {"__data__": "{}"}))
+    await redis.xgroup_create(stream, "dedup", id="0")
+    await redis.xreadgroup("dedup", "c1", {stream: ">"})
+    await redis.xack(stream, "dedup", entry_id)
+    counted = {"name": "dedup", "pending": 1, "last-delivered-id": entry_id, "lag": 0}
+    lag, _ = await _group_lag(redis, stream, "raw", counted)
+    assert lag.group == "dedup"
+    assert lag.unread == 0
