@@ -26,7 +26,7 @@ except ImportError:  # a dependency of livedesk; without it `br` is simply not o
 
 from schemas import FeedSource
 from services.errors import FeedError, FetchError
-from services.poller.guard import PrivateAddressError, as_feed_error, refuse_private
+from services.poller.guard import GuardedTransport, PrivateAddressError, as_feed_error, refuse_other_schemes
 from services.settings import Settings
 
 MAX_REDIRECTS = 5
@@ -86,19 +86,24 @@ def build_client(settings: Settings) -> httpx.AsyncClient:
     """The process's one HTTP client for feeds (design §7.5); the caller closes it.
 
     The read timeout (`http_timeout_s`) also bounds each whole fetch in `fetch_feed`, so a server that drips bytes
-    cannot hold a fetch open forever.
+    cannot hold a fetch open forever. Unless `allow_private_hosts`, connections go through the SSRF guard
+    (`guard.GuardedTransport`), which checks the address each one is made to, and requests other than HTTP(S) are
+    refused; a proxy named in the environment is then not used, as it would resolve names out of the guard's sight.
     """
+    limits = httpx.Limits(
+        max_connections=MAX_CONNECTIONS,
+        max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
+        keepalive_expiry=KEEPALIVE_EXPIRY_S,
+    )
+    guarded = not settings.allow_private_hosts
     return httpx.AsyncClient(
         timeout=httpx.Timeout(settings.http_timeout_s, connect=settings.http_connect_timeout_s),
-        limits=httpx.Limits(
-            max_connections=MAX_CONNECTIONS,
-            max_keepalive_connections=MAX_KEEPALIVE_CONNECTIONS,
-            keepalive_expiry=KEEPALIVE_EXPIRY_S,
-        ),
+        limits=limits,
         headers={"User-Agent": settings.user_agent, "Accept": ACCEPT, "Accept-Encoding": ACCEPT_ENCODING},
         follow_redirects=True,
         max_redirects=MAX_REDIRECTS,
-        event_hooks={"request": [] if settings.allow_private_hosts else [refuse_private]},
+        transport=GuardedTransport(limits) if guarded else None,
+        event_hooks={"request": [refuse_other_schemes] if guarded else []},
     )
 
 
