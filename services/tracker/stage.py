@@ -40,6 +40,9 @@ _MAX_ATTEMPTS = 8
 _MAX_MERGES = 32  # incidents one report may merge, one pair at a time
 _INDEXED_WORDS = 8  # an incident is found again under each report's most distinctive words
 _WORDS_TO_OPEN = 6  # an incident naming no place opens on this many distinctive words: what finds it again
+# Parsed incidents a tracker worker keeps between reports (`IncidentStore`): the candidates of the stories running
+# now, a few kB to a few hundred kB each.
+_PARSED_INCIDENTS_HELD = 2_000
 
 
 class ConcurrentUpdateError(TransientError):
@@ -249,7 +252,7 @@ def build_router(ctx: StageContext) -> RedisRouter:
     """The tracker stage's router. A factory, because stream names depend on the configured key prefix."""
     router = RedisRouter()
     stream, group = STAGE_INPUTS["tracker"]
-    store = IncidentStore(ctx.redis, ctx.keys)
+    store = IncidentStore(ctx.redis, ctx.keys, remember=_PARSED_INCIDENTS_HELD)
     extractor = load_extractor(ctx.settings.tracker_extractor)
 
     async def track_batch(batch: list[tuple[Update, str]]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
@@ -84,6 +85,27 @@ return found
 """
 WORDS_REPORTS_FIELD = "__reports__"
 
+# One more report using each of ARGV[2..] in each word hash of KEYS; ARGV[1] is the field counting the reports.
+_COUNT_WORDS = """
+for _, key in ipairs(KEYS) do
+  for i = 2, #ARGV do redis.call('HINCRBY', key, ARGV[i], 1) end
+  redis.call('HINCRBY', key, ARGV[1], 1)
+end
+return 1
+"""
+
+# Each incident of KEYS as {rev, state}, its state left out (false) when its revision is ARGV[i], the one the
+# caller already holds parsed: a worker rereads only what changed since it last looked.
+_LOAD_CHANGED = """
+local found = {}
+for i, key in ipairs(KEYS) do
+  local row = redis.call('HMGET', key, 'rev', 'state')
+  if row[1] and row[1] == ARGV[i] then row[2] = false end
+  found[i] = row
+end
+return found
+"""
+
 # Two incidents found to be one, in one step: both revisions checked, the survivor stored with both incidents'
 # evidence, the other pointing at it and out of the incident index, the survivor indexed under the other's places
 # and words, the events appended, and both histories told.
@@ -114,11 +136,19 @@ _FOLLOWED_MERGES = 8  # an incident merged into one merged into another…: neve
 
 
 class IncidentStore:
-    """Reads and writes incidents under one key prefix."""
+    """Reads and writes incidents under one key prefix.
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    With `remember` > 0 the store keeps that many parsed incidents, each with the revision it was read at, and
+    rereads an incident's state only when its revision moved on: the tracker loads the same few dozen candidates for
+    report after report, and parsing them was most of its time. Revisions only grow (every commit adds one), so an
+    incident held at the stored revision is the stored incident.
+    """
+
+    def __init__(self, redis: Redis, keys: Keys, remember: int = 0) -> None:
         self._redis = redis
         self._keys = keys
+        self._remember = remember
+        self._parsed: OrderedDict[str, tuple[Incident, int]] = OrderedDict()
 
     async def item_decision(self, name: str) -> str | None:
         """What the tracker decided for an entry identity or update id: an incident id, NOT_AN_INCIDENT, or None."""
@@ -170,12 +200,8 @@ class IncidentStore:
     async def count_words(self, words: Iterable[str], source_id: str) -> None:
         """Count one more report of `source_id` using each of `words` (the document frequencies of
         `services.tracker.words`, over all sources and over this one)."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for key in (self._keys.tracker_words, self._keys.source_words(source_id)):
-                for word in sorted(set(words)):
-                    pipe.hincrby(key, word, 1)
-                pipe.hincrby(key, WORDS_REPORTS_FIELD, 1)
-            await pipe.execute()
+        keys = [self._keys.tracker_words, self._keys.source_words(source_id)]
+        await self._redis.eval(_COUNT_WORDS, len(keys), *keys, WORDS_REPORTS_FIELD, *sorted(set(words)))
 
     async def incidents_of_source(self, source_id: str, since: datetime) -> list[str]:
         """Ids of incidents `source_id` reported on with evidence newer than `since`."""
@@ -204,15 +230,36 @@ class IncidentStore:
         return loaded
 
     async def _load_stored(self, ids: list[str]) -> dict[str, tuple[Incident, int]]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for incident_id in ids:
-                pipe.hmget(self._keys.incident(incident_id), ["state", "rev"])
-            rows = await pipe.execute()
-        return {
-            incident_id: (Incident.model_validate_json(state), int(rev))
-            for incident_id, (state, rev) in zip(ids, rows, strict=True)
-            if state is not None
-        }
+        if not ids:
+            return {}
+        if not self._remember:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for incident_id in ids:
+                    pipe.hmget(self._keys.incident(incident_id), ["rev", "state"])
+                rows = await pipe.execute()
+        else:
+            held = [str(self._parsed[i][1]) if i in self._parsed else "" for i in ids]
+            rows = await self._redis.eval(_LOAD_CHANGED, len(ids), *map(self._keys.incident, ids), *held)
+        found: dict[str, tuple[Incident, int]] = {}
+        for incident_id, (rev, state) in zip(ids, rows, strict=True):
+            if rev is None:
+                continue
+            if state:
+                found[incident_id] = (Incident.model_validate_json(state), int(rev))
+            elif incident_id in self._parsed:
+                found[incident_id] = self._parsed[incident_id]
+        self._hold(found)
+        return found
+
+    def _hold(self, found: dict[str, tuple[Incident, int]]) -> None:
+        """Keep the incidents just read, the most recently read last, forgetting the least recent past `remember`."""
+        if not self._remember:
+            return
+        for incident_id, parsed in found.items():
+            self._parsed[incident_id] = parsed
+            self._parsed.move_to_end(incident_id)
+        while len(self._parsed) > self._remember:
+            self._parsed.popitem(last=False)
 
     async def recent(self, limit: int) -> list[Incident]:
         """The `limit` incidents with the newest evidence, newest first."""

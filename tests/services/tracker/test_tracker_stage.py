@@ -303,3 +303,32 @@ async def test_the_facts_come_from_the_extractor_it_is_given(store: IncidentStor
     assert (incident.category, incident.dead, incident.location and incident.location.name) == (
         Category.fire, 2, "Leyton")
     assert [event.type for event in events] == [EventType.incident_opened]
+
+
+async def test_a_remembering_store_rereads_only_incidents_that_changed(redis: Redis, key_prefix: str) -> None:
+    """A worker's store keeps the incidents it parsed: loaded again unchanged, the same object comes back; once
+    another worker has committed a newer revision, the newer state does, merges followed as before."""
+    keys = Keys(key_prefix)
+    mine, other = IncidentStore(redis, keys, remember=2), IncidentStore(redis, keys)
+    police = update("police", "p1", *STABBING)
+    await process(other, police)
+    incident_id = new_incident_id(police)
+    (first, rev), = (await mine.load([incident_id])).values()
+    assert (await mine.load([incident_id]))[incident_id][0] is first
+    await process(other, update("echo", "e1", "Leyton stabbing: man now stable",
+                                "The man stabbed in Leyton on Friday is now in a stable condition.", minutes=30))
+    (second, second_rev), = (await mine.load([incident_id])).values()
+    assert second_rev == rev + 1
+    assert second is not first
+    assert second == (await other.load([incident_id]))[incident_id][0]
+    assert second.incident_id == incident_id
+    assert len(second.items) == 2
+    # Past its size the store forgets the least recently loaded, and reads them afresh.
+    fire = update("fire", "f1", "House fire in Walthamstow", "A house fire broke out in Walthamstow. Two people "
+                  "were injured.", minutes=40)
+    croydon = update("police", "p2", "Man stabbed in Croydon", "A man was stabbed in Croydon. He died at the scene.",
+                   minutes=50)
+    await process(other, fire)
+    await process(other, croydon)
+    await mine.load([new_incident_id(fire), new_incident_id(croydon)])
+    assert (await mine.load([incident_id]))[incident_id][0] is not second
