@@ -32,7 +32,7 @@ from services.wire import DATA_FIELD, as_optional_text, as_text
 
 log = structlog.get_logger(__name__)
 
-_MAX_ATTEMPTS = 5
+_MAX_STALLED_ROUNDS = 5  # rounds in a row in which other workers won every check-and-set
 _DEFAULTS = Settings.model_fields
 
 # The near-copy index lives in time buckets, each one hash that expires as a whole when the window has passed it:
@@ -298,7 +298,12 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
     items = _Item.all_of(batch, policy)
     updates: list[Update | None] = [None] * len(items)
     pending = list(range(len(items)))
-    for _ in range(_MAX_ATTEMPTS):
+    # Every round settles at least the first pending entry unless another worker got in first, so a batch of
+    # entries that each decide the next one's verdict takes as many rounds as it needs; only rounds that settle
+    # nothing count against the limit.
+    stalled = 0
+    while pending and stalled < _MAX_STALLED_ROUNDS:
+        left = len(pending)
         buckets = _Buckets.at(int(time.time() * 1000), policy, keys)
         replies = await _settle(redis, keys, [items[i] for i in pending], buckets, policy)
         held: list[tuple[int, list[Any]]] = []
@@ -320,8 +325,7 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
                 updates[i] = update
             elif outcome in ("conflict", "not tried"):
                 pending.append(i)
-        if not pending:
-            break
+        stalled = stalled + 1 if len(pending) == left else 0
     return Judged(updates, pending)
 
 

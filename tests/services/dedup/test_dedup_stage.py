@@ -214,3 +214,19 @@ async def test_a_batch_gives_the_verdicts_of_one_by_one_processing(redis: Redis,
     in_order = [u.update_id for u in judged.updates if u]
     assert [u.update_id for u in await published(redis, batched)] == in_order
     assert [u.update_id for u in await published(redis, one_by_one)] == in_order
+
+
+async def test_a_batch_of_entries_each_deciding_the_next_is_judged_whole(redis: Redis, key_prefix: str) -> None:
+    """A story edited again and again, every version in one batch: each version's verdict waits for the one before
+    it, so the batch settles one more per round, and still settles whole (none left for the reclaimer's minute)."""
+    versions = [raw("echo", "e1", "Man shot by police in Walthamstow",
+                    STORY.replace("described as critical", f"described as critical after {n} operations"), minute=n)
+                for n in range(12)]
+    one_by_one, batched = Keys(f"{key_prefix}:single"), Keys(f"{key_prefix}:batch")
+    expected = [await process(redis, one_by_one, version) for version in versions]
+    judged = await process_batch(redis, batched, [(version, "") for version in versions])
+    assert judged.unfinished == []
+    assert [u.verdict if u else None for u in judged.updates] == [Verdict.new] + [Verdict.revision] * 11
+    assert [u.model_dump() if u else None for u in judged.updates] == [
+        u.model_dump() if u else None for u in expected
+    ]
