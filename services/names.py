@@ -158,6 +158,12 @@ class Keys:
         return f"{self.root}:dedup:near:{bucket}"
 
     @property
+    def poll_stats(self) -> str:
+        """Hash: how many polls the pollers finished (`polls`), how many were answered 304 (`not_modified`) and how
+        many failed (`failed`), over every feed since the deployment began."""
+        return f"{self.root}:poll:stats"
+
+    @property
     def dedup_stats(self) -> str:
         """Hash: how many raw entries got each verdict, and how many were exact repeats (dropped)."""
         return f"{self.root}:dedup:stats"

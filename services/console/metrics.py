@@ -7,8 +7,8 @@ collectors are synchronous, hence the two steps. The streams are tailed from whe
 the counters and histograms over them cover every entry this process has seen since it started (the whole retained
 stream on the first scrape).
 
-The pollers keep only each feed's last outcome, not a count of polls, so the feed figures are gauges over the
-feeds' last polls (how many were polled, how many of those last polls were answered 304), not counters of polls.
+Polls are counted by the pollers as they finish (`Keys.poll_stats`): `livedesk_polls_total` and its 304 share are
+counters over every poll; the `livedesk_feeds_*` gauges describe each feed's last poll.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class Snapshot:
     feeds_polled: int = 0
     feeds_not_modified: int = 0
     feed_errors: int = 0
+    polls: dict[str, int] = field(default_factory=dict)  # `Keys.poll_stats`: polls, not_modified, failed
     verdicts: dict[str, int] = field(default_factory=dict)
     incidents: int = 0
     backlog: dict[str, int] = field(default_factory=dict)
@@ -72,11 +73,19 @@ class SnapshotCollector(Collector):
              s.feeds_not_modified),
             ("livedesk_feeds_not_modified_ratio", "Share of polled feeds whose last poll was answered 304.",
              s.feeds_not_modified / s.feeds_polled if s.feeds_polled else 0.0),
+            ("livedesk_polls_not_modified_ratio", "Share of all polls answered 304 Not Modified.",
+             s.polls.get("not_modified", 0) / s.polls["polls"] if s.polls.get("polls") else 0.0),
             ("livedesk_feed_errors", "Poll errors recorded on the feeds (their error_count, summed).", s.feed_errors),
             ("livedesk_incidents", "Incidents in the incident index.", s.incidents),
             ("livedesk_dead_letters", "Entries on the deadletter stream.", s.dead_letters),
         ):
             yield GaugeMetricFamily(name, doc, value=value)
+        for name, doc, stat in (
+            ("livedesk_polls", "Feed polls finished, whatever their outcome.", "polls"),
+            ("livedesk_polls_not_modified", "Feed polls answered 304 Not Modified.", "not_modified"),
+            ("livedesk_polls_failed", "Feed polls that failed (transfer, HTTP or parse error).", "failed"),
+        ):
+            yield CounterMetricFamily(name, doc, value=s.polls.get(stat, 0))
         verdicts = CounterMetricFamily("livedesk_dedup_updates", "Raw entries judged by dedup, per verdict "
                                        "(`repeat`: exact repeats, dropped).", labels=["verdict"])
         for verdict, count in sorted(s.verdicts.items()):
@@ -177,16 +186,18 @@ class ConsoleMetrics:
         async with redis.pipeline(transaction=False) as pipe:
             for feed_id in feed_ids:
                 pipe.hmget(keys.feed_state(feed_id), ["last_polled_at", "last_status", "error_count"])
+            pipe.hgetall(keys.poll_stats)
             pipe.hgetall(keys.dedup_stats)
             pipe.zcard(keys.incident_index)
             pipe.xlen(keys.deadletter)
-            *states, verdicts, incidents, dead = await pipe.execute()
+            *states, polls, verdicts, incidents, dead = await pipe.execute()
         polled = [state for state in states if state[0]]
         return Snapshot(
             feeds_registered=len(feed_ids),
             feeds_polled=len(polled),
             feeds_not_modified=sum(1 for state in polled if state[1] and as_text(state[1]) == "304"),
             feed_errors=sum(int(state[2] or 0) for state in states),
+            polls={as_text(name): int(count) for name, count in polls.items()},
             verdicts={as_text(verdict): int(count) for verdict, count in verdicts.items()},
             incidents=int(incidents),
             backlog=await backlog(redis, keys),

@@ -258,14 +258,19 @@ class FeedRegistry:
 
     async def finish(self, feed_id: str, holder: str, next_due: datetime, state: Mapping[str, str], *,
                      failed: bool) -> None:
-        """End a poll in one step: record `state` on the feed (counting a failure), set its next due time (unless it
-        was removed or marked gone meanwhile) and release its lease."""
+        """End a poll in one step: record `state` on the feed (counting a failure), count the poll in
+        `Keys.poll_stats`, set the feed's next due time (unless it was removed or marked gone meanwhile) and release
+        its lease."""
         key = self._keys.feed_state(feed_id)
         async with self._redis.pipeline(transaction=True) as pipe:
             fields: dict[Any, Any] = dict(state)  # redis-py's mapping type is invariant in its keys
             pipe.hset(key, mapping=fields)
+            pipe.hincrby(self._keys.poll_stats, "polls", 1)
+            if state.get("last_status") == "304":
+                pipe.hincrby(self._keys.poll_stats, "not_modified", 1)
             if failed:
                 pipe.hincrby(key, "error_count", 1)
+                pipe.hincrby(self._keys.poll_stats, "failed", 1)
             pipe.zadd(self._keys.feeds_due, {feed_id: next_due.timestamp()}, xx=True)
             pipe.eval(_RELEASE, 1, self._keys.feed_lease(feed_id), holder)
             await pipe.execute()

@@ -22,7 +22,8 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 FAMILIES = {
     "livedesk_feeds_registered", "livedesk_feeds_polled", "livedesk_feeds_not_modified",
-    "livedesk_feeds_not_modified_ratio", "livedesk_feed_errors", "livedesk_incidents", "livedesk_dead_letters",
+    "livedesk_feeds_not_modified_ratio", "livedesk_polls", "livedesk_polls_not_modified", "livedesk_polls_failed",
+    "livedesk_polls_not_modified_ratio", "livedesk_feed_errors", "livedesk_incidents", "livedesk_dead_letters",
     "livedesk_dedup_updates", "livedesk_stage_backlog", "livedesk_stage_lag_seconds", "livedesk_change_events",
     "livedesk_delivery_attempts", "livedesk_delivery_failures", "livedesk_publication_to_fetch_seconds",
     "livedesk_fetch_to_event_seconds", "livedesk_event_to_delivery_seconds",
@@ -91,10 +92,17 @@ async def test_metrics_follow_the_pipeline(settings: Settings, redis: Redis, red
 
 async def test_feed_metrics_follow_the_pollers(settings: Settings, redis: Redis) -> None:
     """Feeds registered and polled, the share whose last poll was a 304, and their errors, as the poller left
-    them."""
-    async with polled_feeds(settings, redis), console_at(settings, redis, **QUICK) as (base, _), \
+    them; and every poll counted as it finished: the good feed's second poll a 304, the broken and gone ones
+    failures, never more polls than requests the feed server answered."""
+    async with polled_feeds(settings, redis) as server, console_at(settings, redis, **QUICK) as (base, _), \
             httpx.AsyncClient(timeout=10) as client:
         _, samples = await scrape(client, base)
+    polls, not_modified = value(samples, "livedesk_polls_total"), value(samples, "livedesk_polls_not_modified_total")
+    assert 4 <= polls <= len(server.requests)
+    good_polls = sum(1 for path, _ in server.requests if path == "/good.xml")
+    assert 1 <= not_modified < good_polls
+    assert value(samples, "livedesk_polls_failed_total") >= 2
+    assert value(samples, "livedesk_polls_not_modified_ratio") == pytest.approx(not_modified / polls)
     assert value(samples, "livedesk_feeds_registered") == 3
     assert value(samples, "livedesk_feeds_polled") == 3
     assert value(samples, "livedesk_feeds_not_modified") == 1
