@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -19,18 +18,16 @@ from typer.testing import CliRunner
 
 from schemas import Authority, ChangeEvent, EventType, Evidence, FeedEntry, RawUpdate, Update, Verdict
 from schemas.subscriptions import DeadLetter
-from services.app import build_broker
 from services.cli import cli
 from services.groups import backlog, ensure_groups
 from services.identity import content_fingerprint, entry_identity, update_id
 from services.notifier.deadletters import read_dead_letters
-from services.notifier.deliver import Deliverers
 from services.notifier.hooks import HookRegistry, make_hook
-from services.notifier.send import build_hook_client
 from services.settings import Settings
-from services.stage import StageContext, dead_letter
+from services.stage import dead_letter
 from services.wire import entry_data
 from tests.faults.failing_rules import MARKER
+from tests.support.notifier import QUICK_RETRIES, running_notifier
 from tests.support.receivers import Receiver
 from tests.support.waiting import eventually
 
@@ -45,7 +42,7 @@ SECRET = "poison-test-secret-0123"
 def poison_settings(settings: Settings) -> Settings:
     """Quick reclaiming, three deliveries at most, and a tracker whose extractor has a rule that raises."""
     return settings.model_copy(update={
-        "reclaim_idle_ms": 500, "max_deliveries": 3, "hook_retry_base_s": 0.05, "hook_retry_max_s": 0.2,
+        **QUICK_RETRIES, "max_deliveries": 3,
         "tracker_extractor": "tests.faults.failing_rules:rules_with_a_failing_rule"})
 
 
@@ -83,24 +80,6 @@ def change_entry(event_id: str, incident_id: str, version: int = 1) -> ChangeEve
 async def add(redis: Redis, stream: str, payload: str) -> str:
     entry_id = await redis.xadd(stream, {"__data__": payload})
     return entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id)
-
-
-@contextlib.asynccontextmanager
-async def pipeline(redis: Redis, settings: Settings) -> AsyncIterator[None]:
-    """Dedup, tracker and notifier (fan-out and deliverers) as `livedesk run` runs them, on a broker of their own."""
-    ctx = StageContext(settings, redis)
-    stages = ["dedup", "tracker", "notifier"]
-    await ensure_groups(redis, settings.keys, stages)
-    client = build_hook_client(settings)
-    async with build_broker(ctx, settings.redis_url or "", stages) as broker:
-        await broker.start()
-        deliverers = asyncio.create_task(Deliverers(ctx, client, refresh_s=0.1).run())
-        try:
-            yield
-        finally:
-            deliverers.cancel()
-            await asyncio.gather(deliverers, return_exceptions=True)
-            await client.aclose()
 
 
 def readable(model: type[Model], rows: object) -> list[Model]:
@@ -179,7 +158,8 @@ async def test_poison_entries_are_dead_lettered_and_the_streams_flow(redis: Redi
                        "version", 1),
                       (change_entry("e-newer", "i_newer").model_dump_json(), "wildfire", 2)])
 
-        async with pipeline(redis, settings):
+        # Dedup and the tracker beside the notifier, on its broker, as `livedesk run` runs them.
+        async with running_notifier(redis, settings, alongside=["dedup", "tracker"]):
             async def settled() -> bool:
                 return await redis.xlen(keys.deadletter) == len(poisons) and await drained(redis, settings)
 

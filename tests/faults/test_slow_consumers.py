@@ -26,8 +26,9 @@ from services.replay import wait_drained
 from services.settings import Settings
 from services.stage import StageContext
 from services.wire import entry_data, entry_fields
-from tests.services.notifier.conftest import add_hook, change, publish, running_notifier
+from tests.services.notifier.conftest import add_hook, change, publish
 from tests.support.feed_server import FeedServer, rss
+from tests.support.notifier import running_notifier
 from tests.support.polling import FAST_POLLING
 from tests.support.receivers import dead
 from tests.support.waiting import eventually

@@ -24,16 +24,14 @@ from services.cli import DEMO_ARCHIVE
 from services.connection import connect
 from services.console.routes import Console, build_console, build_console_app
 from services.names import Keys
-from services.notifier.deliver import Deliverers
 from services.notifier.hooks import HookRegistry, make_hook
-from services.notifier.send import build_hook_client
 from services.poller.fetch import build_client
 from services.poller.stage import Poller
 from services.replay import replay
 from services.settings import Settings
 from services.stage import StageContext
 from tests.support.feed_server import FeedServer, rss
-from tests.support.pipeline import running_stages
+from tests.support.notifier import QUICK_RETRIES, running_notifier
 from tests.support.polling import FAST_POLLING
 from tests.support.receivers import Receiver, failing, rate_limited
 from tests.support.serving import served_in_thread, serving
@@ -199,20 +197,6 @@ async def then_idle(items: AsyncIterator[StreamItem], timeout_s: float = 10) -> 
                 return
 
 
-@contextlib.asynccontextmanager
-async def running_notifier(ctx: StageContext, url: str) -> AsyncIterator[None]:
-    """The notifier as `livedesk run` runs it: the fan-out router on a broker, and the deliverers."""
-    async with running_stages(ctx, url, ["notifier"]):
-        client = build_hook_client(ctx.settings)
-        task = asyncio.create_task(Deliverers(ctx, client, refresh_s=0.1).run())
-        try:
-            yield
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await client.aclose()
-
-
 @dataclass(frozen=True)
 class Notified:
     """The demo story told to two hooks by the real notifier: `conditions` (its receiver failed once, then took
@@ -226,10 +210,8 @@ class Notified:
 
 @pytest.fixture
 async def notified(settings: Settings, redis: Redis, redis_url: str) -> AsyncIterator[Notified]:
-    fast = settings.model_copy(update={"hook_retry_base_s": 0.05, "hook_retry_max_s": 0.2, "reclaim_idle_ms": 500,
-                                       "hook_timeout_s": 5.0})
+    fast = settings.model_copy(update=QUICK_RETRIES)
     await replay(DEMO_ARCHIVE, fast, redis_url, key_prefix=fast.keys.prefix, keep=True)
-    ctx = StageContext(fast, redis)
     with failing(1) as conditions, rate_limited(5, "120") as cordons:
         await HookRegistry(redis, fast.keys).upsert([
             make_hook(fast, {"id": "conditions", "url": conditions.url, "secret": HOOK_SECRET,
@@ -237,7 +219,7 @@ async def notified(settings: Settings, redis: Redis, redis_url: str) -> AsyncIte
             make_hook(fast, {"id": "cordons", "url": cordons.url, "secret": HOOK_SECRET, "where": "type=cordon_updated",
                              "max_age_s": 30}),
         ])
-        async with running_notifier(ctx, redis_url):
+        async with running_notifier(redis, fast):
             async def told() -> bool:
                 return (len(set(conditions.accepted_keys())) == 3 and await redis.xlen(fast.keys.deadletter) == 2
                         and await redis.xlen(fast.keys.deliveries) == 6)

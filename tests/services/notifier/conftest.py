@@ -1,26 +1,21 @@
-"""A notifier on a real Redis: the fan-out router on a real broker and the deliverers, with quick retries."""
+"""The notifier's tests on a real Redis: change events, hooks and quick retries; the running notifier itself is
+`tests.support.notifier`'s."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from faststream.redis import RedisBroker
 from redis.asyncio import Redis
 
 from schemas import ChangeEvent, EventType, Evidence
 from schemas.subscriptions import Hook
-from services.groups import ensure_groups
-from services.notifier.deliver import Deliverers
 from services.notifier.hooks import HookRegistry, make_hook
-from services.notifier.send import build_hook_client
-from services.notifier.stage import build_router
 from services.settings import Settings
-from services.stage import DeadLetterMiddleware, StageContext
-from services.wire import JSONMessageFormat, entry_fields
+from services.wire import entry_fields
+from tests.support.notifier import QUICK_RETRIES
+from tests.support.notifier import running_notifier as running_notifier  # the delivery tests import it from here
 
 SECRET = "test-secret-0123456789"
 T0 = datetime(2025, 10, 24, 9, 0, tzinfo=UTC)
@@ -38,8 +33,7 @@ def change(incident: str, version: int, kind: EventType = EventType.condition_up
 @pytest.fixture
 def fast(settings: Settings) -> Settings:
     """Retries in tens of milliseconds, reclaiming after half a second."""
-    return settings.model_copy(update={"hook_retry_base_s": 0.05, "hook_retry_max_s": 0.2, "reclaim_idle_ms": 500,
-                                       "hook_timeout_s": 5.0})
+    return settings.model_copy(update=QUICK_RETRIES)
 
 
 async def add_hook(redis: Redis, settings: Settings, hook_id: str, url: str, **fields: object) -> Hook:
@@ -51,24 +45,3 @@ async def add_hook(redis: Redis, settings: Settings, hook_id: str, url: str, **f
 async def publish(redis: Redis, settings: Settings, events: Iterable[ChangeEvent]) -> None:
     for event in events:
         await redis.xadd(settings.keys.changes, entry_fields(event))  # type: ignore[arg-type]
-
-
-@contextlib.asynccontextmanager
-async def running_notifier(redis: Redis, settings: Settings) -> AsyncIterator[Deliverers]:
-    """The notifier stage as `livedesk run` would run it: broker with the fan-out router, and the deliverers."""
-    ctx = StageContext(settings, redis)
-    await ensure_groups(redis, settings.keys, ["notifier"])
-    broker = RedisBroker(settings.redis_url or "", message_format=JSONMessageFormat,
-                         middlewares=[DeadLetterMiddleware.factory(redis, settings.keys, settings.max_deliveries)])
-    broker.include_router(build_router(ctx))
-    client = build_hook_client(settings)
-    deliverers = Deliverers(ctx, client, refresh_s=0.1)
-    async with broker:
-        await broker.start()
-        task = asyncio.create_task(deliverers.run())
-        try:
-            yield deliverers
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await client.aclose()
