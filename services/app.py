@@ -7,15 +7,18 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import httpx
 import structlog
 from faststream import FastStream
 from faststream.redis import RedisBroker, RedisClusterBroker
+from faststream.redis.configs.state import ConnectionState, RedisClusterConnectionState
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from services import dedup
-from services.connection import connect, is_cluster, node_url, reconnect_options
+from services.connection import LayoutFirstCluster, connect, is_cluster, node_url, reconnect_options
 from services.console.auth import check_console_binding
 from services.console.routes import build_console
 from services.errors import ConfigurationError
@@ -48,13 +51,29 @@ _ROUTERS = {"dedup": dedup.build_router, "tracker": tracker.build_router, "notif
 
 
 class _ClusterBroker(RedisClusterBroker):
-    """FastStream's cluster broker, its client told the cluster's layout before the subscribers start reading
-    (`services.connection.LayoutFirstCluster` says why)."""
+    """FastStream's cluster broker on a `services.connection.LayoutFirstCluster`: its client is told the cluster's
+    layout before the subscribers start reading, and its reads and acks wait out a failover (that class says why)."""
+
+    def _make_connection_state(self, connection_options: dict[str, Any], kwargs: dict[str, Any]
+                               ) -> ConnectionState[Any]:
+        return _LayoutFirstConnection(connection_options)
 
     async def start(self) -> None:
         client = await self.connect()
         await client.initialize()
         await super().start()
+
+
+class _LayoutFirstConnection(RedisClusterConnectionState):
+    """FastStream's cluster connection, its client made from the same options as FastStream's own but of livedesk's
+    cluster class (it does not tell the server its library is FastStream: `CLIENT SETINFO` names redis-py)."""
+
+    async def connect(self) -> RedisCluster:
+        if self._client is None:
+            options = {name: value for name, value in self._options.items() if value is not None}
+            self._client = LayoutFirstCluster(**options)
+            self._connected = True
+        return self._client
 
 
 def build_broker(ctx: StageContext, url: str, stages: Iterable[str]) -> RedisBroker:

@@ -57,17 +57,28 @@ def _packing_in_c(transport: type[AbstractConnection]) -> type[AbstractConnectio
 
 
 class LayoutFirstCluster(RedisCluster):
-    """A `RedisCluster` that learns which node serves which slot before its first command is routed.
+    """A `RedisCluster` that learns which node serves which slot before its first command is routed, and that backs
+    off between its tries when a node cannot be reached.
 
     redis-py 8.1 decides a command's route before it learns the layout, so the first commands a new client sends go to
     an arbitrary node; sent at once (a stage's reader, its reclaimer and its handlers starting together), their
     redirections make the client reset connections other commands are using, and those fail.
+
+    After a connection error redis-py 8.1 reloads the layout and sends the command again, as often as its `retry`
+    says, but without pausing: when a master dies, every try is spent within milliseconds, seconds before the cluster
+    promotes its replica. Here each such round is itself tried again with `retry`'s backoff, so a command waits out a
+    failover as a one-server client waits out a restart.
     """
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         if self.get_default_node() is None:  # never initialised: once it is, there is always a default node
             await self.initialize()
-        return await super().execute_command(*args, **kwargs)
+        send = super().execute_command
+        return await self.retry.call_with_retry(lambda: send(*args, **kwargs), _nothing_to_undo)
+
+
+async def _nothing_to_undo(error: Exception) -> None:
+    """The failure hook of `Retry.call_with_retry`: redis-py has already dropped the connection and the layout."""
 
 
 def is_cluster(url: str) -> bool:

@@ -104,27 +104,45 @@ def redis_server(data_dir: Path, *options: str) -> Iterator[RedisServer]:
 def redis_cluster(data_dir: Path, masters: int = 3) -> Iterator[str]:
     """`masters` servers joined into a Redis Cluster without replicas (`redis-cli --cluster create`); yields the
     cluster's URL (`redis+cluster://` to the first node) once every node reports `cluster_state:ok`."""
-    nodes = [RedisServer(data_dir / f"node-{n}", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                         "--appendonly", "no", port=free_port(cluster_bus=True)) for n in range(masters)]
+    nodes = cluster_nodes(data_dir, masters, "--appendonly", "no")
     try:
-        for node in nodes:
-            node.start()
-        addresses = [f"127.0.0.1:{node.port}" for node in nodes]
-        created = subprocess.run(
-            [_binary("redis-cli"), "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, timeout=60, check=False,
-        )
-        if created.returncode != 0:
-            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout.decode()[-2000:]}")
-        _wait_cluster_ok(nodes)
-        yield f"redis+cluster://127.0.0.1:{nodes[0].port}"
+        create_cluster(nodes)
+        yield seed_url(nodes)
     finally:
         for node in nodes:
             node.kill()
 
 
-def _wait_cluster_ok(nodes: list[RedisServer]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
+def cluster_nodes(data_dir: Path, count: int, *options: str) -> list[RedisServer]:
+    """`count` servers (not started) with cluster mode on, each with its cluster bus port free as well."""
+    return [RedisServer(data_dir / f"node-{n}", "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                        *options, port=free_port(cluster_bus=True)) for n in range(count)]
+
+
+def seed_url(nodes: list[RedisServer]) -> str:
+    """The `redis+cluster://` URL of a cluster, through its first node."""
+    return f"redis+cluster://127.0.0.1:{nodes[0].port}"
+
+
+def create_cluster(nodes: list[RedisServer], replicas: int = 0) -> None:
+    """Start `nodes` and join them with `redis-cli --cluster create`, `replicas` replicas per master (the first
+    nodes become the masters); return once every node reports `cluster_state:ok`."""
+    for node in nodes:
+        node.start()
+    addresses = [f"127.0.0.1:{node.port}" for node in nodes]
+    created = subprocess.run(
+        [_binary("redis-cli"), "--cluster", "create", *addresses, "--cluster-replicas", str(replicas),
+         "--cluster-yes"],
+        capture_output=True, timeout=60, check=False,
+    )
+    if created.returncode != 0:
+        raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout.decode()[-2000:]}")
+    wait_cluster_ok(nodes)
+
+
+def wait_cluster_ok(nodes: list[RedisServer], timeout_s: float = START_TIMEOUT_S) -> None:
+    """Return once every one of `nodes` reports `cluster_state:ok`; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
     waiting = list(nodes)
     while waiting:
         with SyncRedis(port=waiting[0].port, socket_timeout=1) as client:
@@ -132,5 +150,5 @@ def _wait_cluster_ok(nodes: list[RedisServer]) -> None:
                 waiting.pop(0)
                 continue
         if time.monotonic() > deadline:
-            raise RuntimeError(f"cluster not ok within {START_TIMEOUT_S} s on port {waiting[0].port}")
+            raise RuntimeError(f"cluster not ok within {timeout_s} s on port {waiting[0].port}")
         time.sleep(0.1)
