@@ -47,7 +47,7 @@ if ARGV[8] == '1' then
     end
   end
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[2], 'rev', tonumber(rev) + 1)
+redis.call('HSET', KEYS[1], 'state', ARGV[2], 'rev', tonumber(rev) + 1, 'by', ARGV[7])
 redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[11])
@@ -94,13 +94,14 @@ end
 return 1
 """
 
-# Each incident of KEYS as {rev, state}, its state left out (false) when its revision is ARGV[i], the one the
-# caller already holds parsed: a worker rereads only what changed since it last looked.
+# Each incident of KEYS as {rev, by, state}, its state left out (false) when its revision and the update that wrote
+# it (`by`) are ARGV[i] ("rev by"), the ones the caller already holds parsed: a worker rereads only what changed
+# since it last looked.
 _LOAD_CHANGED = """
 local found = {}
 for i, key in ipairs(KEYS) do
-  local row = redis.call('HMGET', key, 'rev', 'state')
-  if row[1] and row[1] == ARGV[i] then row[2] = false end
+  local row = redis.call('HMGET', key, 'rev', 'by', 'state')
+  if row[1] and (row[1] .. ' ' .. (row[2] or '')) == ARGV[i] then row[3] = false end
   found[i] = row
 end
 return found
@@ -113,15 +114,16 @@ return found
 #       sets...
 # ARGV: survivor rev, absorbed rev, survivor state, absorbed state, data field, survivor score, survivor id,
 #       absorbed id, number of events, events..., survivor record, absorbed record, number of place indexes, word set
-#       limit
+#       limit, update id
 _COMMIT_MERGE = """
 if (redis.call('HGET', KEYS[1], 'rev') or '0') ~= ARGV[1] then return 0 end
 if (redis.call('HGET', KEYS[2], 'rev') or '0') ~= ARGV[2] then return 0 end
-redis.call('HSET', KEYS[1], 'state', ARGV[3], 'rev', tonumber(ARGV[1]) + 1)
-redis.call('HSET', KEYS[2], 'state', ARGV[4], 'rev', tonumber(ARGV[2]) + 1)
+local events = tonumber(ARGV[9])
+local by = ARGV[14 + events]
+redis.call('HSET', KEYS[1], 'state', ARGV[3], 'rev', tonumber(ARGV[1]) + 1, 'by', by)
+redis.call('HSET', KEYS[2], 'state', ARGV[4], 'rev', tonumber(ARGV[2]) + 1, 'by', by)
 redis.call('ZREM', KEYS[4], ARGV[8])
 redis.call('ZADD', KEYS[4], ARGV[6], ARGV[7])
-local events = tonumber(ARGV[9])
 local last_place = 6 + tonumber(ARGV[12 + events])
 for i = 7, last_place do redis.call('ZADD', KEYS[i], ARGV[6], ARGV[7]) end
 for i = last_place + 1, #KEYS do
@@ -138,17 +140,18 @@ _FOLLOWED_MERGES = 8  # an incident merged into one merged into another…: neve
 class IncidentStore:
     """Reads and writes incidents under one key prefix.
 
-    With `remember` > 0 the store keeps that many parsed incidents, each with the revision it was read at, and
-    rereads an incident's state only when its revision moved on: the tracker loads the same few dozen candidates for
-    report after report, and parsing them was most of its time. Revisions only grow (every commit adds one), so an
-    incident held at the stored revision is the stored incident.
+    With `remember` > 0 the store keeps that many parsed incidents, each with the revision it was read at and the
+    update that wrote it, and rereads an incident's state only when either moved on: the tracker loads the same few
+    dozen candidates for report after report, and parsing them was most of its time. Every commit adds one to the
+    revision; the writer is compared too because a Redis failover can rewind a deployment to an earlier moment, after
+    which another update may commit the same revision number.
     """
 
     def __init__(self, redis: Redis, keys: Keys, remember: int = 0) -> None:
         self._redis = redis
         self._keys = keys
         self._remember = remember
-        self._parsed: OrderedDict[str, tuple[Incident, int]] = OrderedDict()
+        self._parsed: OrderedDict[str, tuple[Incident, int, str]] = OrderedDict()  # id → incident, rev, writer
 
     async def item_decision(self, name: str) -> str | None:
         """What the tracker decided for an entry identity or update id: an incident id, NOT_AN_INCIDENT, or None."""
@@ -235,29 +238,31 @@ class IncidentStore:
         if not self._remember:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for incident_id in ids:
-                    pipe.hmget(self._keys.incident(incident_id), ["rev", "state"])
+                    pipe.hmget(self._keys.incident(incident_id), ["rev", "by", "state"])
                 rows = await pipe.execute()
         else:
-            held = [str(self._parsed[i][1]) if i in self._parsed else "" for i in ids]
+            held = [f"{self._parsed[i][1]} {self._parsed[i][2]}" if i in self._parsed else "" for i in ids]
             rows = await self._redis.eval(_LOAD_CHANGED, len(ids), *map(self._keys.incident, ids), *held)
         found: dict[str, tuple[Incident, int]] = {}
-        for incident_id, (rev, state) in zip(ids, rows, strict=True):
+        for incident_id, (rev, by, state) in zip(ids, rows, strict=True):
             if rev is None:
                 continue
             if state:
-                found[incident_id] = (Incident.model_validate_json(state), int(rev))
+                incident = Incident.model_validate_json(state)
+                found[incident_id] = (incident, int(rev))
+                self._hold(incident_id, incident, int(rev), as_text(by) if by else "")
             elif incident_id in self._parsed:
-                found[incident_id] = self._parsed[incident_id]
-        self._hold(found)
+                incident, held_rev, _ = self._parsed[incident_id]
+                found[incident_id] = (incident, held_rev)
+                self._parsed.move_to_end(incident_id)
         return found
 
-    def _hold(self, found: dict[str, tuple[Incident, int]]) -> None:
-        """Keep the incidents just read, the most recently read last, forgetting the least recent past `remember`."""
+    def _hold(self, incident_id: str, incident: Incident, rev: int, by: str) -> None:
+        """Keep an incident just parsed, the most recently read last, forgetting the least recent past `remember`."""
         if not self._remember:
             return
-        for incident_id, parsed in found.items():
-            self._parsed[incident_id] = parsed
-            self._parsed.move_to_end(incident_id)
+        self._parsed[incident_id] = (incident, rev, by)
+        self._parsed.move_to_end(incident_id)
         while len(self._parsed) > self._remember:
             self._parsed.popitem(last=False)
 
@@ -358,7 +363,7 @@ class IncidentStore:
             survivor.updated_at.timestamp(), survivor.incident_id, absorbed.incident_id,
             len(events), *(event.model_dump_json() for event in events),
             record(survivor, survivor_rev, events), record(absorbed, absorbed_rev, []),
-            len(place_keys), WORD_SET_LIMIT,
+            len(place_keys), WORD_SET_LIMIT, update.update_id,
         ]
         return bool(await self._redis.eval(_COMMIT_MERGE, len(keys), *keys, *args))
 

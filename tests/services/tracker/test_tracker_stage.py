@@ -323,6 +323,11 @@ async def test_a_remembering_store_rereads_only_incidents_that_changed(redis: Re
     assert second == (await other.load([incident_id]))[incident_id][0]
     assert second.incident_id == incident_id
     assert len(second.items) == 2
+    # A failover rewound the incident to its first revision, and another update committed the second one anew.
+    rewound = first.model_copy(update={"title": "Leyton stabbing: a different second revision"})
+    await redis.hset(keys.incident(incident_id), mapping={"state": rewound.model_dump_json(), "rev": second_rev,
+                                                           "by": "u_another_update"})
+    assert (await mine.load([incident_id]))[incident_id] == (rewound, second_rev)
     # Past its size the store forgets the least recently loaded, and reads them afresh.
     fire = update("fire", "f1", "House fire in Walthamstow", "A house fire broke out in Walthamstow. Two people "
                   "were injured.", minutes=40)
