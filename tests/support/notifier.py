@@ -28,9 +28,9 @@ async def running_notifier(redis: Redis, settings: Settings, *, alongside: Itera
     of the stages `alongside`, e.g. dedup and the tracker) consuming on a broker of its own, and the deliverers
     reading the hook registry every `refresh_s`.
 
-    On the way out, even when the block raises, the deliverers are cancelled and awaited before the hook client is
-    closed and the broker stopped, so no request or Redis command is left running. A deliverers task that had
-    already failed raises its error at the end of a block that did not.
+    On the way out, even when the block raises, the deliverers are cancelled and awaited (they wait for their hook
+    workers) before the hook client is closed and the broker stopped, all before the caller closes `redis`. A
+    deliverers task that had already failed raises its error at the end of a block that did not.
     """
     ctx = StageContext(settings, redis)
     async with (running_stages(ctx, settings.redis_url or "", [*alongside, "notifier"]),
