@@ -67,9 +67,11 @@ def key_prefix(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[Redis]:
     client = connect(redis_url)
-    yield client
-    await delete_prefix(client, key_prefix)
-    await client.aclose()
+    try:
+        yield client
+        await delete_prefix(client, key_prefix)
+    finally:
+        await client.aclose()
 
 
 @pytest.fixture

@@ -307,6 +307,7 @@ class HookWorker:
         every_s = max(self._ctx.settings.reclaim_idle_ms / 3000, 0.05)
         while True:
             await asyncio.sleep(every_s)
+            raise_if_cancelled()  # the claims below swallow Redis errors, and a cancellation must not hide among them
             held: list[Any] = list(self._in_hand)
             with contextlib.suppress(RedisError):
                 for start in range(0, len(held), 500):
@@ -326,6 +327,7 @@ class Deliverers:
         self._configured = list(configured)
         self._refresh_s = refresh_s
         self._workers: dict[str, tuple[HookWorker, asyncio.Task[None]]] = {}
+        self._stopping: set[asyncio.Task[None]] = set()  # workers of removed hooks, awaited before `run` returns
 
     async def run(self) -> None:
         registry = HookRegistry(self._ctx.redis, self._ctx.keys)
@@ -346,16 +348,21 @@ class Deliverers:
                     self._follow(hooks)
                 await asyncio.sleep(self._refresh_s)
         finally:
-            tasks = [task for _, task in self._workers.values()]
+            tasks = [task for _, task in self._workers.values()] + list(self._stopping)
             for task in tasks:
                 task.cancel()
+            # Every worker is finished before the caller closes the HTTP client and Redis they use.
             await asyncio.gather(*tasks, return_exceptions=True)
             self._workers.clear()
+            self._stopping.clear()
 
     def _follow(self, hooks: list[Hook]) -> None:
         wanted = {hook.hook_id: hook for hook in hooks}
         for hook_id in [h for h in self._workers if h not in wanted]:
-            self._workers.pop(hook_id)[1].cancel()
+            stopped = self._workers.pop(hook_id)[1]
+            stopped.cancel()
+            self._stopping.add(stopped)
+            stopped.add_done_callback(self._stopping.discard)
             log.info("hook removed; its worker stopped", hook_id=hook_id)
         for hook_id, hook in wanted.items():
             running = self._workers.get(hook_id)

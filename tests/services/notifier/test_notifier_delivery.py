@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -10,9 +11,13 @@ from redis.asyncio import Redis
 from schemas import ChangeEvent
 from schemas.subscriptions import DeadLetter, Delivery
 from services.notifier.deadletters import read_dead_letters, redeliver
+from services.notifier.deliver import Deliverers
 from services.notifier.formats import delivery_id
+from services.notifier.hooks import HookRegistry
+from services.notifier.send import build_hook_client
 from services.notifier.signing import verify
 from services.settings import Settings
+from services.stage import StageContext
 from services.wire import entry_data
 from tests.services.notifier.conftest import SECRET, add_hook, change, publish, running_notifier
 from tests.support.receivers import Receiver, Reply, dead, failing, rate_limited
@@ -159,3 +164,31 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(redis: Redis, fast: Se
         # Checked before the receiver stops: stopping releases the request the killed worker left hanging.
         assert receiver.accepted_keys() == [e.event_id for e in events]
         assert signed(receiver)
+
+
+async def test_the_worker_of_a_removed_hook_is_finished_when_the_deliverers_stop(redis: Redis, fast: Settings) -> None:
+    """A hook removed while its receiver hangs: its worker is stopped, and once the deliverers return it is finished
+    too, before the caller closes the HTTP client and Redis it uses."""
+    with dead() as receiver:
+        await add_hook(redis, fast, "gone", receiver.url)
+        async with build_hook_client(fast) as client:
+            deliverers = Deliverers(StageContext(fast, redis), client, refresh_s=0.05)
+            running = asyncio.create_task(deliverers.run())
+
+            def workers() -> list[asyncio.Task[object]]:
+                return [task for task in asyncio.all_tasks() if task.get_name() == "hook:gone"]
+
+            async def started() -> bool:  # async: `eventually` runs a plain function off the event loop
+                return bool(workers())
+
+            await eventually(started, timeout_s=10, what="the hook's worker started")
+            (worker,) = workers()
+            await HookRegistry(redis, fast.keys).remove("gone")
+
+            async def stopped() -> bool:
+                return worker.cancelling() > 0 or worker.done()
+
+            await eventually(stopped, timeout_s=10, what="the removed hook's worker stopped")
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            assert worker.done()
