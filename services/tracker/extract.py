@@ -19,6 +19,7 @@ news phrasing and common US phrasing: honest about what they match and nothing m
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from functools import lru_cache
@@ -50,39 +51,161 @@ _ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|St|Insp|Det|Supt|Sgt|Con|No|ap
                            r"Mass|Mich|Minn|Miss|Mo|Mont|Neb|Nev|Okla|Ore|Pa|Tenn|Vt|Va|Wash|Wis|Wisc|Wyo))\.?$")
 
 
+# Enough of a sentence's end to find `_ABBREVIATION` in: its matches are a few characters long, save a run of
+# initials ("U.S."), which has no space in it and so never reaches back past the last piece joined to the sentence.
+_ABBREVIATION_REACH = 16
+
+
 def split_sentences(title: str, text: str) -> list[str]:
     """The title, then the sentences of `text`, whitespace collapsed; empty pieces dropped."""
-    sentences = [_SPACE.sub(" ", title).strip()] if title.strip() else []
+    head = [_SPACE.sub(" ", title).strip()] if title.strip() else []
+    sentences: list[list[str]] = []  # each sentence of `text` as the pieces it is joined from
     for piece in _SENTENCE_BREAK.split(text):
         piece = _SPACE.sub(" ", piece).strip()
         if not piece:
             continue
-        if len(sentences) > (1 if title.strip() else 0) and _ABBREVIATION.search(sentences[-1]):
-            sentences[-1] = f"{sentences[-1]} {piece}"
+        if sentences and _ends_in_abbreviation(sentences[-1]):
+            sentences[-1].append(piece)
         else:
-            sentences.append(piece)
-    return sentences
+            sentences.append([piece])
+    return head + [" ".join(pieces) for pieces in sentences]
+
+
+def _ends_in_abbreviation(pieces: Sequence[str]) -> bool:
+    """Whether the sentence `" ".join(pieces)` ends in an abbreviation (`_ABBREVIATION`), reading only as many of
+    its last pieces as `_ABBREVIATION_REACH` needs: a sentence joined from thousands of pieces is not reread at each."""
+    last = len(pieces) - 1
+    tail = pieces[last]
+    while len(tail) < _ABBREVIATION_REACH and last > 0:
+        last -= 1
+        tail = f"{pieces[last]} {tail}"
+    return _ABBREVIATION.search(tail) is not None
 
 
 def _snip(sentence: str) -> str:
     return sentence if len(sentence) <= SNIPPET_CHARS else sentence[: SNIPPET_CHARS - 1].rstrip() + "…"
 
 
+_WORD = re.compile(r"[\w']+")
+
+
+def _words_before(sentence: str, start: int, count: int) -> list[str]:
+    """The last `count` words of `sentence[:start]` (`_WORD`), read from a window before `start` that is widened
+    until it holds a word more than that (its first may be cut), or the whole prefix."""
+    width = 64
+    while True:
+        low = max(0, start - width)
+        words = _WORD.findall(sentence, low, start)
+        if low == 0 or len(words) > count:
+            return words[-count:]
+        width *= 2
+
+
 def _negated(sentence: str, start: int, *, conditional: bool = False) -> bool:
     """Whether one of the four words before `start` negates what follows ("not being treated as terror-related");
     `conditional` counts "if" and "whether" too ("not able to say if the man had died")."""
-    words = " ".join(re.findall(r"[\w']+", sentence[:start])[-4:])
+    words = " ".join(_words_before(sentence, start, 4))
     return p.NEGATION.search(words) is not None or (conditional and p.CONDITIONAL.search(words) is not None)
+
+
+# How far past its start `CLAUSE_BREAK` reads to match ("subsequently" and the word boundary after it), with room
+# to spare: a break that starts further than this before a point is found alike in the sentence and in the sentence
+# cut at that point.
+_CLAUSE_BREAK_REACH = 32
+
+
+class _Clauses:
+    """The clause breaks (`patterns.CLAUSE_BREAK`) of one sentence, each found once and looked up by position, so
+    that a sentence with thousands of matches is not rescanned for each; read only as far as a lookup needs."""
+
+    def __init__(self, sentence: str) -> None:
+        self.sentence = sentence
+        self._unread: Iterator[re.Match[str]] | None = p.CLAUSE_BREAK.finditer(sentence)
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        # Whether a clause (start, end) says it is background (`patterns.HISTORICAL`): many matches share one.
+        self.historical: dict[tuple[int, int], bool] = {}
+
+    def _read_past(self, position: int) -> None:
+        """Read breaks up to the first that starts at or after `position`, or the last."""
+        while self._unread is not None and (not self.starts or self.starts[-1] < position):
+            found = next(self._unread, None)
+            if found is None:
+                self._unread = None
+            else:
+                self.starts.append(found.start())
+                self.ends.append(found.end())
+
+    def start_before(self, end: int) -> int:
+        """Where the clause of a match ending at `end` starts: the end of the last break found in the sentence cut
+        at `end` (0 if none). Cut, a break can end where a longer one went on ("where" of "whereas")."""
+        self._read_past(end)
+        found = bisect_left(self.starts, end - _CLAUSE_BREAK_REACH)
+        resume = self.ends[found - 1] if found else 0
+        # Breaks further back are found alike in the whole and the cut sentence; the rest are found in the cut one.
+        last = resume
+        for m in p.CLAUSE_BREAK.finditer(self.sentence, max(resume, end - _CLAUSE_BREAK_REACH), end):
+            last = m.end()
+        return last
+
+    def end_after(self, end: int) -> int:
+        """Where the clause of a match ending at `end` ends: the start of the first break at or after `end`, as
+        `CLAUSE_BREAK.search(sentence, end)` finds it (the sentence's length if none)."""
+        self._read_past(end)
+        following = bisect_left(self.starts, end)
+        if following and self.ends[following - 1] > end:
+            # A break runs across `end`: the positions inside it after `end` were never tried on their own.
+            for position in range(end, self.ends[following - 1]):
+                if p.CLAUSE_BREAK.match(self.sentence, position):
+                    return position
+        return self.starts[following] if following < len(self.starts) else len(self.sentence)
+
+
+@lru_cache(maxsize=1024)
+def _clauses(sentence: str) -> _Clauses:
+    """The clauses of `sentence`, remembered across the rule tables a text's sentences are read for."""
+    return _Clauses(sentence)
 
 
 def _historical(sentence: str, start: int, end: int) -> bool:
     """Whether the clause of a match marks it as background ("he was initially in a critical condition", "had been
     in a critical condition", "was taken to hospital in a critical condition when …")."""
-    breaks = [b for b in p.CLAUSE_BREAK.finditer(sentence, 0, end) if b.end() <= end]
-    clause_start = breaks[-1].end() if breaks else 0
-    after = p.CLAUSE_BREAK.search(sentence, end)
-    clause = sentence[clause_start : after.start() if after else len(sentence)]
-    return p.HISTORICAL.search(clause) is not None or p.HISTORICAL_LEAD.search(sentence[clause_start:start]) is not None
+    clauses = _clauses(sentence)
+    clause_start, clause_end = clauses.start_before(end), clauses.end_after(end)
+    historical = clauses.historical.get((clause_start, clause_end))
+    if historical is None:
+        historical = p.HISTORICAL.search(sentence[clause_start:clause_end]) is not None
+        clauses.historical[clause_start, clause_end] = historical
+    return historical or _led_as_background(sentence, clause_start, start)
+
+
+# `patterns.HISTORICAL_LEAD` spans a dozen words at most, so in a sentence (its spaces single, as `split_sentences`
+# leaves them) a match of it starts after the last this many spaces before its end, or nowhere.
+_HISTORICAL_LEAD_WORDS = 24
+_SHORT_CLAUSE_CHARS = 200  # searched whole: quicker than counting its spaces
+
+
+def _led_as_background(sentence: str, clause_start: int, start: int) -> bool:
+    """Whether the clause from `clause_start` ends at `start` in words that make what follows background
+    (`patterns.HISTORICAL_LEAD`), reading only the clause's last words: one long clause is not reread for each of
+    its matches."""
+    if start - clause_start <= _SHORT_CLAUSE_CHARS:
+        return p.HISTORICAL_LEAD.search(sentence[clause_start:start]) is not None
+    low = start
+    for _ in range(_HISTORICAL_LEAD_WORDS):
+        low = sentence.rfind(" ", clause_start, low)
+        if low < 0:
+            return p.HISTORICAL_LEAD.search(sentence[clause_start:start]) is not None
+    # Right after a space, a word starts alike in the sentence and in the clause cut out of it.
+    return p.HISTORICAL_LEAD.search(sentence, low + 1, start) is not None
+
+
+def _overlaps(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether (start, end) overlaps one of `spans` (in order, no two overlapping): one that starts before `end` and
+    ends after `start`. A lookup, not a pass over them all."""
+    # Spans in order of start that do not overlap end in order too, so the last to start before `end` ends last.
+    before = bisect_left(spans, (end,))
+    return before > 0 and spans[before - 1][1] > start
 
 
 def _hits(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> list[Hit[V]]:
@@ -92,17 +215,17 @@ def _hits(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> list[Hit[V]]:
     # Only the rules that can match somewhere in the text are tried on each sentence.
     screened = [(rule, screen) for rule in rules if (screen := p.screen(rule.pattern)).could_match(everything)]
     for i, sentence in enumerate(sentences):
-        taken: list[tuple[int, int]] = []
+        taken: list[tuple[int, int]] = []  # in order
         folded = p.folded(sentence)
         for rule, screen in screened:
             if not screen.could_match(folded):
                 continue
             for m in rule.pattern.finditer(sentence):
-                if any(m.start() < end and start < m.end() for start, end in taken):
+                if _overlaps(taken, m.start(), m.end()):
                     continue
                 if rule.negatable and _negated(sentence, m.start(), conditional=isinstance(rule.value, Condition)):
                     continue
-                taken.append(m.span())
+                insort(taken, m.span())
                 # A death is final: never background to a later condition.
                 historical = rule.value is not Condition.deceased and _historical(sentence, m.start(), m.end())
                 hits.append(Hit(i, m.start(), m.end(), rule.value, historical))

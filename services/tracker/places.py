@@ -392,16 +392,41 @@ def _trim(name: str) -> str:
     return " ".join(words)
 
 
+@lru_cache(maxsize=64)
 def _title_cased(sentence: str) -> bool:
+    """Whether `sentence` capitalises most of its words, as a headline in title case does; asked of one sentence for
+    each place in it, so remembered."""
     words = re.findall(r"[A-Za-z][\w'’-]*", sentence)
     return len(words) >= 3 and sum(w[0].isupper() for w in words) >= 0.6 * len(words)
+
+
+# The capitalised word before a place: "Kerr" in "Deputy Chief Kerr Putney".
+_CAPITALISED_BEFORE = re.compile(r"([A-Z][\w'’-]*)\s+$")
+# The word (of the same letters) and spaces that end a text: no capitalised word before a place starts before them.
+_WORD_AND_SPACES_BEFORE = re.compile(r"[\w'’-]*\s+$")
+
+
+def _capitalised_before(sentence: str, start: int) -> str | None:
+    """The capitalised word that ends, spaces apart, right before `start`, as `_CAPITALISED_BEFORE` finds it in
+    `sentence[:start]`; read from a window before `start` that is widened until it holds that word whole, so a
+    sentence naming thousands of places is not reread for each."""
+    width = 64
+    while True:
+        low = max(0, start - width)
+        tail = _WORD_AND_SPACES_BEFORE.search(sentence, low, start)
+        if tail is None:
+            return None
+        if low == 0 or tail.start() > low:
+            before = _CAPITALISED_BEFORE.search(sentence, tail.start(), start)
+            return before.group(1) if before else None
+        width *= 2
 
 
 def _part_of_a_name(sentence: str, start: int) -> bool:
     """Whether a known place's name at `start` follows a capitalised word that is not a direction or a small word:
     "Deputy Chief Kerr Putney" names a man, not Putney (headlines in title case aside)."""
-    before = re.search(r"([A-Z][\w'’-]*)\s+$", sentence[:start])
-    return before is not None and before.group(1) not in _LEADING_OK and not _title_cased(sentence)
+    before = _capitalised_before(sentence, start)
+    return before is not None and before not in _LEADING_OK and not _title_cased(sentence)
 
 
 def _a_given_name(sentence: str, m: re.Match[str]) -> bool:
@@ -459,13 +484,14 @@ def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Pla
             country = US if region in _STATE_OF_CODE.values() else None
             found[start] = resolve_town(name, region) or Place(name, region, AREA, country)
             known_spans.append(range(start, m.end()))
+    covered = {position for span in known_spans for position in span}
     guesses = list(_PREPOSITION_PLACE.finditer(sentence))
     before_noun = _PLACE_BEFORE_NOUN.match(sentence) if headline else None
     if before_noun and before_noun.group("place") not in _SIZE_WORDS:  # "Little boy who shot himself …"
         guesses.append(before_noun)
     for m in guesses:
         name, start = _trim(m.group("place")), m.start("place")
-        if not name or any(start in span for span in known_spans) or not _is_place_like(name):
+        if not name or start in covered or not _is_place_like(name):
             continue
         state = _AP_STATES.get(f"{name}.") if sentence[m.end("place") : m.end("place") + 1] == "." else None
         if state is not None:  # "in Md. shooting"

@@ -7,6 +7,7 @@ import html
 import itertools
 import re
 import tomllib
+from bisect import insort
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +16,8 @@ from typing import Any
 
 import feedparser
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import services
 from schemas import (
@@ -30,8 +33,20 @@ from schemas import (
     Role,
 )
 from services.identity import canonical_link
-from services.tracker.extract import SNIPPET_CHARS, extract, split_sentences
+from services.tracker import patterns as p
+from services.tracker.extract import (
+    _ABBREVIATION,
+    SNIPPET_CHARS,
+    _Clauses,
+    _ends_in_abbreviation,
+    _led_as_background,
+    _overlaps,
+    _words_before,
+    extract,
+    split_sentences,
+)
 from services.tracker.facts import Facts
+from services.tracker.places import _capitalised_before
 
 ARCHIVE = Path(services.__file__).parent / "demo" / "walthamstow"
 SNAPSHOT_NAME = re.compile(r"^(?P<at>\d{8}T\d{6}Z)--(?P<source>[a-z0-9-]+)\.xml$")
@@ -1027,3 +1042,95 @@ def test_a_long_list_of_people_is_read_in_bounded_time() -> None:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
     assert facts.dead is None
+
+
+# --- long sentences are read once ------------------------------------------------------------------------------------
+# Each lookup that spares rereading a sentence finds what the plain search over the cut sentence finds.
+
+SENTENCE_WORDS = ("whereas", "where", "and", "however", "subsequently", "now", "then", "had", "been", "was", "were",
+                  "taken", "rushed", "to", "the", "city", "hospital", "hospitals", "in", "with", "a", "an", "critical",
+                  "initially", "not", "no", "man", "shot", "Kerr", "Putney", "Deputy", "Chief", "Mr", "Mr.", "St.",
+                  "Ga.", "U.S.", "A.", ",", ";", "(", ")", "-", "—", "it's", "’", "é", "Ω", "12")
+sentence_words = st.lists(st.one_of(st.sampled_from(SENTENCE_WORDS), st.text(max_size=4)), max_size=30)
+
+
+def _single_spaced(words: list[str]) -> str:
+    return re.sub(r"\s+", " ", " ".join(words)).strip()
+
+
+@settings(max_examples=200, deadline=None)
+@given(sentence_words)
+def test_a_clause_is_bounded_where_a_search_of_the_cut_sentence_bounds_it(words: list[str]) -> None:
+    """The clause of a match ending anywhere starts after the last break in the sentence cut there (a cut "whereas"
+    is a "where") and ends at the first break searched for from there."""
+    sentence = _single_spaced(words)
+    clauses = _Clauses(sentence)
+    for end in range(len(sentence) + 1):
+        breaks = list(p.CLAUSE_BREAK.finditer(sentence, 0, end))
+        after = p.CLAUSE_BREAK.search(sentence, end)
+        assert clauses.start_before(end) == (breaks[-1].end() if breaks else 0), end
+        assert clauses.end_after(end) == (after.start() if after else len(sentence)), end
+
+
+@settings(max_examples=200, deadline=None)
+@given(sentence_words)
+def test_the_words_before_a_match_and_its_background_lead_are_read_as_in_the_cut_sentence(words: list[str]) -> None:
+    """The four words before any point, and whether a clause ends in a background lead ("had been in a"), are what a
+    search of the sentence cut there finds."""
+    # After a long clause, only the clause's last words are read.
+    filler = "man shot " * 30
+    sentence = filler + _single_spaced(words)
+    for start in range(len(filler) - 20, len(sentence) + 1):
+        assert _words_before(sentence, start, 4) == re.findall(r"[\w']+", sentence[:start])[-4:], start
+        for clause_start in (0, start // 2, len(filler), start):
+            expected = p.HISTORICAL_LEAD.search(sentence[clause_start:start]) is not None
+            assert _led_as_background(sentence, clause_start, start) == expected, (clause_start, start)
+
+
+def test_a_background_lead_is_found_after_a_long_clause() -> None:
+    """A clause hundreds of words long still ends in its lead: "… was rushed to the city hospital in a" critical
+    condition."""
+    sentence = "man shot " * 300 + "was rushed to the city hospital in a critical condition"
+    led, not_led = sentence.index("critical"), sentence.index("city")
+    assert _led_as_background(sentence, 0, led)
+    assert not _led_as_background(sentence, 0, not_led)
+    assert p.HISTORICAL_LEAD.search(sentence[:led])
+    assert not p.HISTORICAL_LEAD.search(sentence[:not_led])
+
+
+@settings(max_examples=200, deadline=None)
+@given(sentence_words)
+def test_the_capitalised_word_before_a_place_is_the_one_a_search_of_the_cut_sentence_finds(words: list[str]) -> None:
+    """"Kerr" before "Putney" (a man's name, not the place) is found from any point as in the sentence cut there."""
+    sentence = " ".join(words)
+    for start in range(len(sentence) + 1):
+        before = re.search(r"([A-Z][\w'’-]*)\s+$", sentence[:start])
+        assert _capitalised_before(sentence, start) == (before.group(1) if before else None), start
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(SENTENCE_WORDS), min_size=1, max_size=4), min_size=1, max_size=8))
+def test_a_sentence_ends_in_an_abbreviation_as_its_whole_text_does(pieces: list[list[str]]) -> None:
+    """Whether a sentence joined from pieces ends in an abbreviation ("MACON," then "Ga." on the next line) is read
+    from its last pieces as from the whole sentence."""
+    joined = [" ".join(words) for words in pieces]
+    assert _ends_in_abbreviation(joined) == (_ABBREVIATION.search(" ".join(joined)) is not None)
+
+
+def test_a_sentence_of_a_thousand_datelines_is_one_sentence() -> None:
+    """Every "Ga." ends no sentence, however many are joined to it."""
+    assert split_sentences("", "MACON, Ga. " * 1000) == [("MACON, Ga. " * 1000).strip()]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(0, 6)), max_size=40))
+def test_held_spans_overlap_what_one_of_them_overlaps(spans: list[tuple[int, int]]) -> None:
+    """Spans taken one by one, each only where it overlaps none taken before, are told apart by a lookup as a pass
+    over them all tells them apart (empty spans included)."""
+    held: list[tuple[int, int]] = []
+    for start, length in spans:
+        end = start + length
+        overlaps = any(start < other_end and other_start < end for other_start, other_end in held)
+        assert _overlaps(held, start, end) == overlaps, (start, end, held)
+        if not overlaps:
+            insort(held, (start, end))
