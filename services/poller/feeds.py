@@ -24,7 +24,8 @@ from schemas import FeedSource
 from services.errors import FeedError
 from services.names import Keys
 from services.poller.fetch import fetch_feed
-from services.poller.parse import ParsedFeed, parse_feed
+from services.poller.parse import ParsedFeed
+from services.poller.parser_pool import parse_feed_bounded
 from services.poller.schedule import FeedSchedule
 from services.poller.scheduling_state import load_schedule
 from services.wire import as_optional_text, as_text
@@ -294,11 +295,13 @@ def feed_id_for(url: str) -> str:
 
 
 async def probe(client: httpx.AsyncClient, source: FeedSource, max_body_bytes: int) -> ParsedFeed:
-    """Fetch and parse `source` once, publishing nothing: raises FeedError/FetchError when it is not a usable feed."""
+    """Fetch and parse `source` once (in a parser process, under its limits), publishing nothing: raises
+    FeedError/FetchError when it is not a usable feed."""
     result = await fetch_feed(client, source, etag=None, last_modified=None, max_body_bytes=max_body_bytes)
     if result.body is None:
         raise FeedError(source.id, f"no body (HTTP {result.status})")
-    parsed = parse_feed(result.body, feed=source.id, content_type=result.content_type, base_url=result.url)
+    parsed = await parse_feed_bounded(result.body, feed=source.id, content_type=result.content_type,
+                                      base_url=result.url)
     if not parsed.entries and not parsed.title:
         raise FeedError(source.id, "the document has neither a title nor entries")
     return parsed

@@ -7,6 +7,8 @@ sanitiser and author matching); the pool's limits are set to a second, so each c
 
 from __future__ import annotations
 
+import io
+import json
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,10 +16,17 @@ from pathlib import Path
 
 import pytest
 
+from schemas import FeedSource
 from services.errors import FeedError
+from services.poller import parser_pool
+from services.poller.check import check_feeds
+from services.poller.feeds import probe
+from services.poller.fetch import build_client
 from services.poller.parse import ParsedFeed, parse_feed
 from services.poller.parser_pool import ParserPool, parse_feed_bounded
+from services.settings import Settings
 from tests.support import hostile_feeds as hostile
+from tests.support.feed_server import FeedServer, rss
 
 # Generous: a limited parse ends a second or two after it starts; without the limit these take a minute or more.
 BOUND_S = 30.0
@@ -130,3 +139,29 @@ async def test_parse_feed_bounded_parses_and_refuses_like_parse_feed() -> None:
     assert [e.guid for e in parsed.entries] == ["g0", "g1"]
     with pytest.raises(FeedError, match=r"^feed bomb: refused as an XML bomb"):
         await parse_feed_bounded(hostile.billion_laughs(), feed="bomb")
+
+
+async def test_feed_check_and_feeds_add_parse_network_documents_under_the_limits(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`livedesk feed check URL` and `livedesk feeds add URL` (its probe) parse what they fetch in parser processes:
+    a pathological document is cut off at its CPU limit with a clear error, and the good feed next to it is read."""
+    limited = ParserPool(1, cpu_s=1, cpu_s_per_mb=0)
+    monkeypatch.setattr(parser_pool, "_default_pool", limited)
+    settings = Settings(_env_file=None, allow_private_hosts=True)  # type: ignore[call-arg]
+    try:
+        with FeedServer() as server:
+            server.routes["/slow.xml"] = hostile.long_style_markup(100_000)
+            server.routes["/good.xml"] = rss(("g1", "Council meeting moved", "The agenda is unchanged."))
+            out = io.StringIO()
+            summary = await check_feeds([f"{server.url}/slow.xml", f"{server.url}/good.xml"], out=out,
+                                        settings=settings)
+            async with build_client(settings) as client:
+                with pytest.raises(FeedError, match="took more than 1 s of CPU"):
+                    await probe(client, FeedSource(id="slow", name="Slow", url=f"{server.url}/slow.xml"),
+                                settings.http_max_body_bytes)
+    finally:
+        limited.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"ERROR {server.url}/slow.xml: refused: parsing it took more than 1 s of CPU"
+    assert json.loads(lines[1])["title"] == "Council meeting moved"
+    assert (summary.ok, summary.errors) == (1, 1)
