@@ -9,7 +9,8 @@ suspect ("A man has died … A 20-year-old man has been charged" are two people)
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -29,11 +30,17 @@ _JOINED = re.compile(r"\s*(?:,\s*(?:and\s+)?|and\s+|or\s+)(?:(?:a|an|the|his|her
 _THE_VICTIM = re.compile(r"\b(?:the|a|their|his|her)\s+victim\b", re.IGNORECASE)
 _OBJECT_GAP = re.compile(r"\s*(?:(?:a|an|the|his|her|their)\s+)?", re.IGNORECASE)
 # A count of two or more people just before a stated condition: it is theirs, no one person's ("Two killed in …").
+_SEVERAL_OTHER = "other|more"
+_SEVERAL_PEOPLE = "people|persons|men|women|victims"
+_SEVERAL_VERBS = "were|have|had|are|been|all|also"
 _SEVERAL = re.compile(
-    rf"\b(?P<n>{p.NUM})\s+(?:(?:other|more)\s+)?(?:people\s+|persons\s+|men\s+|women\s+|victims\s+)?"
-    r"(?:(?:were|have|had|are|been|all|also)\s+)*$",
+    rf"\b(?P<n>{p.NUM})\s+(?:(?:{_SEVERAL_OTHER})\s+)?(?:(?:{_SEVERAL_PEOPLE})\s+)?(?:(?:{_SEVERAL_VERBS})\s+)*$",
     re.IGNORECASE,
 )
+# One word of a count's words after its number: a count that ends at a point never reaches back past another word.
+_SEVERAL_WORD = re.compile(f"{_SEVERAL_OTHER}|{_SEVERAL_PEOPLE}|{_SEVERAL_VERBS}", re.IGNORECASE)
+# How far into a count its first word, the number, may reach ("seventeen", "a dozen").
+_NUMBER_REACH = max(len(word) for word in p.NUMBER_WORDS)
 
 
 @dataclass(frozen=True)
@@ -183,54 +190,157 @@ def _resolve(mentions: list[_Mention], headline: bool) -> list[_Mention]:
     return resolved
 
 
-def _owner(hit: Hit[V], mentions: Sequence[_Mention], sentence: str) -> str | None:
+_TOKEN = re.compile(r"\S+")
+
+
+def _window_start(sentence: str, start: int, end: int, words: int) -> int:
+    """Where in `sentence[start:end]` its last `words` whitespace-separated words begin, or later: the start of a
+    window before `end` widened until it holds a word more than that (its first may be cut), or `start`."""
+    width = 32
+    while True:
+        low = max(start, end - width)
+        if low == start or len(_TOKEN.findall(sentence, low, end)) > words:
+            return low
+        width *= 2
+
+
+class _WordMatches:
+    """The matches of a pattern of at most `words` whole words, no two of which can overlap (`\\bhe\\b`), in one
+    sentence: found once, and looked up for a part of the sentence instead of searching it again."""
+
+    def __init__(self, pattern: re.Pattern[str], sentence: str, words: int) -> None:
+        self.pattern = pattern
+        self.sentence = sentence
+        self.words = words
+        self.found = list(pattern.finditer(sentence))
+        self.starts = [m.start() for m in self.found]
+
+    def search(self, start: int, end: int) -> re.Match[str] | None:
+        """A match where `pattern.search(sentence, start, end)` finds one, starting where it does (None if none)."""
+        following = bisect_left(self.starts, start)
+        if following < len(self.found) and self.found[following].end() <= end:
+            return self.found[following]
+        # Cut at `end`, the sentence also matches where a word is cut short ("she" of "shed"): such a match ends at
+        # `end`, so it begins among the last words before it.
+        return self.pattern.search(self.sentence, _window_start(self.sentence, start, end, self.words), end)
+
+
+def _several(sentence: str, end: int) -> re.Match[str] | None:
+    """`_SEVERAL.search(sentence[:end])`, read from a window before `end` that widens only while a count could begin
+    before it: a count is a number and then only `_SEVERAL_WORD`s, and no number begins inside one."""
+    width = 64
+    while True:
+        low = max(0, end - width)
+        found = _SEVERAL.search(sentence, low, end)
+        # A count found this far inside the window cannot be the tail of one begun before it, whose number, the only
+        # word of a count a number may begin in, starts before the window.
+        if low == 0 or (found is not None and found.start() - low >= _NUMBER_REACH):
+            return found
+        if found is None and not all(_SEVERAL_WORD.fullmatch(word) for word in _TOKEN.findall(sentence, low, end)[1:]):
+            return None
+        width *= 2
+
+
+# Enough of the words after a death to hold `_OBJECT_GAP` (an article) and so the start of the person it names.
+_OBJECT_REACH = re.compile(r"\s*(?:\w+\s*)?")
+
+
+class _Sentence:
+    """One sentence as the owners of the conditions stated in it are looked for: its mentions in order of position,
+    and the matches of the patterns read before a condition, found once for all of them."""
+
+    def __init__(self, text: str, mentions: Sequence[_Mention]) -> None:
+        self.text = text
+        self.mentions = mentions
+        self.starts = [m.start for m in mentions]
+        self.suspect_noun = _WordMatches(p.SUSPECT_NOUN, text, 1)
+        self.pronoun = _WordMatches(_PRONOUN, text, 1)
+        self.the_victim = _WordMatches(_THE_VICTIM, text, 2)
+        self.plural_people = p.search(p.PLURAL_PEOPLE, text) is not None
+
+    def object_at(self, position: int) -> _Mention | None:
+        """The first person mentioned at `position` or only an article after it (`_OBJECT_GAP`): "killed a boy"."""
+        reach = _OBJECT_REACH.match(self.text, position)
+        assert reach is not None  # it matches the empty string
+        for k in range(bisect_left(self.starts, position), len(self.mentions)):
+            if self.mentions[k].start > reach.end():
+                break
+            if _OBJECT_GAP.fullmatch(self.text, position, self.mentions[k].start):
+                return self.mentions[k]
+        return None
+
+
+class _Text:
+    """The sentences of a text and the people it mentions, read for the owners of its conditions."""
+
+    def __init__(self, sentences: Sequence[str], mentions: Sequence[_Mention]) -> None:
+        self.sentences = sentences
+        self.mentions = mentions  # in order of sentence
+        self._mention_sentences = [m.sentence for m in mentions]
+        self._read: dict[int, _Sentence] = {}
+
+    def sentence(self, index: int) -> _Sentence:
+        """Sentence `index`, read the first time a condition stated in it is asked about."""
+        if index not in self._read:
+            first = bisect_left(self._mention_sentences, index)
+            last = bisect_right(self._mention_sentences, index)
+            self._read[index] = _Sentence(self.sentences[index], self.mentions[first:last])
+        return self._read[index]
+
+    def earlier(self, index: int, excluded: frozenset[str]) -> Iterator[_Mention]:
+        """The people mentioned before sentence `index`, latest first, but for those of an `excluded` noun."""
+        for k in range(bisect_left(self._mention_sentences, index) - 1, -1, -1):
+            if self.mentions[k].noun not in excluded:
+                yield self.mentions[k]
+
+
+def _owner(hit: Hit[V], text: _Text) -> str | None:
     """Whom a stated condition is about: a death, the person right after it ("the death of a boy", "fatally shot a
     boy"); else the nearest person before it in its sentence; else no one where a count of people comes right before
     it ("Two killed in …"); else the first person after it; else, unless the sentence is about several people, the
     last person of an earlier sentence ("He remains in hospital"), else an unnamed person."""
-    same = [m for m in mentions if m.sentence == hit.sentence]
-    if hit.value is Condition.deceased:
-        objects = [m for m in same if m.start >= hit.end and _OBJECT_GAP.fullmatch(sentence[hit.end : m.start])]
-        if objects:
-            return objects[0].label
-    before = [m for m in same if m.start <= hit.start]
-    if p.SUSPECT_NOUN.search(sentence, before[-1].end if before else 0, hit.start):
+    here = text.sentence(hit.sentence)
+    sentence, same = here.text, here.mentions
+    if hit.value is Condition.deceased and (named := here.object_at(hit.end)):
+        return named.label
+    before = bisect_right(here.starts, hit.start)
+    if here.suspect_noun.search(same[before - 1].end if before else 0, hit.start):
         # "An officer was shot by a suspect who later killed himself": the suspect's, named by no person noun.
         return SUSPECT
     if before:
-        return before[-1].label
-    several = _SEVERAL.search(sentence[: hit.start])
+        return same[before - 1].label
+    several = _several(sentence, hit.start)
     if several and _number(several.group("n")) >= 2:
         return None
     if same:
         return same[0].label
-    if p.search(p.PLURAL_PEOPLE, sentence):
+    if here.plural_people:
         return None
-    earlier = [m for m in mentions if m.sentence < hit.sentence]
-    if pronoun := _PRONOUN.search(sentence, 0, hit.start):
+    excluded: frozenset[str] = frozenset()
+    if pronoun := here.pronoun.search(0, hit.start):
         # "… the boy was wounded. She was killed.": she is not the boy.
-        she = pronoun.group().lower() == "she"
-        earlier = [m for m in earlier if m.noun not in (_MALE if she else _FEMALE)]
-        if not earlier:
-            return "woman" if she else "man"
-    if _THE_VICTIM.search(sentence, 0, hit.start):
+        excluded = _MALE if pronoun.group().lower() == "she" else _FEMALE
+    last = next(text.earlier(hit.sentence, excluded), None)
+    if pronoun and last is None:
+        return "man" if excluded is _FEMALE else "woman"
+    if here.the_victim.search(0, hit.start):
         # "The victim … died in hospital": the person last named as harmed, not the suspect named since.
-        harmed = [m for m in earlier if m.role in _HARMED or m.role is Role.subject]
+        harmed = next((m for m in text.earlier(hit.sentence, excluded) if m.role in _HARMED or m.role is Role.subject),
+                      None)
         if harmed:
-            return harmed[-1].label
-    return earlier[-1].label if earlier else "person"
+            return harmed.label
+    return last.label if last else "person"
 
 
 def _number(word: str) -> int:
     return p.NUMBER_WORDS[word.lower()] if word.lower() in p.NUMBER_WORDS else int(word)
 
 
-def _by_owner(hits: Sequence[Hit[V]], mentions: Sequence[_Mention], snippets: Sequence[str],
-              sentences: Sequence[str]) -> dict[str, Stated[V]]:
+def _by_owner(hits: Sequence[Hit[V]], text: _Text, snippets: Sequence[str]) -> dict[str, Stated[V]]:
     """Per person, the latest value the text states of them, background values only where there is nothing else."""
     owned: dict[str, list[Hit[V]]] = {}
     for hit in hits:
-        owner = _owner(hit, mentions, sentences[hit.sentence])
+        owner = _owner(hit, text)
         if owner is not None:
             owned.setdefault(owner, []).append(hit)
     stated = {}
@@ -249,8 +359,9 @@ def casualties(sentences: Sequence[str], snippets: Sequence[str], conditions: Se
     `headline` says whether the first sentence is a title."""
     police_shooting = any(p.search(p.POLICE_SHOOTING, s) for s in sentences)
     mentions = _mentions(sentences, police_shooting, headline)
-    condition_of = _by_owner(conditions, mentions, snippets, sentences)
-    life_changing_of = _by_owner(life_changing, mentions, snippets, sentences)
+    text = _Text(sentences, mentions)
+    condition_of = _by_owner(conditions, text, snippets)
+    life_changing_of = _by_owner(life_changing, text, snippets)
     roles: dict[str, Role] = {}
     for m in mentions:  # the strongest role any mention gives
         current = roles.get(m.label)

@@ -668,7 +668,10 @@ TALLY = re.compile(
     r"\bamong (?:at least |more than )?(?:\d+|[a-z]+) (?:people|others|victims)\b|"
     r"\bsince (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b|\bover the (?:\w+ )?weekend\b|"
     r"\bin recent (?:days|weeks|months)\b|\b(?:weekend|separate|citywide) shootings\b|\bviolent (?:night|weekend)\b|"
-    r"\bin (?:[A-Z][\w-]* )*shootings\b|"
+    # The words between "in" and "shootings" stop before another "in" that could begin a match (at a word, or after
+    # a hyphen): a match that ran through one still matches from it, so a sentence matches just as it would without
+    # the stop, but each "in" of a long sentence no longer reads every word up to its end.
+    r"\bin (?:(?!in )[A-Z](?:\w|-(?!in ))* )*shootings\b|"
     # Several incidents summed: "three shootings left six people wounded", "4 others injured in 3 overnight shooting
     # incidents", "in other Sunday attacks, at least eight people were shot".
     rf"\b(?:{NUM}|several|multiple) (?:(?:separate|overnight|different|unrelated) )*(?:shootings|(?:shooting )?"

@@ -86,6 +86,13 @@ QUADRATIC_TEXTS = {
     "capitalised-words": " ".join(["Walthamstow"] * 8_000)[:MAX_TEXT_CHARS],
     # split_sentences searched the growing sentence for an abbreviation at every piece it joined to it.
     "abbreviation-datelines": ("MACON, Ga. " * 9_000)[:MAX_TEXT_CHARS],
+    # _owner (casualties.py) searched the sentence from its start for a count, a suspect, a pronoun at each condition.
+    "many-counted-deaths": ("two people were killed " * 5_000)[:MAX_TEXT_CHARS],
+    "many-unowned-conditions": ("was taken to hospital in a critical condition " * 3_000)[:MAX_TEXT_CHARS],
+    # _owner (casualties.py) listed every person of the sentence before and after each condition.
+    "many-people-found-dead": ("a man, his wife and two sons were found dead " * 3_000)[:MAX_TEXT_CHARS],
+    # patterns.TALLY read every word from each "in" to the end of the sentence, looking for "in … shootings".
+    "many-people-in-a-condition": ("a man in a critical condition " * 4_000)[:MAX_TEXT_CHARS],
 }
 
 

@@ -34,6 +34,16 @@ from schemas import (
 )
 from services.identity import canonical_link
 from services.tracker import patterns as p
+from services.tracker.casualties import (
+    _OBJECT_GAP,
+    _PRONOUN,
+    _SEVERAL,
+    _THE_VICTIM,
+    _Mention,
+    _Sentence,
+    _several,
+    _WordMatches,
+)
 from services.tracker.extract import (
     _ABBREVIATION,
     SNIPPET_CHARS,
@@ -1134,3 +1144,80 @@ def test_held_spans_overlap_what_one_of_them_overlaps(spans: list[tuple[int, int
         assert _overlaps(held, start, end) == overlaps, (start, end, held)
         if not overlaps:
             insort(held, (start, end))
+
+
+# --- whose a condition is: each lookup finds what the search of the cut sentence finds --------------------------------
+
+OWNER_WORDS = ("he", "she", "shed", "hers", "the", "a", "his", "victim", "victims", "suspect", "suspects", "gunman",
+               "gunmen", "two", "three", "one", "a dozen", "12", "1234", "people", "men", "women", "were", "have",
+               "been", "all", "also", "other", "more", "killed", "died", "man", "boy", "woman", "in", "-", ",", ".",
+               "x-in", "in-depth", "shootings", "South", "ſhe", "İn")
+owner_words = st.lists(st.one_of(st.sampled_from(OWNER_WORDS), st.text(max_size=3)), max_size=24)
+owner_separators = st.lists(st.sampled_from([" ", " ", " ", "", "  ", "\n", "-", " \t "]), min_size=24, max_size=24)
+
+
+def _joined(words: list[str], separators: list[str]) -> str:
+    return "".join(word + separator for word, separator in zip(words, separators, strict=False))
+
+
+@settings(max_examples=200, deadline=None)
+@given(owner_words, owner_separators)
+def test_a_word_pattern_is_found_before_a_point_where_a_search_of_the_cut_sentence_finds_it(
+        words: list[str], separators: list[str]) -> None:
+    """A suspect noun, a pronoun or "the victim" is found between any two points where the search of the sentence cut
+    at the second finds one, and at the same place, with the same word ("she" of a cut "shed")."""
+    sentence = "the victim was shot by a man " * 8 + _joined(words, separators)
+    for pattern, count in ((p.SUSPECT_NOUN, 1), (_PRONOUN, 1), (_THE_VICTIM, 2)):
+        found = _WordMatches(pattern, sentence, count)
+        for end in range(len(sentence) + 1):
+            for start in (0, end // 2, max(0, end - 5), end, end + 3):
+                expected = pattern.search(sentence, start, end)
+                actual = found.search(start, end)
+                assert (actual and (actual.start(), actual.group())) == (expected and (expected.start(),
+                                                                                        expected.group())), (start, end)
+
+
+@settings(max_examples=200, deadline=None)
+@given(owner_words, owner_separators)
+def test_a_count_before_a_point_is_the_one_a_search_of_the_cut_sentence_finds(
+        words: list[str], separators: list[str]) -> None:
+    """A count of people right before any point ("two people were" killed) is found, from its number on, as the
+    search of the sentence cut there finds it, however many words of a count come before it."""
+    sentence = _joined(words, separators) + "two people were " * 6 + _joined(words[::-1], separators)
+    for end in range(len(sentence) + 1):
+        expected = _SEVERAL.search(sentence[:end])
+        actual = _several(sentence, end)
+        assert _count_found(actual) == _count_found(expected), end
+
+
+def _count_found(m: re.Match[str] | None) -> tuple[tuple[int, int], str] | None:
+    return (m.span(), m["n"]) if m else None
+
+
+@settings(max_examples=200, deadline=None)
+@given(owner_words, owner_separators)
+def test_the_person_right_after_a_death_is_the_first_only_an_article_apart(
+        words: list[str], separators: list[str]) -> None:
+    """The person named right after a death ("killed a boy") is the first mention after it with at most an article
+    between, as reading every later mention finds."""
+    sentence = _joined(words, separators)
+    mentions = [_Mention(0, m.start(), m.end(), m.group(), Role.victim)
+                for m in re.finditer(r"\b(?:man|boy|woman|people|victim)\b|\ba dozen\b", sentence, re.I)]
+    here = _Sentence(sentence, mentions)
+    for position in range(len(sentence) + 1):
+        expected = next((m for m in mentions
+                         if m.start >= position and _OBJECT_GAP.fullmatch(sentence[position : m.start])), None)
+        assert here.object_at(position) == expected, position
+
+
+@settings(max_examples=300, deadline=None)
+@given(owner_words, owner_separators)
+def test_a_tally_of_shootings_is_read_as_without_the_stop_at_another_in(
+        words: list[str], separators: list[str]) -> None:
+    """`patterns.TALLY` stops the words of "in … shootings" before another "in": a sentence matches just as with
+    any words between."""
+    sentence = _joined(words, separators)
+    unbounded = re.compile(r"\bin (?:[A-Z][\w-]* )*shootings\b", re.I)
+    bounded = re.compile(r"\bin (?:(?!in )[A-Z](?:\w|-(?!in ))* )*shootings\b", re.I)
+    assert bounded.pattern in p.TALLY.pattern
+    assert (bounded.search(sentence) is None) == (unbounded.search(sentence) is None)
