@@ -661,8 +661,10 @@ TALLY = re.compile(
     r"of)\b|\bin (?:19|20)\d\d\b|\b(?:a|per|each) year\b|\bannual (?:toll|total|count|tally)\b|\bannually\b|"
     # An earlier incident told by its date: "August 1982: eight people killed".
     r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december) (?:19|20)\d\d\b|"
-    # A video playlist beside the story: "0:47 Driver shot to death … Pause 0:43 …".
-    r"\b\d{1,2}:\d\d\s+[^.]*\bPause\b|\bPause\s+\d{1,2}:\d\d\b|"
+    # A video playlist beside the story: "0:47 Driver shot to death … Pause 0:43 …". The words after a time stop
+    # before the next time: a match reaching past one also matches from it, and a sentence of thousands of times is
+    # not read to its end from each.
+    r"\b\d{1,2}:\d\d\s+(?:(?!\b\d{1,2}:\d\d\s)[^.])*\bPause\b|\bPause\s+\d{1,2}:\d\d\b|"
     # A city's toll over days: "among at least 13 people shot since Tuesday", "70 wounded over the holiday weekend",
     # "6 wounded in South Side shootings".
     r"\bamong (?:at least |more than )?(?:\d+|[a-z]+) (?:people|others|victims)\b|"

@@ -93,6 +93,8 @@ QUADRATIC_TEXTS = {
     "many-people-found-dead": ("a man, his wife and two sons were found dead " * 3_000)[:MAX_TEXT_CHARS],
     # patterns.TALLY read every word from each "in" to the end of the sentence, looking for "in … shootings".
     "many-people-in-a-condition": ("a man in a critical condition " * 4_000)[:MAX_TEXT_CHARS],
+    # patterns.TALLY read every word from each time to the end of the sentence, looking for a playlist's "Pause".
+    "many-playlist-times": ("0:47 a man was shot " * 6_000)[:MAX_TEXT_CHARS],
 }
 
 

@@ -1221,3 +1221,20 @@ def test_a_tally_of_shootings_is_read_as_without_the_stop_at_another_in(
     bounded = re.compile(r"\bin (?:(?!in )[A-Z](?:\w|-(?!in ))* )*shootings\b", re.I)
     assert bounded.pattern in p.TALLY.pattern
     assert (bounded.search(sentence) is None) == (unbounded.search(sentence) is None)
+
+
+playlist_words = st.lists(st.one_of(st.sampled_from(["0:47", "12:30", "1:05", "x0:47", "10:4", "Pause", "pause",
+                                                     "Pauses", "shot", "a", ".", ":"]), st.text(max_size=3)),
+                          max_size=16)
+
+
+@settings(max_examples=300, deadline=None)
+@given(playlist_words, owner_separators)
+def test_a_playlist_is_read_as_without_the_stop_at_another_time(words: list[str], separators: list[str]) -> None:
+    """`patterns.TALLY` stops the words after a playlist's time ("0:47 … Pause") before the next time: a sentence
+    matches just as with any words between."""
+    sentence = _joined(words, separators)
+    unbounded = re.compile(r"\b\d{1,2}:\d\d\s+[^.]*\bPause\b", re.I)
+    bounded = re.compile(r"\b\d{1,2}:\d\d\s+(?:(?!\b\d{1,2}:\d\d\s)[^.])*\bPause\b", re.I)
+    assert bounded.pattern in p.TALLY.pattern
+    assert (bounded.search(sentence) is None) == (unbounded.search(sentence) is None)
