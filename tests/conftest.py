@@ -78,7 +78,7 @@ async def redis(redis_url: str, key_prefix: str) -> AsyncIterator[Redis]:
 def settings(redis_url: str, key_prefix: str, tmp_path: Path) -> Settings:
     """Settings for a test: its own prefix and consumer, fast reclaiming, no .env file."""
     return Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         redis_url=redis_url,
         key_prefix=key_prefix,
         data_dir=tmp_path / "data",

@@ -81,7 +81,7 @@ class ReplicatedCluster:
 
     def _linked(self, node: RedisServer) -> bool:
         with SyncRedis(port=node.port, socket_timeout=1) as client:
-            replication = client.info("replication")
+            replication: dict[str, object] = client.info("replication")
         if replication["role"] == "master":
             return replication["connected_slaves"] == 1
         return replication["master_link_status"] == "up"

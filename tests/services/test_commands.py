@@ -28,6 +28,7 @@ from services.poller.scheduling_state import mark_feed_hot, schedule_policy
 from services.poller.stage import Poller
 from services.settings import Settings
 from services.stage import StageContext
+from services.wire import entry_data
 from tests.support.feed_server import FeedServer, free_port, rss
 from tests.support.polling import FAST_POLLING_ENV
 from tests.support.waiting import eventually
@@ -303,8 +304,8 @@ def test_run_with_a_public_url_subscribes_and_takes_pushes(tmp_path: Path, redis
             assert hub.publish(topic, pushed) == [202]
             redis = SyncRedis.from_url(redis_url)
             try:
-                _wait_for(lambda: b"Walthamstow" in b"".join(
-                    fields[b"__data__"] for _, fields in redis.xrange(f"{key_prefix}:stream:changes")))
+                _wait_for(lambda: "Walthamstow" in "".join(
+                    data for _, data in entry_data(redis.xrange(f"{key_prefix}:stream:changes"))))
             finally:
                 redis.close()
         finally:

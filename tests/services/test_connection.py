@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import pytest
 from redis.asyncio import Redis
-from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
+from redis.typing import EncodableT
 
 from services.connection import connect
 
 pytestmark = pytest.mark.redis
 
-ARGUMENTS: list[tuple[str, tuple[object, ...]]] = [
+ARGUMENTS: list[tuple[str, tuple[EncodableT, ...]]] = [
     ("text", ("SET", "key", "value")),
     ("unicode", ("SET", "clé", "Walthamstow — café")),
     ("binary with zero bytes", ("HSET", b"key", b"b\x00\xff\x01", b"\x00" * 600)),
@@ -22,9 +23,10 @@ ARGUMENTS: list[tuple[str, tuple[object, ...]]] = [
 
 
 @pytest.mark.parametrize(("case", "args"), ARGUMENTS, ids=[case for case, _ in ARGUMENTS])
-def test_commands_are_packed_as_redis_py_packs_them(case: str, args: tuple[object, ...]) -> None:
+def test_commands_are_packed_as_redis_py_packs_them(case: str, args: tuple[EncodableT, ...]) -> None:
     del case
-    fast = connect("redis://127.0.0.1:1/0").connection_pool.make_connection()
+    pool = connect("redis://127.0.0.1:1/0").connection_pool
+    fast: AbstractConnection = pool.make_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
     plain = Connection(host="127.0.0.1", port=1)
     assert b"".join(fast.pack_command(*args)) == b"".join(plain.pack_command(*args))
     assert b"".join(fast.pack_commands([args, args])) == b"".join(plain.pack_commands([args, args]))
@@ -35,7 +37,7 @@ def test_commands_are_packed_as_redis_py_packs_them(case: str, args: tuple[objec
     ("rediss://127.0.0.1:6380/0", SSLConnection),
     ("unix:///tmp/redis.sock", UnixDomainSocketConnection),
 ])
-def test_every_kind_of_url_keeps_its_transport(url: str, kind: type) -> None:
+def test_every_kind_of_url_keeps_its_transport(url: str, kind: type[AbstractConnection]) -> None:
     connection_class = connect(url).connection_pool.connection_class
     assert issubclass(connection_class, kind)
     assert connection_class.pack_command is not kind.pack_command

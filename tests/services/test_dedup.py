@@ -6,12 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from redis.asyncio import Redis
+from redis.typing import StreamRangeResponse
 
 from schemas import Authority, FeedEntry, RawUpdate, Update, Verdict
 from services.dedup import Seen, Version, judge, process
 from services.identity import content_fingerprint, entry_identity
 from services.names import Keys
-from services.wire import DATA_FIELD
+from services.wire import entry_data
 
 # A version fetched long before the ones the tests judge.
 OLD = Version("old", 0)
@@ -79,8 +80,8 @@ class TestJudge:
         assert (update.verdict, update.duplicate_of) == (Verdict.duplicate, "u_first")
 
 
-def _published(rows: list) -> list[Update]:
-    return [Update.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in rows]
+def _published(rows: StreamRangeResponse | None) -> list[Update]:
+    return [Update.model_validate_json(data) for _, data in entry_data(rows)]
 
 
 @pytest.mark.redis

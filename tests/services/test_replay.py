@@ -102,11 +102,15 @@ async def test_processing_everything_again_emits_nothing(settings: Settings, red
     keys = Keys(prefix)
     # As if every stage had crashed after its effects and before its acknowledgements: everything comes again.
     raw, updates = await redis.xrange(keys.raw), await redis.xrange(keys.updates)
+    assert raw is not None
+    assert updates is not None
     async with redis.pipeline(transaction=False) as pipe:
         for _, fields in raw:
-            pipe.xadd(keys.raw, fields)
+            assert fields is not None
+            pipe.xadd(keys.raw, fields)  # type: ignore[arg-type]  # redis-py's fields: an invariant dict
         for _, fields in updates:
-            pipe.xadd(keys.updates, fields)
+            assert fields is not None
+            pipe.xadd(keys.updates, fields)  # type: ignore[arg-type]  # redis-py's fields: an invariant dict
         await pipe.execute()
     from services.app import build_broker
     from services.stage import StageContext
@@ -128,6 +132,7 @@ async def test_changes_stream_is_plain_json_for_any_client(settings: Settings, r
     rows = await redis.xrange(Keys(prefix).changes)
     assert rows
     for _, fields in rows:
+        assert fields is not None
         assert set(fields) == {b"__data__"}
         jsonschema.validate(json.loads(fields[b"__data__"]), schema)
 

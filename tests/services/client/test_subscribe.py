@@ -30,7 +30,7 @@ def event(n: int, type_: EventType = EventType.condition_updated, field: str | N
 
 async def write(redis: Redis, keys: Keys, *events: ChangeEvent, ids: Sequence[str] = ()) -> None:
     for n, change in enumerate(events):
-        await redis.xadd(keys.changes, entry_fields(change), id=ids[n] if ids else "*")
+        await redis.xadd(keys.changes, entry_fields(change), id=ids[n] if ids else "*")  # type: ignore[arg-type]  # redis-py's fields: an invariant dict
 
 
 async def take(events: livedesk.Subscription, count: int) -> list[ChangeEvent]:

@@ -39,7 +39,7 @@ async def test_an_event_a_killed_process_was_handling_is_reclaimed(redis_url: st
     at = datetime(2025, 10, 24, 9, 20, tzinfo=UTC)
     event = ChangeEvent(event_id="e_1", type=EventType.public_risk_updated, incident_id="i_1", version=2,
                         field="public_risk", after="none", reported_at=at, detected_at=at, summary="no wider risk")
-    await redis.xadd(Keys(key_prefix).changes, entry_fields(event))
+    await redis.xadd(Keys(key_prefix).changes, entry_fields(event))  # type: ignore[arg-type]  # redis-py's fields: an invariant dict
     process = await asyncio.create_subprocess_exec(sys.executable, "-c", DOOMED, redis_url, key_prefix, cwd=ROOT,
                                                    stdout=asyncio.subprocess.PIPE)
     stdout, _ = await asyncio.wait_for(process.communicate(), 30)

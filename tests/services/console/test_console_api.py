@@ -67,6 +67,7 @@ async def test_incident_list_pages(stories_url: str, client: httpx.AsyncClient, 
     assert len(first["incidents"]) == 3
     assert all(incident["provenance"] == {} and incident["terms"] == {} for incident in first["incidents"])
     newest = await redis.xrevrange(stories.keys.changes, count=1)
+    assert newest is not None
     assert first["last_event_id"] == as_text(newest[0][0])
 
 
@@ -220,7 +221,7 @@ def _context() -> StageContext:
     """A context for listing the routes (nothing is read)."""
     from services.connection import connect
 
-    return StageContext(Settings(_env_file=None, redis_url="redis://127.0.0.1:1/0"),  # type: ignore[call-arg]
+    return StageContext(Settings(_env_file=None, redis_url="redis://127.0.0.1:1/0"),
                         connect("redis://127.0.0.1:1/0"))
 
 

@@ -75,7 +75,7 @@ async def test_without_a_token_everything_is_open(console_url: str) -> None:
 def test_the_console_refuses_a_non_loopback_address_without_a_token(host: str, token: str | None,
                                                                     refused: bool) -> None:
     """check_console_binding refuses any address other hosts may reach unless a token is set; loopback is fine."""
-    settings = Settings(_env_file=None, http_host=host, console_token=token)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, http_host=host, console_token=token)
     if refused:
         with pytest.raises(ConfigurationError, match="LIVEDESK_CONSOLE_TOKEN"):
             check_console_binding(settings)

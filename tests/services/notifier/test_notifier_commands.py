@@ -70,7 +70,9 @@ async def test_deadletter_list_show_and_hooks_redeliver(redis: Redis, settings: 
     queue = settings.keys.hook_queue("ops")
     await redis.xadd(queue, {"__data__": change("i_1", 1).model_dump_json()})
     await redis.xgroup_create(queue, "deliver", id="0")
-    [[_, [(entry_id, fields)]]] = await redis.xreadgroup("deliver", "c", {queue: ">"})
+    read = await redis.xreadgroup("deliver", "c", {queue: ">"})
+    assert isinstance(read, list)
+    [[_, [(entry_id, fields)]]] = read
     await dead_letter(redis, settings.keys, queue, "deliver", entry_id, fields[b"__data__"], RuntimeError("gone"),
                       deliveries=4, fields={"hook_id": "ops"})
     await redis.xdel(queue, entry_id)

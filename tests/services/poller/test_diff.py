@@ -15,7 +15,7 @@ from services.dedup import process
 from services.poller.diff import publish_changed, raw_updates
 from services.poller.parse import parse_feed
 from services.settings import Settings
-from services.wire import DATA_FIELD, entry_fields
+from services.wire import DATA_FIELD, entry_data, entry_fields
 
 SOURCE = FeedSource(id="met", name="Met", url="https://news.example/feeds/met.xml")
 FETCHED = datetime(2025, 10, 24, 12, tzinfo=UTC)
@@ -87,7 +87,7 @@ async def test_markup_only_edit_is_neither_published_nor_judged_a_revision(redis
     assert await publish_changed(redis, keys, SOURCE.id, [edited]) == [edited]
 
     rows = await redis.xrange(keys.raw)
-    on_the_wire = [RawUpdate.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in rows]
+    on_the_wire = [RawUpdate.model_validate_json(data) for _, data in entry_data(rows)]
     assert [u.entry.html for u in on_the_wire] == [first.entry.html, edited.entry.html]
     assert all(u.undated for u in on_the_wire)
 
@@ -132,7 +132,7 @@ async def test_a_guid_that_changes_with_the_title_keeps_the_entry_one_entry(redi
     ), later))
     assert (edited.entry.guid, edited.identity) == ("met-man-shot-stable", "met|met-man-shot-critical")
     reason = await redis.hget(keys.feed_state(SOURCE.id), "guid_unreliable")
-    assert reason is not None
+    assert isinstance(reason, bytes)
     assert reason.startswith(b"changed:")
 
     for raw in first:
@@ -167,7 +167,7 @@ async def test_duplicate_guids_in_one_document_mark_the_feed_and_later_entries_u
     ), FETCHED + timedelta(minutes=5)))
     assert second.identity == f"met|{OTHER}", "the entry already published is not published again"
     reason = await redis.hget(keys.feed_state(SOURCE.id), "guid_unreliable")
-    assert reason is not None
+    assert isinstance(reason, bytes)
     assert reason.startswith(b"duplicate:")
 
     (third,) = await publish_changed(redis, keys, SOURCE.id, updates(linked_document(

@@ -168,7 +168,9 @@ async def test_retry_after_and_hot_incidents_drive_the_schedule(redis: Redis, se
     # The tracker saw an incident this feed reports on change: the feed is due within the hot interval.
     now = datetime.now(UTC)
     await mark_feed_hot(redis, settings.keys, "busy", now, schedule_policy(settings))
-    assert await redis.zscore(settings.keys.feeds_due, "busy") <= now.timestamp() + settings.poll_hot_interval_s
+    hot_due = await redis.zscore(settings.keys.feeds_due, "busy")
+    assert hot_due is not None
+    assert hot_due <= now.timestamp() + settings.poll_hot_interval_s
     assert (await registry.status("busy"))["hot_until"] > now.isoformat()
 
 
@@ -193,9 +195,9 @@ async def test_moved_gone_and_unchanged_feeds(redis: Redis, settings: Settings,
         gone = FeedSource(id="gone", name="g", url=f"{base}/gone.xml")
         registry = FeedRegistry(redis, settings.keys)
         import services.poller.ingest as ingest
+        from services.poller.parser_pool import parse_feed_bounded as real_parse  # the parse ingest calls
 
         parses: list[str] = []
-        real_parse = ingest.parse_feed_bounded
 
         async def counted_parse(body: bytes, **kw: Any) -> ParsedFeed:
             parses.append(kw["feed"])

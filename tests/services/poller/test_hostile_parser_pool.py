@@ -147,7 +147,7 @@ async def test_feed_check_and_feeds_add_parse_network_documents_under_the_limits
     a pathological document is cut off at its CPU limit with a clear error, and the good feed next to it is read."""
     limited = ParserPool(1, cpu_s=1, cpu_s_per_mb=0)
     monkeypatch.setattr(parser_pool, "_default_pool", limited)
-    settings = Settings(_env_file=None, allow_private_hosts=True)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, allow_private_hosts=True)
     try:
         with FeedServer() as server:
             server.routes["/slow.xml"] = hostile.long_style_markup(100_000)

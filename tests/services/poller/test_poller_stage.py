@@ -14,7 +14,7 @@ from services.poller.fetch import build_client
 from services.poller.stage import Poller
 from services.settings import Settings
 from services.stage import StageContext
-from services.wire import DATA_FIELD
+from services.wire import entry_data
 from tests.support.feed_server import FeedServer, rss
 from tests.support.polling import FAST_POLLING
 from tests.support.waiting import eventually
@@ -34,7 +34,7 @@ def source(server: FeedServer, name: str) -> FeedSource:
 
 async def published(redis: Redis, settings: Settings) -> list[RawUpdate]:
     rows = await redis.xrange(settings.keys.raw)
-    return [RawUpdate.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in rows]
+    return [RawUpdate.model_validate_json(data) for _, data in entry_data(rows)]
 
 
 async def test_new_then_not_modified_then_edited(server: FeedServer, redis: Redis, settings: Settings) -> None:

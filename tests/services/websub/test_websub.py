@@ -21,7 +21,7 @@ from services.stage import StageContext
 from services.web import build_web_app, http_server
 from services.websub.subscriber import Subscriber, callback_url
 from services.websub.subscriptions import SubscriptionState, SubscriptionStore
-from services.wire import DATA_FIELD, as_optional_text
+from services.wire import as_optional_text, entry_data
 from tests.support.feed_server import FeedServer, atom, free_port
 from tests.support.waiting import eventually
 from tests.support.websub_hub import WebSubHub
@@ -47,7 +47,7 @@ class Push:
 
     async def raw(self) -> list[RawUpdate]:
         rows = await self.redis.xrange(self.settings.keys.raw)
-        return [RawUpdate.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in rows]
+        return [RawUpdate.model_validate_json(data) for _, data in entry_data(rows)]
 
     async def subscription_state(self) -> SubscriptionState | None:
         found = await SubscriptionStore(self.redis, self.settings.keys).get(self.source.id)
@@ -167,7 +167,8 @@ async def test_verifications_we_did_not_ask_for_are_refused(push: tuple[Push, We
     side, hub = push
     await eventually(lambda: any(confirmed for _, _, confirmed in hub.verifications))
     base, callback = side.settings.public_url, await side.callback()
-    verification = {"hub.mode": "subscribe", "hub.topic": side.topic, "hub.challenge": "c", "hub.lease_seconds": 60}
+    verification: dict[str, str | int] = {"hub.mode": "subscribe", "hub.topic": side.topic, "hub.challenge": "c",
+                                          "hub.lease_seconds": 60}
     async with httpx.AsyncClient() as client:
         other_topic = await client.get(callback, params={**verification, "hub.topic": "http://elsewhere/feed"})
         unsubscribe = await client.get(callback, params={**verification, "hub.mode": "unsubscribe"})
@@ -179,7 +180,7 @@ async def test_verifications_we_did_not_ask_for_are_refused(push: tuple[Push, We
         denied_by_forger = await client.get(f"{base}/websub/a/guessed",
                                             params={"hub.mode": "denied", "hub.topic": side.topic})
         push_to_unknown = await client.post(f"{base}/websub/nope/x", content=b"<feed/>")
-        bad_signature = await client.post(callback, content=b"<feed/>", headers={"X-Hub-Signature": b"sha1=\xe9"})
+        bad_signature = await client.post(callback, content=b"<feed/>", headers={b"X-Hub-Signature": b"sha1=\xe9"})
     assert [r.status_code for r in (other_topic, unsubscribe, not_pending, wrong_token, unknown, denied_by_forger)] \
         == [404] * 6
     assert no_challenge.status_code == 400
