@@ -30,6 +30,7 @@ from redis.asyncio import Redis
 from services.errors import PermanentError
 from services.names import Keys
 from services.settings import Settings
+from services.turns import Turn
 from services.wire import DATA_FIELD, JSONMessageFormat, as_text
 
 log = structlog.get_logger(__name__)
@@ -61,8 +62,11 @@ def raise_if_cancelled() -> None:
 
 
 Model = TypeVar("Model", bound=BaseModel)
-# Gets the entries of one read as (payload, entry id) pairs, returns the ids it finished.
-BatchHandler = Callable[[list[tuple[Model, str]]], Awaitable[Collection[str]]]
+# Awaited by a batch handler before the part of its work that depends on the entries before its batch
+# (`services.turns`): returns once copies of the stage that read earlier batches are done with them.
+InTurn = Callable[[], Awaitable[None]]
+# Gets the entries of one read as (payload, entry id) pairs and its turn, returns the ids it finished.
+BatchHandler = Callable[[list[tuple[Model, str]], InTurn], Awaitable[Collection[str]]]
 
 
 def _reclaimer(stream: str, group: str, settings: Settings) -> StreamSub:
@@ -146,8 +150,10 @@ def subscribe_stream_batches(
     """Read `stream` for `group` in batches of up to `batch_size` entries, reclaim abandoned entries one at a time.
 
     Each entry's `__data__` is parsed as `model`; one that does not parse is dead-lettered at once (bad data fails
-    the same way every time). `handle_batch` gets the others and returns the ids it finished: those are acknowledged
-    in one XACK after it returned; the rest stay pending, and so do all of them if it raises. The reclaimer hands
+    the same way every time). `handle_batch` gets the others, and its turn to await before it does what depends on
+    the entries before them (so copies of the stage keep stream order: `services.turns`); it returns the ids it
+    finished: those are acknowledged in one XACK after it returned; the rest stay pending (parked, so that no copy
+    waits for them), and so do all of them if it raises. The reclaimer hands
     each pending entry to `handle_one` (a `subscribe_stream` handler) once it has been idle for `reclaim_idle_ms`,
     where failures count towards dead-lettering it. So one bad entry is retried alone and never holds up its batch.
     """
@@ -162,23 +168,32 @@ def subscribe_stream_batches(
     )
     reclaimer = _reclaimer(stream, group, settings)
     data_field = DATA_FIELD.encode()
+    turn = Turn(ctx.redis, stream, group, settings.consumer, settings.turn_wait_ms)
 
     # MANUAL: only what the batch handler finished is acknowledged (FastStream would ack the whole batch).
     @router.subscriber(stream=reader, ack_policy=AckPolicy.MANUAL, title=f"{group}:read", message_format=_BodyNotRead)
     async def read(message: RedisBatchStreamMessage) -> None:
         raw = message.raw_message
+        ids = [as_text(entry_id) for entry_id in raw["message_ids"]]
         parsed: list[tuple[Model, str]] = []
-        for entry_id, fields in zip(raw["message_ids"], raw["data"], strict=True):
+        left: set[str] = set(ids)  # neither acknowledged nor dead-lettered
+        for entry_id, fields in zip(ids, raw["data"], strict=True):
             data = fields.get(data_field)
             if data is None:
                 continue  # not livedesk's envelope: left to the reclaimer, whose parser reads other layouts too
             try:
-                parsed.append((model.model_validate_json(data), as_text(entry_id)))
+                parsed.append((model.model_validate_json(data), entry_id))
             except ValueError as error:
                 await dead_letter(ctx.redis, ctx.keys, stream, group, entry_id, data, error, deliveries=1)
-        done = await handle_batch(parsed)
+                left.discard(entry_id)
+        try:
+            done = await handle_batch(parsed, lambda: turn.wait(ids[0]))
+        except Exception:
+            await turn.park(left)
+            raise
         if done:
             await ctx.redis.xack(stream, group, *done)
+        await turn.park(left.difference(done))
 
     router.subscriber(stream=reclaimer, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:reclaim",
                       dependencies=[_given_up_after(settings.max_deliveries)])(handle_one)

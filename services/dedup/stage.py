@@ -27,7 +27,7 @@ from services.errors import TransientError
 from services.identity import normalise_text
 from services.names import STAGE_INPUTS, Keys
 from services.settings import Settings
-from services.stage import StageContext, subscribe_stream_batches
+from services.stage import InTurn, StageContext, subscribe_stream_batches
 from services.wire import DATA_FIELD, as_optional_text, as_text
 
 log = structlog.get_logger(__name__)
@@ -286,16 +286,19 @@ async def process(redis: Redis, keys: Keys, raw: RawUpdate, *, raw_id: str = "",
 
 
 async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdate, str]], *,
-                        policy: DedupPolicy = DedupPolicy()) -> Judged:
+                        policy: DedupPolicy = DedupPolicy(), in_turn: InTurn | None = None) -> Judged:
     """Judge raw entries (each with its id on `raw`) and publish each verdict atomically, as `process` does.
 
     One script call settles, in batch order, exact repeats and the texts with nothing like them (`new`) up to the
     first entry that has something like it; that entry and the rest are judged in Python from what the call read
     and committed, in order, with one check-and-set each in one pipeline. Entries of one batch that decide each
     other's verdict are caught by the check-and-set, as concurrent workers are, and go round again, so the verdicts,
-    and their order on `updates`, are the ones one-by-one processing in batch order gives.
+    and their order on `updates`, are the ones one-by-one processing in batch order gives. `in_turn` is awaited
+    once the texts are read (shingles and signatures), before judging (`services.stage.InTurn`).
     """
     items = _Item.all_of(batch, policy)
+    if in_turn is not None:
+        await in_turn()
     updates: list[Update | None] = [None] * len(items)
     pending = list(range(len(items)))
     # Every round settles at least the first pending entry unless another worker got in first, so a batch of
@@ -433,8 +436,8 @@ def build_router(ctx: StageContext) -> RedisRouter:
     stream, group = STAGE_INPUTS["dedup"]
     policy = DedupPolicy.of(ctx.settings)
 
-    async def dedup_batch(batch: list[tuple[RawUpdate, str]]) -> list[str]:
-        judged = await process_batch(ctx.redis, ctx.keys, batch, policy=policy)
+    async def dedup_batch(batch: list[tuple[RawUpdate, str]], in_turn: InTurn) -> list[str]:
+        judged = await process_batch(ctx.redis, ctx.keys, batch, policy=policy, in_turn=in_turn)
         for (raw, _), update in zip(batch, judged.updates, strict=True):
             _log_verdict(raw, update)
         unfinished = {batch[n][1] for n in judged.unfinished}

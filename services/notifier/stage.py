@@ -21,7 +21,7 @@ from schemas.subscriptions import Hook
 from services.filters import matches
 from services.names import STAGE_INPUTS, Keys
 from services.notifier.hooks import HookRegistry, fanned_out_key
-from services.stage import StageContext, subscribe_stream_batches
+from services.stage import InTurn, StageContext, subscribe_stream_batches
 from services.tracker.store import IncidentStore
 from services.wire import DATA_FIELD, as_text
 
@@ -111,8 +111,10 @@ def build_router(ctx: StageContext) -> RedisRouter:
     cache = HookCache(ctx.redis, ctx.keys)
     retention_s = ctx.settings.stream_retention_s
 
-    async def queue_batch(batch: list[tuple[ChangeEvent, str]]) -> list[str]:
-        queued = await fan_out(ctx.redis, ctx.keys, await cache.hooks(), batch, retention_s)
+    async def queue_batch(batch: list[tuple[ChangeEvent, str]], in_turn: InTurn) -> list[str]:
+        hooks = await cache.hooks()
+        await in_turn()  # a hook's queue is delivered in order: it is filled in the order of `changes`
+        queued = await fan_out(ctx.redis, ctx.keys, hooks, batch, retention_s)
         log.debug("changes fanned out", changes=len(batch), queued=queued)
         return [entry_id for _, entry_id in batch]
 

@@ -15,7 +15,7 @@ from schemas import ChangeEvent, Decision, Incident, ItemRef, RevisionKind, Upda
 from services.errors import TransientError
 from services.names import STAGE_INPUTS
 from services.poller.scheduling_state import mark_feed_hot, schedule_policy
-from services.stage import StageContext, subscribe_stream_batches
+from services.stage import InTurn, StageContext, subscribe_stream_batches
 from services.tracker.cluster import (
     FOLLOW_UP_WINDOW,
     WINDOW,
@@ -107,15 +107,37 @@ class Tracked:
     incident: Incident | None = None
 
 
-async def track(store: IncidentStore, update: Update, extractor: Extractor = extract) -> Tracked:
-    """`process`, also returning the incident it committed."""
+@dataclass(frozen=True)
+class Reading:
+    """What an update's own text states: its facts and its words. It depends on no other update, so copies of the
+    tracker read their batches side by side before taking their turn (`services.turns`)."""
+
+    facts: Facts
+    found: Counter[str]
+
+
+def _restates(update: Update) -> bool:
     # A copy, or an edit that changed no fact, states nothing new: it is only recorded, so there is no text to read.
-    restates = update.verdict is Verdict.duplicate or (
+    return update.verdict is Verdict.duplicate or (
         update.revision is not None and update.revision.kind is RevisionKind.cosmetic
     )
-    facts = Facts() if restates else extractor(update.title, update.text)
+
+
+def read_update(update: Update, extractor: Extractor = extract) -> Reading:
+    """The facts and words of `update` (none for one that restates another)."""
+    if _restates(update):
+        return Reading(Facts(), Counter())
+    return Reading(extractor(update.title, update.text), counts(update.title, update.text))
+
+
+async def track(store: IncidentStore, update: Update, extractor: Extractor = extract,
+                reading: Reading | None = None) -> Tracked:
+    """`process`, also returning the incident it committed; `reading` is `read_update(update, extractor)` when it
+    was read already."""
+    restates = _restates(update)
+    reading = reading or read_update(update, extractor)
+    facts, found = reading.facts, reading.found
     places = specific_places(facts.places, facts)
-    found = Counter[str]() if restates else counts(update.title, update.text)
     everywhere, of_source = (await store.word_frequencies(found, update.source_id) if found
                              else (Frequencies({}, 0), Frequencies({}, 0)))
     furniture = site_furniture(found, of_source)
@@ -255,15 +277,23 @@ def build_router(ctx: StageContext) -> RedisRouter:
     store = IncidentStore(ctx.redis, ctx.keys, remember=_PARSED_INCIDENTS_HELD)
     extractor = load_extractor(ctx.settings.tracker_extractor)
 
-    async def track_batch(batch: list[tuple[Update, str]]) -> list[str]:
+    async def track_batch(batch: list[tuple[Update, str]], in_turn: InTurn) -> list[str]:
         # In stream order, one at a time: an update's clustering depends on the ones before it. One that fails stays
         # pending (its id is not returned) and is retried alone by the reclaimer, where failures are counted towards
         # dead-lettering it; the rest of the batch goes on.
+        readings: dict[str, Reading | Exception] = {}
+        for update, entry_id in batch:
+            try:
+                readings[entry_id] = read_update(update, extractor)
+            except Exception as error:  # fails again in `track` below, where it is logged as any failure
+                readings[entry_id] = error
+        await in_turn()
         done: list[str] = []
         changed: dict[str, datetime] = {}
         for update, entry_id in batch:
+            reading = readings[entry_id]
             try:
-                tracked = await track(store, update, extractor)
+                tracked = await track(store, update, extractor, None if isinstance(reading, Exception) else reading)
             except Exception as error:  # any failure of one update: the reclaimer retries it alone
                 log.warning("update failed", update_id=update.update_id, source_id=update.source_id,
                             entry_id=entry_id, error=f"{type(error).__name__}: {error}")
