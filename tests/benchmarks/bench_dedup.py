@@ -116,7 +116,7 @@ async def _memory(redis: Redis, prefix: str) -> tuple[int, int]:
 def _stage_worker(url: str, prefix: str, n: int, go: EventType, done: EventType, cpu: Queue[float]) -> None:
     """One dedup worker process (its own consumer in the group): waits for `go`, drains `raw` with the real stage
     (FastStream router, batch reads, acknowledgements), reports its CPU seconds in between."""
-    settings = Settings(_env_file=None, redis_url=url, key_prefix=prefix,  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, redis_url=url, key_prefix=prefix,
                         consumer=f"bench-{os.getpid()}-{n}", log_format="json", log_level="error")
     configure_logging(settings)
 
@@ -180,6 +180,7 @@ async def _relay(redis: Redis, prefix: str, items: list[RawUpdate], batch: int) 
     done = 0
     while done < len(items):
         rows = await redis.xreadgroup(group, "c", {source: ">"}, count=batch, block=1000)
+        assert isinstance(rows, list)  # RESP2's reply: [[stream, [(entry id, fields), ...]]], [] when none came
         for _, entries in rows:
             async with redis.pipeline(transaction=False) as pipe:
                 for entry_id, fields in entries:
@@ -193,7 +194,7 @@ async def _relay(redis: Redis, prefix: str, items: list[RawUpdate], batch: int) 
 
 async def bench(args: argparse.Namespace) -> None:
     prefix = f"livedesk-bench:{uuid.uuid4().hex[:12]}"
-    settings = Settings(_env_file=None, redis_url=args.redis_url, key_prefix=prefix,  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, redis_url=args.redis_url, key_prefix=prefix,
                         consumer=f"bench-{os.getpid()}", log_format="json", log_level="error")
     configure_logging(settings)
     keys, policy, rng = Keys(prefix), DedupPolicy.of(settings), random.Random(7)

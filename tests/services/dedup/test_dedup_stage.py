@@ -17,7 +17,7 @@ from services.identity import content_fingerprint, entry_identity
 from services.names import Keys
 from services.replay import replay
 from services.settings import Settings
-from services.wire import DATA_FIELD
+from services.wire import DATA_FIELD, as_text, entry_data
 
 pytestmark = pytest.mark.redis
 
@@ -57,7 +57,7 @@ def near_copy(text: str) -> str:
 
 
 async def published(redis: Redis, keys: Keys) -> list[Update]:
-    return [Update.model_validate_json(fields[DATA_FIELD.encode()]) for _, fields in await redis.xrange(keys.updates)]
+    return [Update.model_validate_json(data) for _, data in entry_data(await redis.xrange(keys.updates))]
 
 
 async def test_a_near_copy_from_another_outlet_is_a_duplicate_with_its_reason(redis: Redis, key_prefix: str) -> None:
@@ -122,7 +122,7 @@ async def test_a_revision_carries_its_diff_and_kind(redis: Redis, key_prefix: st
 
     async def judge_on_raw(item: RawUpdate) -> Update | None:
         raw_id = await redis.xadd(keys.raw, {DATA_FIELD: item.model_dump_json()})
-        return await process(redis, keys, item, raw_id=raw_id.decode())
+        return await process(redis, keys, item, raw_id=as_text(raw_id))
 
     first = raw("echo", "e1", "Man shot by police in Walthamstow", STORY, minute=5)
     factual = raw("echo", "e1", first.entry.title,
@@ -149,7 +149,7 @@ async def test_repeats_are_counted_and_every_key_expires_with_the_window(redis: 
     for _ in range(3):
         await process(redis, keys, item, policy=policy)
     await process(redis, keys, raw("wire", "w1", "Police shoot man", near_copy(STORY)), policy=policy)
-    stats = {k.decode(): int(v) for k, v in (await redis.hgetall(keys.dedup_stats)).items()}
+    stats = {as_text(k): int(v) for k, v in (await redis.hgetall(keys.dedup_stats)).items()}
     assert stats == {"new": 1, "repeat": 2, "duplicate": 1}
     dedup_keys = [key async for key in redis.scan_iter(match=f"{key_prefix}:dedup:*")]
     expiring = [key for key in dedup_keys if key != keys.dedup_stats.encode()]
@@ -176,10 +176,10 @@ async def test_demo_archive_verdicts(settings: Settings, redis_url: str, redis: 
     assert revisions, "the demo edits an entry in place"
     assert all(r.revision is not None and r.revision.kind is RevisionKind.factual for r in revisions)
     # Every raw entry delivered again (a restart re-serving old entries): no new verdict, each one counted.
-    raw_rows = await redis.xrange(keys.raw)
+    raw_rows = entry_data(await redis.xrange(keys.raw))
     repeats_before = int(await redis.hget(keys.dedup_stats, "repeat") or 0)
-    for _, fields in raw_rows:
-        await process(redis, keys, RawUpdate.model_validate_json(fields[DATA_FIELD.encode()]))
+    for _, data in raw_rows:
+        await process(redis, keys, RawUpdate.model_validate_json(data))
     assert len(await published(redis, keys)) == len(updates)
     assert int(await redis.hget(keys.dedup_stats, "repeat") or 0) == repeats_before + len(raw_rows)
 

@@ -230,7 +230,8 @@ CHROME_SAMPLES = (
 
 
 def _top_level_alternatives(pattern: str) -> list[str]:
-    parts, depth, current = [], 0, ""
+    parts: list[str] = []
+    depth, current = 0, ""
     for char in pattern:
         depth += {"(": 1, ")": -1}.get(char, 0)
         if char == "|" and depth == 0:

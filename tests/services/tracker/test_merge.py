@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from random import Random
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from schemas import (
     Authority,
     Category,
+    ChangeEvent,
     Condition,
     Cordon,
     EventType,
@@ -63,7 +65,7 @@ def facts(*, condition: Condition | None = None, cordon: Cordon | None = None, d
     return found
 
 
-def run(steps: list[tuple[Update, Facts]]) -> tuple[Incident, list]:
+def run(steps: list[tuple[Update, Facts]]) -> tuple[Incident, list[ChangeEvent]]:
     incident, events = open_incident("i_test", *steps[0])
     for step in steps[1:]:
         incident, more = merge(incident, *step)
@@ -220,9 +222,12 @@ _STEP = st.tuples(
     st.integers(min_value=0, max_value=3),  # entry number: repeats are revisions of one entry
     st.booleans(),  # a syndicated copy
 )
+# One drawn step: minutes, authority, condition, cordon, count, IOPC status, public risk, casualty label, entry, copy.
+_Draw = tuple[int, Authority, Condition | None, Cordon | None, int | None, InvestigationStatus | None,
+              PublicRisk | None, str, int, bool]
 
 
-def _steps(draws: list[tuple]) -> list[tuple[Update, Facts]]:  # type: ignore[type-arg]
+def _steps(draws: list[_Draw]) -> list[tuple[Update, Facts]]:
     steps = []
     for n, (minutes, authority, condition, cordon, count, iopc, risk, label, entry, copy) in enumerate(draws):
         found = facts(condition=condition, cordon=cordon, dead=count, risk=risk, iopc=iopc)
@@ -246,7 +251,7 @@ def _facts_of(incident: Incident) -> dict:  # type: ignore[type-arg]
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_STEP, min_size=1, max_size=8), st.randoms(use_true_random=False), st.data())
-def test_any_order_and_duplication_gives_the_same_state(draws: list[tuple], rng, data) -> None:  # type: ignore[no-untyped-def]
+def test_any_order_and_duplication_gives_the_same_state(draws: list[_Draw], rng: Random, data: st.DataObject) -> None:
     """Shuffling and repeating the same updates (revisions and copies among them) never changes the final state."""
     steps = _steps(draws)
     reference, _ = run(steps)
@@ -265,7 +270,7 @@ def test_any_order_and_duplication_gives_the_same_state(draws: list[tuple], rng,
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(_STEP, min_size=2, max_size=8))
-def test_never_a_regression_to_older_evidence(draws: list[tuple]) -> None:  # type: ignore[type-arg]
+def test_never_a_regression_to_older_evidence(draws: list[_Draw]) -> None:
     """A condition only changes on evidence that outranks every condition evidence merged before it that said
     something else, or on a conflict of equals it records (the value first stated holds)."""
     steps = _steps(draws)
