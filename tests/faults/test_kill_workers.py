@@ -164,8 +164,8 @@ async def publish_snapshots(redis: Redis, keys: Keys) -> int:
     through dedup and the tracker (a paced replay, as `livedesk demo` runs one); returns how many entries.
 
     Paced, because the events depend on the order evidence arrives in (a late "critical" after "stable" is no
-    change) and two workers of one stage handle entries side by side: unpaced, two undisturbed runs through several
-    workers need not agree either. Within a snapshot the order does not matter to this archive."""
+    change): copies of a stage keep stream order (`services.turns`), but a killed worker's entries are taken over as
+    retries, after entries read later. Within a snapshot the order does not matter to this archive."""
     archive = read_archive(DEMO_ARCHIVE)
     published = 0
     for snapshot in archive.snapshots:
