@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -278,6 +278,7 @@ class _Text:
         self.mentions = mentions  # in order of sentence
         self._mention_sentences = [m.sentence for m in mentions]
         self._read: dict[int, _Sentence] = {}
+        self._latest: dict[tuple[frozenset[str], bool], list[_Mention | None]] = {}
 
     def sentence(self, index: int) -> _Sentence:
         """Sentence `index`, read the first time a condition stated in it is asked about."""
@@ -287,11 +288,22 @@ class _Text:
             self._read[index] = _Sentence(self.sentences[index], self.mentions[first:last])
         return self._read[index]
 
-    def earlier(self, index: int, excluded: frozenset[str]) -> Iterator[_Mention]:
-        """The people mentioned before sentence `index`, latest first, but for those of an `excluded` noun."""
-        for k in range(bisect_left(self._mention_sentences, index) - 1, -1, -1):
-            if self.mentions[k].noun not in excluded:
-                yield self.mentions[k]
+    def latest_before(self, index: int, excluded: frozenset[str], harmed: bool = False) -> _Mention | None:
+        """The person mentioned last before sentence `index`, but for those of an `excluded` noun; with `harmed`,
+        the last one harmed (or shot by police)."""
+        # Per kind of question, the answer at each mention, built once: a long text asks it of every condition, and
+        # walking back from each one was quadratic ("The victim died" after a thousand suspects).
+        latest = self._latest.get((excluded, harmed))
+        if latest is None:
+            latest = self._latest[(excluded, harmed)] = [None]  # [k]: the answer among the first k mentions
+            for mention in self.mentions:
+                wanted = mention.noun not in excluded and (not harmed or _was_harmed(mention))
+                latest.append(mention if wanted else latest[-1])
+        return latest[bisect_left(self._mention_sentences, index)]
+
+
+def _was_harmed(mention: _Mention) -> bool:
+    return mention.role in _HARMED or mention.role is Role.subject
 
 
 def _owner(hit: Hit[V], text: _Text) -> str | None:
@@ -320,13 +332,12 @@ def _owner(hit: Hit[V], text: _Text) -> str | None:
     if pronoun := here.pronoun.search(0, hit.start):
         # "… the boy was wounded. She was killed.": she is not the boy.
         excluded = _MALE if pronoun.group().lower() == "she" else _FEMALE
-    last = next(text.earlier(hit.sentence, excluded), None)
+    last = text.latest_before(hit.sentence, excluded)
     if pronoun and last is None:
         return "man" if excluded is _FEMALE else "woman"
     if here.the_victim.search(0, hit.start):
         # "The victim … died in hospital": the person last named as harmed, not the suspect named since.
-        harmed = next((m for m in text.earlier(hit.sentence, excluded) if m.role in _HARMED or m.role is Role.subject),
-                      None)
+        harmed = text.latest_before(hit.sentence, excluded, harmed=True)
         if harmed:
             return harmed.label
     return last.label if last else "person"

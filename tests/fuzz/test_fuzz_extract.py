@@ -95,6 +95,10 @@ QUADRATIC_TEXTS = {
     "many-people-in-a-condition": ("a man in a critical condition " * 4_000)[:MAX_TEXT_CHARS],
     # patterns.TALLY read every word from each time to the end of the sentence, looking for a playlist's "Pause".
     "many-playlist-times": ("0:47 a man was shot " * 6_000)[:MAX_TEXT_CHARS],
+    # _owner (casualties.py) walked back over every earlier person to each "the victim" naming no one (3 s here; 12 s
+    # for twice as much).
+    "victims-after-suspects": ("A man was held. " * 4_000)[:MAX_TEXT_CHARS // 2]
+                              + ("The victim died. " * 4_000)[:MAX_TEXT_CHARS // 2],
 }
 
 
