@@ -217,9 +217,9 @@ def _word_points(incident: Incident, report: Report, similarity: float, reasons:
 def score(incident: Incident, report: Report) -> Match:
     """How strongly the report belongs to `incident`, and why."""
     update, facts = report.update, report.facts
-    similarity = cosine(report.words, incident.terms)
     if update.reported_at < incident.opened_at - WINDOW:
         return Match(incident, 0, ("before the incident's time window",))
+    similarity = cosine(report.words, incident.terms)
     late = update.reported_at > incident.updated_at + WINDOW
     names = _names_in_common(incident, report)
     in_a_city = incident.location is not None and _is_wide(incident.location.name)

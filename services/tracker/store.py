@@ -335,6 +335,9 @@ class IncidentStore:
             record.model_dump_json(),
         ]
         done = await self._redis.eval(_COMMIT, len(keys), *keys, *args)
+        if done:
+            # What was just written need not be read back: the next report about it is most often about to come.
+            self._hold(incident.incident_id, incident, expected_rev + 1, update.update_id)
         return bool(done)
 
     async def commit_merge(self, survivor: Incident, survivor_rev: int, absorbed: Incident, absorbed_rev: int,
@@ -365,7 +368,11 @@ class IncidentStore:
             record(survivor, survivor_rev, events), record(absorbed, absorbed_rev, []),
             len(place_keys), WORD_SET_LIMIT, update.update_id,
         ]
-        return bool(await self._redis.eval(_COMMIT_MERGE, len(keys), *keys, *args))
+        done = bool(await self._redis.eval(_COMMIT_MERGE, len(keys), *keys, *args))
+        if done:
+            self._hold(survivor.incident_id, survivor, survivor_rev + 1, update.update_id)
+            self._hold(absorbed.incident_id, absorbed, absorbed_rev + 1, update.update_id)
+        return done
 
     async def history(self, incident_id: str) -> list[IncidentVersion]:
         """Every stored revision of the incident, and of the incidents merged into it, in the order they were

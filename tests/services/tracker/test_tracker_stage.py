@@ -337,3 +337,28 @@ async def test_a_remembering_store_rereads_only_incidents_that_changed(redis: Re
     await process(other, croydon)
     await mine.load([new_incident_id(fire), new_incident_id(croydon)])
     assert (await mine.load([incident_id]))[incident_id][0] is not second
+
+
+async def test_a_remembering_store_holds_what_it_committed(redis: Redis, key_prefix: str) -> None:
+    """The incident a worker's store just committed is loaded again as it was committed, without reading its state
+    back; once another worker committed a newer revision, that is read afresh."""
+    keys = Keys(key_prefix)
+    mine, other = IncidentStore(redis, keys, remember=10), IncidentStore(redis, keys)
+    police = update("police", "p1", *STABBING)
+    await process(mine, police)
+    incident_id = new_incident_id(police)
+    (stored, stored_rev), = (await other.load([incident_id])).values()
+    # The stored state made unreadable, its revision and writer left as they were: only a store that reads it back
+    # notices.
+    await redis.hset(keys.incident(incident_id), "state", "{not an incident")
+    assert (await mine.load([incident_id]))[incident_id] == (stored, stored_rev)
+    assert stored_rev == 1
+    with pytest.raises(ValueError, match="Invalid JSON"):
+        await IncidentStore(redis, keys, remember=10).load([incident_id])
+    await redis.hset(keys.incident(incident_id), "state", stored.model_dump_json())
+    await process(other, update("echo", "e1", "Leyton stabbing: man now stable",
+                                "The man stabbed in Leyton on Friday is now in a stable condition.", minutes=30))
+    (after, after_rev), = (await mine.load([incident_id])).values()
+    assert after_rev == 2
+    assert after == (await other.load([incident_id]))[incident_id][0]
+    assert len(after.items) == 2
