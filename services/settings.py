@@ -91,6 +91,10 @@ class Settings(BaseSettings):
         description="The fact extractor: 'rules' (shipped, offline) or 'package.module:callable' with the same "
                     "interface (services.tracker.extractors).",
     )
+    extract_cpu_s: float = Field(
+        default=5.0, ge=0, description="CPU seconds reading the facts of one text may take (the tracker reading an "
+        "update, dedup comparing two versions of an entry; an article takes milliseconds): past it the entry is "
+        "dead-lettered with the error, and the stream flows on. 0: no limit.")
 
     hooks_file: Path | None = Field(
         default=None, description="Webhook rules: a TOML file of `[[hook]]` tables, loaded when the notifier starts "

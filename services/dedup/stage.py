@@ -21,6 +21,7 @@ from faststream.redis.annotations import RedisStreamMessage
 from redis.asyncio import Redis
 
 from schemas import RawUpdate, Update, Verdict
+from services.cpu_limit import cpu_limit
 from services.dedup import shingles
 from services.dedup.judge import NearMatch, Seen, Version, judge, story_key, story_value
 from services.errors import TransientError
@@ -194,14 +195,16 @@ _BUCKETS_PER_WINDOW = 4  # a bucket spans a quarter of the window: what expires 
 
 @dataclass(frozen=True)
 class DedupPolicy:
-    """How long dedup remembers, and from which similarity a text is a near-copy."""
+    """How long dedup remembers, from which similarity a text is a near-copy, and the CPU time comparing two versions
+    of an entry may take (`services.cpu_limit`; 0: no limit)."""
 
     window_s: int = _DEFAULTS["dedup_window_s"].default
     near_threshold: float = _DEFAULTS["dedup_near_threshold"].default
+    cpu_s: float = _DEFAULTS["extract_cpu_s"].default
 
     @classmethod
     def of(cls, settings: Settings) -> DedupPolicy:
-        return cls(settings.dedup_window_s, settings.dedup_near_threshold)
+        return cls(settings.dedup_window_s, settings.dedup_near_threshold, settings.extract_cpu_s)
 
 
 @dataclass(frozen=True)
@@ -319,7 +322,8 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
         if not held:
             break
         reads = await _reads(redis, keys, [(items[i], reply) for i, reply in held], policy)
-        verdicts = [(i, judge(items[i].raw, read.seen), read) for (i, _), read in zip(held, reads, strict=True)]
+        verdicts = [(i, _judged(items[i].raw, read.seen, policy), read)
+                    for (i, _), read in zip(held, reads, strict=True)]
         to_commit = [(i, update, read) for i, update, read in verdicts if update is not None]
         outcomes = await _commit_all(redis, keys, [(items[i], update, read) for i, update, read in to_commit],
                                      buckets, repeats=len(verdicts) - len(to_commit), policy=policy)
@@ -330,6 +334,13 @@ async def process_batch(redis: Redis, keys: Keys, batch: Sequence[tuple[RawUpdat
                 pending.append(i)
         stalled = stalled + 1 if len(pending) == left else 0
     return Judged(updates, pending)
+
+
+def _judged(raw: RawUpdate, seen: Seen, policy: DedupPolicy) -> Update | None:
+    """`judge`, in at most the policy's CPU time: judging a new version reads the facts of both."""
+    with cpu_limit(policy.cpu_s, f"raw entry {raw.identity} ({len(raw.entry.text):,} characters): comparing it with "
+                                 "the version before"):
+        return judge(raw, seen)
 
 
 async def _settle(redis: Redis, keys: Keys, items: list[_Item], buckets: _Buckets, policy: DedupPolicy) -> list[Any]:

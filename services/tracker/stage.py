@@ -12,6 +12,7 @@ import structlog
 from faststream.redis import RedisRouter
 
 from schemas import ChangeEvent, Decision, Incident, ItemRef, RevisionKind, Update, Verdict
+from services.cpu_limit import cpu_limit
 from services.errors import TransientError
 from services.names import STAGE_INPUTS
 from services.poller.scheduling_state import mark_feed_hot, schedule_policy
@@ -123,11 +124,14 @@ def _restates(update: Update) -> bool:
     )
 
 
-def read_update(update: Update, extractor: Extractor = extract) -> Reading:
-    """The facts and words of `update` (none for one that restates another)."""
+def read_update(update: Update, extractor: Extractor = extract, cpu_s: float = 0) -> Reading:
+    """The facts and words of `update` (none for one that restates another), in at most `cpu_s` of CPU (0: no limit;
+    past it, `CPUTimeExceeded`)."""
     if _restates(update):
         return Reading(Facts(), Counter())
-    return Reading(extractor(update.title, update.text), counts(update.title, update.text))
+    with cpu_limit(cpu_s, f"update {update.update_id} ({update.source_id}, {len(update.text):,} characters): reading "
+                          "its facts"):
+        return Reading(extractor(update.title, update.text), counts(update.title, update.text))
 
 
 async def track(store: IncidentStore, update: Update, extractor: Extractor = extract,
@@ -276,6 +280,7 @@ def build_router(ctx: StageContext) -> RedisRouter:
     stream, group = STAGE_INPUTS["tracker"]
     store = IncidentStore(ctx.redis, ctx.keys, remember=_PARSED_INCIDENTS_HELD)
     extractor = load_extractor(ctx.settings.tracker_extractor)
+    cpu_s = ctx.settings.extract_cpu_s
 
     async def track_batch(batch: list[tuple[Update, str]], in_turn: InTurn) -> list[str]:
         # In stream order, one at a time: an update's clustering depends on the ones before it. One that fails stays
@@ -284,8 +289,8 @@ def build_router(ctx: StageContext) -> RedisRouter:
         readings: dict[str, Reading | Exception] = {}
         for update, entry_id in batch:
             try:
-                readings[entry_id] = read_update(update, extractor)
-            except Exception as error:  # fails again in `track` below, where it is logged as any failure
+                readings[entry_id] = read_update(update, extractor, cpu_s)
+            except Exception as error:  # logged below, as any failure
                 readings[entry_id] = error
         await in_turn()
         done: list[str] = []
@@ -293,7 +298,9 @@ def build_router(ctx: StageContext) -> RedisRouter:
         for update, entry_id in batch:
             reading = readings[entry_id]
             try:
-                tracked = await track(store, update, extractor, None if isinstance(reading, Exception) else reading)
+                if isinstance(reading, Exception):
+                    raise reading
+                tracked = await track(store, update, extractor, reading)
             except Exception as error:  # any failure of one update: the reclaimer retries it alone
                 log.warning("update failed", update_id=update.update_id, source_id=update.source_id,
                             entry_id=entry_id, error=f"{type(error).__name__}: {error}")
@@ -306,7 +313,7 @@ def build_router(ctx: StageContext) -> RedisRouter:
         return done
 
     async def track_one(update: Update) -> None:
-        tracked = await track(store, update, extractor)
+        tracked = await track(store, update, extractor, read_update(update, extractor, cpu_s))
         if tracked.events and tracked.incident is not None:
             await heat_sources(ctx, tracked.incident, update)
 

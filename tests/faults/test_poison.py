@@ -26,7 +26,7 @@ from services.notifier.hooks import HookRegistry, make_hook
 from services.settings import Settings
 from services.stage import dead_letter
 from services.wire import entry_data
-from tests.faults.failing_rules import MARKER
+from tests.faults.failing_rules import ENDLESS, MARKER
 from tests.support.notifier import QUICK_RETRIES, running_notifier
 from tests.support.receivers import Receiver
 from tests.support.waiting import eventually
@@ -227,6 +227,32 @@ async def test_poison_entries_are_dead_lettered_and_the_streams_flow(redis: Redi
                 p.payload for p in poisons if p not in (poisons[2], poisons[-1]))
             code, _, err = await livedesk(settings, "deadletter", "replay")
             assert (code, "or pass --all" in err) == (2, True)
+
+
+async def test_an_update_read_for_too_long_is_dead_lettered_and_the_rest_flow(redis: Redis, settings: Settings) -> None:
+    """An update whose facts the extractor would read for ever is interrupted at the CPU limit and dead-lettered
+    with an error naming it (never retried: every try would end the same), while the updates around it are
+    tracked."""
+    settings = settings.model_copy(update={
+        **QUICK_RETRIES, "max_deliveries": 3, "extract_cpu_s": 0.5,
+        "tracker_extractor": "tests.faults.failing_rules:rules_with_an_endless_rule"})
+    keys = settings.keys
+    await ensure_groups(redis, keys, ["tracker"])
+    endless = update_entry("endless", "Romford", f" {ENDLESS}")
+    for update in (update_entry("before", "Hackney Wick"), endless, update_entry("after", "Stratford")):
+        await add(redis, keys.updates, update.model_dump_json())
+    async with running_notifier(redis, settings, alongside=["tracker"]):
+        async def settled() -> bool:
+            return await redis.xlen(keys.deadletter) == 1 and await drained(redis, settings)
+
+        await eventually(settled, timeout_s=60, what="the endless update dead-lettered and the tracker drained")
+    (letter,) = await read_dead_letters(redis, keys)
+    assert (letter.stream, letter.group, letter.payload) == (keys.updates, "tracker", endless.model_dump_json())
+    assert letter.error.startswith("CPUTimeExceeded: update u_endless (wire, "), letter.error
+    assert letter.error.endswith("reading its facts: more than 0.5 s of CPU"), letter.error
+    assert letter.deliveries < settings.max_deliveries, "a permanent error: not retried to the end"
+    events = readable(ChangeEvent, await redis.xrange(keys.changes))
+    assert {e.evidence[0].guid for e in events if e.type is EventType.incident_opened} == {"before", "after"}
 
 
 async def test_deadletter_replay_requeues_webhook_dead_letters_of_live_hooks(redis: Redis, settings: Settings) -> None:

@@ -4,6 +4,7 @@ by the window, and the demo archive's verdicts."""
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from redis.asyncio import Redis
 
 from schemas import Authority, FeedEntry, RawUpdate, RevisionKind, Update, Verdict
 from services.cli import DEMO_ARCHIVE
+from services.cpu_limit import CPUTimeExceeded
 from services.dedup import DedupPolicy, process
 from services.dedup.stage import process_batch
 from services.identity import content_fingerprint, entry_identity
@@ -140,6 +142,24 @@ async def test_a_revision_carries_its_diff_and_kind(redis: Redis, key_prefix: st
     assert results[2] is not None
     assert results[2].revision is not None
     assert results[2].revision.kind is RevisionKind.cosmetic
+
+
+async def test_comparing_versions_past_the_cpu_limit_fails_naming_the_entry(redis: Redis, key_prefix: str) -> None:
+    """Judging a new version reads the facts of both: bounded by the policy's CPU time, past which it fails with a
+    permanent error naming the entry (the stage dead-letters it); the first version, with nothing to compare, is
+    judged as before."""
+    keys = Keys(key_prefix)
+    strict = DedupPolicy(cpu_s=0.001)
+    long_story = " ".join([STORY] * 20)
+    first = raw("echo", "e1", "Man shot by police in Walthamstow", long_story, minute=5)
+    edited = raw("echo", "e1", first.entry.title, long_story.replace("described as critical", "now stable"), minute=10)
+    ids = [as_text(await redis.xadd(keys.raw, {DATA_FIELD: item.model_dump_json()})) for item in (first, edited)]
+    judged = await process_batch(redis, keys, [(first, ids[0])], policy=strict)
+    assert [u.verdict if u else None for u in judged.updates] == [Verdict.new]
+    with pytest.raises(CPUTimeExceeded, match=rf"^raw entry {re.escape(edited.identity)} \("):
+        await process_batch(redis, keys, [(edited, ids[1])], policy=strict)
+    judged = await process_batch(redis, keys, [(edited, ids[1])], policy=DedupPolicy())
+    assert [u.verdict if u else None for u in judged.updates] == [Verdict.revision]
 
 
 async def test_repeats_are_counted_and_every_key_expires_with_the_window(redis: Redis, key_prefix: str) -> None:
