@@ -203,10 +203,9 @@ async def track(store: IncidentStore, update: Update, extractor: Extractor = ext
             if not facts.is_incident or (facts.location is None and not _anchored_without_a_place(report)):
                 # Without a place there is little to anchor a new incident to and for later reports to be matched
                 # against: only someone hurt or killed, and words distinctive enough to find it again.
-                await store.record_not_an_incident(update)
+                await store.record_not_an_incident(update, used=found)
                 log.info("update opens no incident", update_id=update.update_id, title=update.title,
                          reason="not about an incident" if not facts.is_incident else "names no place")
-                await store.count_words(found, update.source_id)
                 return Tracked([])
             incident, events = open_incident(new_incident_id(update), update, facts)
             incident = incident.model_copy(update={"terms": with_report({}, report.words)})
@@ -218,10 +217,8 @@ async def track(store: IncidentStore, update: Update, extractor: Extractor = ext
                 incident = incident.model_copy(update={"terms": with_report(current.terms, report.words)})
         decision = _decision(update, how, reason, score)
         committed = await store.commit(incident, rev, events, update, places, candidate_ids if places else None,
-                                       decision, words=distinctive, horizon=horizon)
+                                       decision, words=distinctive, horizon=horizon, used=found)
         if committed:
-            if found:
-                await store.count_words(found, update.source_id)
             log.info(
                 "update merged",
                 update_id=update.update_id,

@@ -29,19 +29,21 @@ NOT_AN_INCIDENT = "-"
 # the update's horizon by `KEPT_PAST_THE_HORIZON`: they hold the incidents a report may still join there, not the
 # whole history. The incident is also indexed under the update's most distinctive words (word sets: added to while
 # they are small enough to find anything, never checked).
-# KEYS: incident, changes, incident index, item index, source index, history, place indexes..., word sets...
+# The words the update used are counted (`_COUNT_WORDS`) once it is committed.
+# KEYS: incident, changes, incident index, item index, source index, history, word hashes (all sources, the update's
+#       source), place indexes..., word sets...
 # ARGV: expected rev, state, data field, score, incident id, identity, update id, check places (0|1),
 #       number of place indexes, horizon, pruned before, word set limit, number of candidates, candidates...,
-#       number of events, events..., history record
+#       number of events, events..., history record, field counting reports, words used...
 _COMMIT = """
 local rev = redis.call('HGET', KEYS[1], 'rev') or '0'
 if rev ~= ARGV[1] then return 0 end
-local last_place = 6 + tonumber(ARGV[9])
+local last_place = 8 + tonumber(ARGV[9])
 local candidates = tonumber(ARGV[13])
 if ARGV[8] == '1' then
   local known = {[ARGV[5]] = true}
   for i = 1, candidates do known[ARGV[13 + i]] = true end
-  for i = 7, last_place do
+  for i = 9, last_place do
     for _, member in ipairs(redis.call('ZRANGEBYSCORE', KEYS[i], ARGV[10], '+inf')) do
       if not known[member] then return 0 end
     end
@@ -52,7 +54,7 @@ redis.call('ZADD', KEYS[3], ARGV[4], ARGV[5])
 redis.call('ZADD', KEYS[5], ARGV[4], ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. ARGV[11])
 redis.call('HSET', KEYS[4], ARGV[6], ARGV[5], ARGV[7], ARGV[5])
-for i = 7, last_place do
+for i = 9, last_place do
   redis.call('ZADD', KEYS[i], ARGV[4], ARGV[5])
   redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[11])
 end
@@ -63,6 +65,13 @@ local first_event = 14 + candidates
 local events = tonumber(ARGV[first_event])
 for i = 1, events do redis.call('XADD', KEYS[2], '*', ARGV[3], ARGV[first_event + i]) end
 redis.call('XADD', KEYS[6], '*', ARGV[3], ARGV[first_event + events + 1])
+local reports_field = first_event + events + 2
+if #ARGV > reports_field then
+  for _, key in ipairs({KEYS[7], KEYS[8]}) do
+    for i = reports_field + 1, #ARGV do redis.call('HINCRBY', key, ARGV[i], 1) end
+    redis.call('HINCRBY', key, ARGV[reports_field], 1)
+  end
+end
 return 1
 """
 # How long past an update's horizon an incident stays in the place and source indexes: a straggler (an update
@@ -158,12 +167,6 @@ class IncidentStore:
         found = await self._redis.hget(self._keys.item_index, name)
         return as_text(found) if found else None
 
-    async def record_not_an_incident(self, update: Update) -> None:
-        """Remember that `update` opened no incident, so that its copies need not wait for it."""
-        await self._redis.hset(
-            self._keys.item_index, mapping={update.identity: NOT_AN_INCIDENT, update.update_id: NOT_AN_INCIDENT}
-        )
-
     async def incidents_at(self, places: Iterable[str], since: datetime) -> list[str]:
         """Ids of incidents whose reports name any of `places` and whose newest evidence is from `since` on (an
         inverted index, never a scan)."""
@@ -200,11 +203,17 @@ class IncidentStore:
 
         return frequencies(everywhere), frequencies(of_source)
 
-    async def count_words(self, words: Iterable[str], source_id: str) -> None:
-        """Count one more report of `source_id` using each of `words` (the document frequencies of
-        `services.tracker.words`, over all sources and over this one)."""
-        keys = [self._keys.tracker_words, self._keys.source_words(source_id)]
-        await self._redis.eval(_COUNT_WORDS, len(keys), *keys, WORDS_REPORTS_FIELD, *sorted(set(words)))
+    async def record_not_an_incident(self, update: Update, used: Iterable[str] = ()) -> None:
+        """Remember that `update` opened no incident, so that its copies need not wait for it, and count one more
+        report of its source using each of the words it `used` (the document frequencies of `services.tracker.words`,
+        over all sources and over this one), atomically."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._keys.item_index,
+                      mapping={update.identity: NOT_AN_INCIDENT, update.update_id: NOT_AN_INCIDENT})
+            if words := sorted(set(used)):
+                keys = [self._keys.tracker_words, self._keys.source_words(update.source_id)]
+                pipe.eval(_COUNT_WORDS, len(keys), *keys, WORDS_REPORTS_FIELD, *words)
+            await pipe.execute()
 
     async def incidents_of_source(self, source_id: str, since: datetime) -> list[str]:
         """Ids of incidents `source_id` reported on with evidence newer than `since`."""
@@ -289,9 +298,11 @@ class IncidentStore:
         decision: Decision,
         words: Iterable[str] = (),
         horizon: datetime | None = None,
+        used: Iterable[str] = (),
     ) -> bool:
-        """Store `incident`, append `events`, and record the revision with its `decision` in the incident's history,
-        atomically.
+        """Store `incident`, append `events`, record the revision with its `decision` in the incident's history, and
+        count the words the update `used` (as `record_not_an_incident` does), atomically; the incident is indexed under
+        `words`.
 
         False when another worker changed the incident first, or, when `candidates` (the incidents considered at
         the update's places, those with evidence from `horizon` on: `incidents_at`) is given, when an incident not
@@ -307,6 +318,8 @@ class IncidentStore:
             self._keys.item_index,
             self._keys.source_incidents(update.source_id),
             self._keys.incident_history(incident.incident_id),
+            self._keys.tracker_words,
+            self._keys.source_words(update.source_id),
             *(place_keys := [self._keys.place(place) for place in sorted(set(places))]),
             *(self._keys.word_incidents(word) for word in sorted(set(words))),
         ]
@@ -333,6 +346,8 @@ class IncidentStore:
             len(events),
             *(event.model_dump_json() for event in events),
             record.model_dump_json(),
+            WORDS_REPORTS_FIELD,
+            *sorted(set(used)),
         ]
         done = await self._redis.eval(_COMMIT, len(keys), *keys, *args)
         if done:

@@ -362,3 +362,26 @@ async def test_a_remembering_store_holds_what_it_committed(redis: Redis, key_pre
     assert after_rev == 2
     assert after == (await other.load([incident_id]))[incident_id][0]
     assert len(after.items) == 2
+
+
+async def test_the_words_of_an_update_are_counted_once_with_its_commit(redis: Redis, key_prefix: str) -> None:
+    """The document frequencies count an update's words in the step that commits it: a commit that fails (another
+    worker got there first) counts nothing, and the retry that succeeds counts them once; an update that opens no
+    incident counts its words as it is recorded."""
+    keys = Keys(key_prefix)
+    store = IncidentStore(redis, keys)
+    police, echo = update("police", "p1", *STABBING), update("echo", "e1", *STABBING, minutes=5)
+    incident, events = open_incident(new_incident_id(police), police, extract(police.title, police.text))
+    assert await store.commit(incident, 0, events, police, ["leyton"], candidates=[], decision=opened(police),
+                              used=["leyton", "stabbed"])
+    late, late_events = open_incident(new_incident_id(echo), echo, extract(echo.title, echo.text))
+    assert not await store.commit(late, 0, late_events, echo, ["leyton"], candidates=[], decision=opened(echo),
+                                  used=["leyton", "morning"])
+    everywhere, of_police = await store.word_frequencies(["leyton", "stabbed", "morning"], "police")
+    assert (everywhere.used, everywhere.reports) == ({"leyton": 1, "stabbed": 1}, 1)
+    assert (of_police.used, of_police.reports) == ({"leyton": 1, "stabbed": 1}, 1)
+    await process(store, echo)
+    await process(store, update("echo", "e2", "Council budget approved", "The council approved its budget."))
+    everywhere, of_echo = await store.word_frequencies(["leyton", "council"], "echo")
+    assert (everywhere.used["leyton"], everywhere.reports) == (2, 3)
+    assert (of_echo.used, of_echo.reports) == ({"leyton": 1, "council": 1}, 2)
