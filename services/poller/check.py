@@ -20,7 +20,7 @@ import httpx
 from schemas import FeedSource
 from services.errors import LivedeskError
 from services.poller.fetch import build_client, fetch_feed
-from services.poller.parse import ParsedFeed, parse_feed
+from services.poller.parse import parse_feed
 from services.poller.parser_pool import parse_feed_bounded
 from services.settings import Settings
 
@@ -63,10 +63,6 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-async def _parse_here(body: bytes, *, feed: str, content_type: str | None, base_url: str | None) -> ParsedFeed:
-    return parse_feed(body, feed=feed, content_type=content_type, base_url=base_url)
-
-
 async def _check_document(
     client: httpx.AsyncClient, target: str, settings: Settings, out: TextIO, entries: bool, warnings: bool
 ) -> None:
@@ -74,15 +70,13 @@ async def _check_document(
     fetched = await fetch_feed(
         client, source, etag=None, last_modified=None, max_body_bytes=settings.http_max_body_bytes
     )
+    body, base_url = fetched.body or b"", fetched.url if _is_http(fetched.url) else None
     # A document from the network is parsed under the poller's CPU and memory limits; the operator's own files
     # (thousands of them, for a conformance corpus) in this process.
-    parse = parse_feed_bounded if _is_http(target) else _parse_here
-    parsed = await parse(
-        fetched.body or b"",
-        feed=target,
-        content_type=fetched.content_type,
-        base_url=fetched.url if _is_http(fetched.url) else None,
-    )
+    if _is_http(target):
+        parsed = await parse_feed_bounded(body, feed=target, content_type=fetched.content_type, base_url=base_url)
+    else:
+        parsed = parse_feed(body, feed=target, content_type=fetched.content_type, base_url=base_url)
     if warnings:
         for warning in parsed.warnings:
             out.write(f"WARN {target}: {warning}\n")
