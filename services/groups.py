@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from services.names import STAGE_INPUTS, Keys
+from services.turns import PARKED
 from services.wire import as_text
 
 log = structlog.get_logger(__name__)
@@ -88,6 +89,7 @@ class GroupLag:
     unread: int  # entries not yet delivered to any consumer of the group
     pending: int  # entries delivered and not yet acknowledged
     oldest_ms: int | None  # the id time of the oldest entry it has not finished; None when it has finished all
+    failed: int = 0  # of the pending ones, those that failed in a batch and wait to be retried (`services.turns`)
 
     @property
     def behind(self) -> int:
@@ -97,7 +99,7 @@ class GroupLag:
         """A JSON-ready summary: the group, its unread and pending entries, and how old the oldest of them is."""
         oldest_s = None if self.oldest_ms is None else round(max(now_ms - self.oldest_ms, 0) / 1000, 1)
         return {"stream": self.stream, "group": self.group, "unread": self.unread, "pending": self.pending,
-                "oldest_unfinished_s": oldest_s}
+                "failed_to_retry": self.failed, "oldest_unfinished_s": oldest_s}
 
 
 async def _group_lag(redis: Redis, stream_key: str, name: str,
@@ -114,12 +116,14 @@ async def _group_lag(redis: Redis, stream_key: str, name: str,
     needed = (last[0], last[1] + 1)  # everything up to the last delivered entry has been read
     if first_unread:
         needed = _stream_id(first_unread[0][0])
+    failed = 0
     if pending:
-        oldest: Any = await redis.xpending(stream_key, group)
-        if oldest["min"] is not None:  # acknowledged since XINFO counted it: nothing pending after all
-            needed = min(needed, _stream_id(oldest["min"]))
+        summary: Any = await redis.xpending(stream_key, group)
+        if summary["min"] is not None:  # acknowledged since XINFO counted it: nothing pending after all
+            needed = min(needed, _stream_id(summary["min"]))
+        failed = sum(int(c["pending"]) for c in summary["consumers"] or [] if as_text(c["name"]) == PARKED)
     unfinished = pending or first_unread
-    return GroupLag(name, group, int(lag), pending, needed[0] if unfinished else None), needed
+    return GroupLag(name, group, int(lag), pending, needed[0] if unfinished else None, failed), needed
 
 
 async def group_lags(redis: Redis, keys: Keys, streams: Iterable[str] = CONSUMED_STREAMS) -> list[GroupLag]:

@@ -100,7 +100,8 @@ async def test_group_lags_tell_unread_pending_and_the_oldest_age(redis: Redis, k
     assert (lags["notifier"].unread, lags["notifier"].pending, lags["notifier"].oldest_ms) == (2, 2, second_ms)
     assert (lags["alerts"].unread, lags["alerts"].pending, lags["alerts"].oldest_ms) == (5, 0, first_ms)
     report = lags["alerts"].as_report(first_ms + 2500)
-    assert report == {"stream": "changes", "group": "alerts", "unread": 5, "pending": 0, "oldest_unfinished_s": 2.5}
+    assert report == {"stream": "changes", "group": "alerts", "unread": 5, "pending": 0, "failed_to_retry": 0,
+                      "oldest_unfinished_s": 2.5}
     await read(redis, keys.changes, "alerts")
     await redis.xack(keys.changes, "alerts", *ids)
     assert next(lag for lag in await group_lags(redis, keys) if lag.group == "alerts").oldest_ms is None

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from redis.asyncio import Redis
 
 from services.app import build_broker
+from services.groups import group_lags
 from services.settings import Settings
 from services.stage import InTurn, StageContext, subscribe_stream_batches
 from services.turns import PARKED, Turn
@@ -106,8 +107,9 @@ async def test_waiting_is_off_with_no_wait(redis: Redis, settings: Settings) -> 
 
 async def test_entries_a_batch_handler_did_not_finish_are_parked(redis: Redis, settings: Settings) -> None:
     """Through the stage's batch reader: finished entries are acknowledged, the others parked for the reclaimer (no
-    copy waits for them), and the handler's turn came before it went on."""
-    stream = f"{settings.key_prefix}:changes-copy"
+    copy waits for them, and `livedesk health` counts them as failed), and the handler's turn came before it went
+    on."""
+    stream = settings.keys.changes
     await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
     settings = settings.model_copy(update={"reclaim_idle_ms": 60_000})
     ctx = StageContext(settings, redis)
@@ -136,3 +138,5 @@ async def test_entries_a_batch_handler_did_not_finish_are_parked(redis: Redis, s
     assert [as_text(row["consumer"]) for row in rows] == [PARKED]
     assert as_text(rows[0]["message_id"]) == handled[0][1]
     assert turns
+    (lag,) = [lag for lag in await group_lags(redis, settings.keys, ["changes"]) if lag.group == GROUP]
+    assert (lag.pending, lag.failed) == (1, 1)
