@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -38,6 +39,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Served:
+    """A whole document sent (a 200): to which path and client (its User-Agent), and when the last byte was written."""
+
+    path: str
+    agent: str
+    body: bytes
+    at: float
+
+
 class FeedServer:
     """Serves `routes` (path → body) with an ETag, answering 304 to a matching If-None-Match.
 
@@ -54,6 +65,8 @@ class FeedServer:
         self.started: list[tuple[str, float]] = []
         self.most_in_flight: dict[str, int] = {}
         self.most_in_flight_overall = 0
+        # Every 200 sent, in order: which client was given which version of a feed (pollers tell apart by agent).
+        self.served: list[Served] = []
         self._in_flight: dict[str, int] = {}
         self._lock = threading.Lock()
         server = self
@@ -100,12 +113,20 @@ class FeedServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
+                with server._lock:
+                    server.served.append(Served(self.path, self.headers.get("User-Agent", ""), body,
+                                                time.monotonic()))
 
             def log_message(self, *args: object) -> None:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def paths_in_flight(self) -> set[str]:
+        """The paths with a request being answered now (its answer not yet written in full)."""
+        with self._lock:
+            return {path for path, count in self._in_flight.items() if count}
 
     def __enter__(self) -> FeedServer:
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
