@@ -2,8 +2,11 @@
 the receiver takes it or its max age has passed.
 
 Guarantees, per hook:
-- Events of one incident go one after another, in queue order; different incidents go in parallel, up to
-  `hook_parallel_incidents`. A slow or dead receiver holds up only its own hook: each hook has its own task.
+- Events of one incident go one after another, in version order, across every copy of the notifier and through
+  their deaths: an event waits while an earlier one of its incident is still to be sent, held by another worker (a
+  dead one's is taken over in time) or not yet queued (`EarlierEvents`). Different incidents go in parallel, up to
+  `hook_parallel_incidents` per worker. A slow or dead receiver holds up only its own hook: each hook has its own
+  task.
 - An entry is acknowledged (and deleted: the queue is a work list) only after the receiver answered 2xx or the entry
   was dead-lettered, so a worker killed mid-delivery loses nothing. A new worker takes over entries left pending by
   a dead one once idle for `reclaim_idle_ms` (XAUTOCLAIM); a live worker keeps the entries it holds fresh (XCLAIM
@@ -20,10 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -36,8 +40,9 @@ from redis.exceptions import RedisError, ResponseError
 from schemas import ChangeEvent
 from schemas.subscriptions import Delivery, Hook
 from services.errors import PermanentError
+from services.names import STAGE_INPUTS, Keys
 from services.notifier.formats import delivery_id, render
-from services.notifier.hooks import HookRegistry
+from services.notifier.hooks import HookRegistry, fanned_out_key, unsent_key, unsent_member, unsent_prefix
 from services.notifier.policy import Verdict, next_wait_s
 from services.notifier.send import Attempt, post
 from services.notifier.stage import HOOKS_REFRESH_S
@@ -50,18 +55,23 @@ GROUP = "deliver"
 MAX_COALESCED = 100  # events in one coalesced payload at most
 _REDIS_RETRY_S = 1.0
 _READ_BLOCK_MS = 1000
+_PENDING_LOOKED_AT = 10_000  # pending entries read at once, at most (a consumer holds far fewer)
+_FIRST_WAIT_S = 0.005  # an event behind an earlier one held elsewhere looks again after this, doubling
+_LONGEST_WAIT_S = 0.5
 
 
-# Dead-letter each entry that is still on the queue, acknowledging and deleting it with it: two workers shedding at
-# once bury each entry once. KEYS: the queue, the deadletter stream. ARGV: data field, group, then per entry its id
-# and its dead letter record. Returns how many were buried.
+# Dead-letter each entry that is still on the queue, acknowledging and deleting it (and its unsent member) with it:
+# two workers shedding at once bury each entry once. KEYS: the queue, the deadletter stream, the unsent index. ARGV:
+# data field, group, then per entry its id, its dead letter record and its unsent member. Returns how many were
+# buried.
 _SHED = """
 local buried = 0
-for i = 3, #ARGV, 2 do
+for i = 3, #ARGV, 3 do
   if #redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i]) > 0 then
     redis.call('XADD', KEYS[2], '*', ARGV[1], ARGV[i + 1])
     redis.call('XACK', KEYS[1], ARGV[2], ARGV[i])
     redis.call('XDEL', KEYS[1], ARGV[i])
+    redis.call('ZREM', KEYS[3], ARGV[i + 2])
     buried = buried + 1
   end
 end
@@ -94,6 +104,90 @@ class _Entry:
     def queued_at(self) -> float:
         return int(self.entry_id.partition("-")[0]) / 1000
 
+    @property
+    def version(self) -> int:
+        return self.event.version if self.event else 0
+
+    @property
+    def unsent_member(self) -> str:
+        """Its member of the hook's `unsent_key` (one no event has is never there)."""
+        return unsent_member(self.event.incident_id, self.event.version, self.entry_id) if self.event else ""
+
+
+# A lane: one incident's entries held by a worker, as a heap by version (an entry taken over from a dead worker may
+# come after later ones of its incident were read, and goes first all the same).
+_Lane = list[tuple[int, str, _Entry]]
+
+
+def _put_back(lane: _Lane, entries: Sequence[_Entry]) -> None:
+    for entry in entries:
+        heapq.heappush(lane, (entry.version, entry.entry_id, entry))
+
+
+class EarlierEvents:
+    """Whether an earlier event of an incident is still to be sent to a hook, by any copy of the notifier: an
+    earlier change not yet queued for the hook (pending on `changes` for group `notifier`, not yet fanned out to
+    it), or one queued and not yet delivered (`unsent_key`). Asked in that order, nothing slips between the two: the
+    fan-out indexes an event as unsent before its change is acknowledged."""
+
+    def __init__(self, redis: Redis, keys: Keys, hook_id: str) -> None:
+        self._redis = redis
+        self._changes, self._changes_group = keys.stream(STAGE_INPUTS["notifier"][0]), STAGE_INPUTS["notifier"][1]
+        self._fanned_out = fanned_out_key(keys, hook_id)
+        self._queue = keys.hook_queue(hook_id)
+        self._unsent = unsent_key(keys, hook_id)
+        self._known: dict[str, tuple[str, int] | None] = {}  # pending change: (incident, version); None: no event
+
+    async def before(self, event: ChangeEvent, batch: Collection[str] = ()) -> bool:
+        """Whether an event of `event`'s incident with a lower version is still to be sent, other than the queue
+        entries `batch` (those a coalescing delivery sends together with it)."""
+        return await self._not_yet_queued(event) or await self._queued_unsent(event, batch)
+
+    async def _not_yet_queued(self, event: ChangeEvent) -> bool:
+        try:
+            rows: Any = await self._redis.xpending_range(self._changes, self._changes_group, "-", "+",
+                                                         _PENDING_LOOKED_AT)
+        except ResponseError as error:
+            if "NOGROUP" in str(error):
+                return False  # no fan-out has run yet: nothing is on its way
+            raise
+        pending = [as_text(row["message_id"]) for row in rows]
+        unknown = [entry_id for entry_id in pending if entry_id not in self._known]
+        if unknown:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for entry_id in unknown:
+                    pipe.xrange(self._changes, entry_id, entry_id)
+                replies = await pipe.execute()
+            for entry_id, found in zip(unknown, replies, strict=True):
+                self._known[entry_id] = _incident_version(entry_data(found))
+        self._known = {entry_id: self._known[entry_id] for entry_id in pending}  # forget what is no longer pending
+        earlier = [entry_id for entry_id, known in self._known.items()
+                   if known and known[0] == event.incident_id and known[1] < event.version]
+        if not earlier:
+            return False
+        queued = await self._redis.zmscore(self._fanned_out, earlier)
+        return any(score is None for score in queued)
+
+    async def _queued_unsent(self, event: ChangeEvent, batch: Collection[str]) -> bool:
+        low, high = f"[{unsent_prefix(event.incident_id, 0)}", f"({unsent_prefix(event.incident_id, event.version)}"
+        found: Any = await self._redis.zrangebylex(self._unsent, low, high)
+        for member in map(as_text, found):
+            if (entry_id := member.rpartition("\x00")[2]) in batch:
+                continue
+            if await self._redis.xrange(self._queue, entry_id, entry_id):
+                return True
+            await self._redis.zrem(self._unsent, member)  # its entry left the queue some other way (a cap, a trim)
+        return False
+
+
+def _incident_version(rows: list[tuple[str, str]]) -> tuple[str, int] | None:
+    """The incident and version of the event in `rows` (one entry's XRANGE); None when it is gone or no event."""
+    try:
+        document = json.loads(rows[0][1]) if rows else None
+        return (str(document["incident_id"]), int(document["version"])) if isinstance(document, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
 
 async def ensure_queue_group(redis: Redis, queue: str) -> None:
     """Create the `deliver` group at the start of a hook's queue (entries queued before any worker ran count)."""
@@ -113,9 +207,11 @@ class HookWorker:
         self._ctx = ctx
         self._client = client
         self._queue = ctx.keys.hook_queue(hook.hook_id)
+        self._unsent = unsent_key(ctx.keys, hook.hook_id)
         self._consumer = ctx.settings.consumer
         self._in_hand: set[str] = set()
-        self._lanes: dict[str, asyncio.Queue[_Entry]] = {}
+        self._lanes: dict[str, _Lane] = {}
+        self._earlier = EarlierEvents(ctx.redis, ctx.keys, hook.hook_id)
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(ctx.settings.hook_parallel_incidents)
         # Read no further ahead than this: entries held are pending on this consumer, stranded for a while if it dies.
@@ -182,12 +278,12 @@ class HookWorker:
         rows: Any = await redis.xrange(self._queue, min=f"({read_up_to}", max="+", count=min(excess, _SHED_CHUNK))
         error = QueueOverflowError(self.hook.hook_id, max_len)
         args: list[str] = [DATA_FIELD, GROUP]
-        for entry_id, data in entry_data(rows):
-            record = dead_letter_record(self._queue, GROUP, entry_id, data.encode(), error, deliveries=0,
+        for entry in self._parse(rows):
+            record = dead_letter_record(self._queue, GROUP, entry.entry_id, entry.data.encode(), error, deliveries=0,
                                         fields={"hook_id": self.hook.hook_id})
-            args += [entry_id, json.dumps(record)]
-        buried = int(await redis.register_script(_SHED)(keys=[self._queue, self._ctx.keys.deadletter], args=args)) \
-            if rows else 0
+            args += [entry.entry_id, json.dumps(record), entry.unsent_member]
+        script_keys = [self._queue, self._ctx.keys.deadletter, self._unsent]
+        buried = int(await redis.register_script(_SHED)(keys=script_keys, args=args)) if rows else 0
         if buried:
             log.warning("hook queue over its cap: oldest unsent events dead-lettered", hook_id=self.hook.hook_id,
                         events=buried, max_len=max_len)
@@ -212,27 +308,46 @@ class HookWorker:
             incident_id = entry.event.incident_id if entry.event else ""
             lane = self._lanes.get(incident_id)
             if lane is None:
-                lane = self._lanes[incident_id] = asyncio.Queue()
+                lane = self._lanes[incident_id] = []
                 task = asyncio.create_task(self._run_lane(incident_id, lane), name=f"hook:{self.hook.hook_id}")
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            lane.put_nowait(entry)
+            _put_back(lane, [entry])
 
-    async def _run_lane(self, incident_id: str, lane: asyncio.Queue[_Entry]) -> None:
-        """Deliver one incident's entries in order; the lane ends when it has nothing left."""
+    async def _run_lane(self, incident_id: str, lane: _Lane) -> None:
+        """Deliver one incident's entries in version order, each once no earlier one is still to be sent (see
+        `EarlierEvents`); the lane ends when it has nothing left."""
         batch: list[_Entry] = []
+        wait_s = _FIRST_WAIT_S
         try:
-            while not lane.empty():
+            while lane:
                 hook = self.hook
-                batch = [lane.get_nowait()]
-                if batch[0].event is None:
+                batch = [first := heapq.heappop(lane)[-1]]
+                if first.event is None:
                     await self._bury(hook, batch, "not a ChangeEvent", attempts=0)
                     continue
+                if await self._earlier.before(first.event):
+                    # Still to go: an earlier event another copy holds (a dead one's is taken over in time), or one
+                    # not yet queued. One this worker takes over joins the lane, and comes out first.
+                    _put_back(lane, batch)
+                    batch = []
+                    await asyncio.sleep(wait_s)
+                    wait_s = min(wait_s * 2, _LONGEST_WAIT_S)
+                    continue
+                wait_s = _FIRST_WAIT_S
                 if hook.coalesce_s > 0:
                     # The window runs from when the first event was queued, so a restart does not stretch it.
-                    await asyncio.sleep(max(0.0, batch[0].queued_at + hook.coalesce_s - time.time()))
-                    while not lane.empty() and len(batch) < MAX_COALESCED:
-                        batch.append(lane.get_nowait())
+                    await asyncio.sleep(max(0.0, first.queued_at + hook.coalesce_s - time.time()))
+                    if lane and lane[0][0] < first.version:  # taken over meanwhile, and earlier: it goes first
+                        _put_back(lane, batch)
+                        batch = []
+                        continue
+                    while lane and len(batch) < MAX_COALESCED:
+                        following = lane[0][-1]
+                        if following.event is not None and await self._earlier.before(
+                                following.event, {entry.entry_id for entry in batch}):
+                            break  # an event between the batch and this one is still to go: it waits its turn
+                        batch.append(heapq.heappop(lane)[-1])
                     bad = [entry for entry in batch if entry.event is None]
                     if bad:
                         await self._bury(hook, bad, "not a ChangeEvent", attempts=0)
@@ -243,7 +358,8 @@ class HookWorker:
             del self._lanes[incident_id]  # no await since the lane was found empty: nothing was added meanwhile
         except Exception as error:
             # Redis failed under the lane: its entries stay pending and are reclaimed (by this worker too) later.
-            dropped = [*batch, *(lane.get_nowait() for _ in range(lane.qsize()))]
+            dropped = [*batch, *(entry for _, _, entry in lane)]
+            lane.clear()
             self._in_hand.difference_update(entry.entry_id for entry in dropped)
             self._lanes.pop(incident_id, None)
             log.warning("hook delivery interrupted; entries left pending", hook_id=self.hook.hook_id,
@@ -290,6 +406,7 @@ class HookWorker:
         async with self._ctx.redis.pipeline(transaction=True) as pipe:
             pipe.xack(self._queue, GROUP, *ids)
             pipe.xdel(self._queue, *ids)
+            pipe.zrem(self._unsent, *(entry.unsent_member for entry in batch))
             await pipe.execute()
         self._in_hand.difference_update(ids)
 
@@ -297,22 +414,41 @@ class HookWorker:
         """Dead-letter each entry of `batch` with the hook id and `error`, then forget it."""
         failure = DeliveryFailed(hook.hook_id, error, attempts)
         for entry in batch:
+            # Unindexed first: were the worker to die between dead-lettering (an XACK) and the XDEL, an entry still
+            # on the queue and indexed as unsent would hold its incident's later events back for good.
+            await self._ctx.redis.zrem(self._unsent, entry.unsent_member)
             await dead_letter(self._ctx.redis, self._ctx.keys, self._queue, GROUP, entry.entry_id,
                               entry.data.encode(), failure, deliveries=attempts, fields={"hook_id": hook.hook_id})
             await self._ctx.redis.xdel(self._queue, entry.entry_id)
             self._in_hand.discard(entry.entry_id)
 
     async def _keep_claimed(self) -> None:
-        """Reset the idle time of every entry held, often enough that no other worker's reclaimer takes it."""
+        """Reset the idle time of every entry held, often enough that no other worker's reclaimer takes it. One that
+        was taken all the same (this process stalled past `reclaim_idle_ms`: a pause, a busy machine) is let go, not
+        taken back: its new holder delivers it, and two workers claiming it in turn would both deliver it."""
         every_s = max(self._ctx.settings.reclaim_idle_ms / 3000, 0.05)
         while True:
             await asyncio.sleep(every_s)
             raise_if_cancelled()  # the claims below swallow Redis errors, and a cancellation must not hide among them
-            held: list[Any] = list(self._in_hand)
+            if not self._in_hand:
+                continue
             with contextlib.suppress(RedisError):
+                rows: Any = await self._ctx.redis.xpending_range(self._queue, GROUP, "-", "+", _PENDING_LOOKED_AT,
+                                                                 consumername=self._consumer)
+                owned = {as_text(row["message_id"]) for row in rows}
+                self._let_go(self._in_hand - owned)  # taken over, or just finished
+                held: list[Any] = list(self._in_hand)
                 for start in range(0, len(held), 500):
                     await self._ctx.redis.xclaim(self._queue, GROUP, self._consumer, 0, held[start:start + 500],
                                                  justid=True)
+
+    def _let_go(self, entry_ids: set[str]) -> None:
+        """Forget `entry_ids`: those waiting in a lane are not delivered by this worker."""
+        for lane in self._lanes.values():
+            if any(entry_id in entry_ids for _, entry_id, _ in lane):
+                lane[:] = [item for item in lane if item[1] not in entry_ids]
+                heapq.heapify(lane)
+        self._in_hand.difference_update(entry_ids)
 
 
 class Deliverers:

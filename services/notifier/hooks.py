@@ -124,10 +124,11 @@ class HookRegistry:
             await self._redis.hset(self._keys.hooks, mapping=mapping)  # type: ignore[arg-type]  # str values
 
     async def remove(self, hook_id: str) -> bool:
-        """Remove a hook with its queue and fan-out markers; False when there was no such hook."""
+        """Remove a hook with its queue, fan-out markers and unsent index; False when there was no such hook."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hdel(self._keys.hooks, hook_id)
-            pipe.delete(self._keys.hook_queue(hook_id), fanned_out_key(self._keys, hook_id))
+            pipe.delete(self._keys.hook_queue(hook_id), fanned_out_key(self._keys, hook_id),
+                        unsent_key(self._keys, hook_id))
             removed, _ = await pipe.execute()
         return bool(removed)
 
@@ -136,3 +137,21 @@ def fanned_out_key(keys: Keys, hook_id: str) -> str:
     """Sorted set: the `changes` entry ids already queued for a hook, scored by when (ms), so a change read
     twice is queued once. Kept next to the hook's queue (`Keys.hook_queue`)."""
     return keys.hook_queue(hook_id).removesuffix(":queue") + ":fanned-out"
+
+
+def unsent_key(keys: Keys, hook_id: str) -> str:
+    """Sorted set, by name (all scores 0): one `unsent_member` per event on a hook's queue not yet delivered, so a
+    deliverer finds whether an earlier event of an incident is still to go. Added with the queue entry (same
+    script), removed with its acknowledgement (same transaction). Kept next to the hook's queue (`Keys.hook_queue`)."""
+    return keys.hook_queue(hook_id).removesuffix(":queue") + ":unsent"
+
+
+def unsent_prefix(incident_id: str, version: int) -> str:
+    """What every `unsent_key` member of an incident's event of `version` starts with: members sort by incident,
+    then version."""
+    return f"{incident_id}\x00{version:010d}\x00"
+
+
+def unsent_member(incident_id: str, version: int, entry_id: str) -> str:
+    """The `unsent_key` member of the queue entry `entry_id`, an event of `incident_id` at `version`."""
+    return unsent_prefix(incident_id, version) + entry_id

@@ -20,7 +20,7 @@ from schemas import ChangeEvent, Incident
 from schemas.subscriptions import Hook
 from services.filters import matches
 from services.names import STAGE_INPUTS, Keys
-from services.notifier.hooks import HookRegistry, fanned_out_key
+from services.notifier.hooks import HookRegistry, fanned_out_key, unsent_key, unsent_prefix
 from services.stage import InTurn, StageContext, subscribe_stream_batches
 from services.tracker.store import IncidentStore
 from services.wire import DATA_FIELD, as_text
@@ -30,18 +30,20 @@ log = structlog.get_logger(__name__)
 # How long a notifier trusts its copy of the hooks: a hook added by `livedesk hooks add` is matched this soon.
 HOOKS_REFRESH_S = 2.0
 
-# Per matching hook: queue the event unless this change entry was queued for the hook before; forget markers set
-# longer ago than the retention of `changes` (their entry has been trimmed and can no longer be read again). A hook
-# removed since it was matched gets nothing, so its queue is not made again.
-# KEYS: hooks hash, then (marker set, queue) per hook. ARGV: change entry id, now (ms), forget before (ms), data field,
-# event JSON, then the hook ids.
+# Per matching hook: queue the event unless this change entry was queued for the hook before, and index it as unsent
+# (`unsent_key`: the deliverers keep an incident's events in version order by it); forget markers set longer ago than
+# the retention of `changes` (their entry has been trimmed and can no longer be read again). A hook removed since it
+# was matched gets nothing, so its queue is not made again.
+# KEYS: hooks hash, then (marker set, queue, unsent index) per hook. ARGV: change entry id, now (ms), forget before
+# (ms), data field, event JSON, unsent member prefix (`unsent_prefix`), then the hook ids.
 _FAN_OUT = """
 local queued = 0
-for i = 2, #KEYS, 2 do
-  local hook_id = ARGV[5 + i / 2]
+for i = 2, #KEYS, 3 do
+  local hook_id = ARGV[6 + (i + 1) / 3]
   if redis.call('HEXISTS', KEYS[1], hook_id) == 1 then
     if redis.call('ZADD', KEYS[i], 'NX', ARGV[2], ARGV[1]) == 1 then
-      redis.call('XADD', KEYS[i + 1], '*', ARGV[4], ARGV[5])
+      local entry_id = redis.call('XADD', KEYS[i + 1], '*', ARGV[4], ARGV[5])
+      redis.call('ZADD', KEYS[i + 2], 0, ARGV[6] .. entry_id)
       queued = queued + 1
     end
     redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', '(' .. ARGV[3])
@@ -88,9 +90,10 @@ async def fan_out(redis: Redis, keys: Keys, hooks: Sequence[Hook], changes: Sequ
                 continue
             script_keys = [keys.hooks]
             for hook in chosen:
-                script_keys += [fanned_out_key(keys, hook.hook_id), keys.hook_queue(hook.hook_id)]
-            args: list[str | int] = [entry_id, now_ms, forget_before, DATA_FIELD,
-                                     event.model_dump_json(), *(h.hook_id for h in chosen)]
+                script_keys += [fanned_out_key(keys, hook.hook_id), keys.hook_queue(hook.hook_id),
+                                unsent_key(keys, hook.hook_id)]
+            args: list[str | int] = [entry_id, now_ms, forget_before, DATA_FIELD, event.model_dump_json(),
+                                     unsent_prefix(event.incident_id, event.version), *(h.hook_id for h in chosen)]
             # EVAL, not a registered script: a cluster's pipelines refuse EVALSHA (the script is cached by the server
             # all the same; only its text travels each time).
             pipe.eval(_FAN_OUT, len(script_keys), *script_keys, *args)

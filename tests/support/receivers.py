@@ -33,6 +33,12 @@ class Received:
     def key(self) -> str:
         return self.headers.get("idempotency-key", "")
 
+    @property
+    def whole(self) -> bool:
+        """Whether the body arrived whole (Content-Length bytes): a sender killed mid-request leaves it short, and
+        this receiver answers all the same, to a sender no longer there."""
+        return len(self.body) == int(self.headers.get("content-length") or 0)
+
 
 class Receiver:
     """Answers POSTs with `script` in order, then with `then` forever. `gate` holds `gated` replies until set (the
