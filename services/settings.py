@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     turn_wait_ms: int = Field(
         default=5_000, ge=0, description="How long a copy of a stage waits for the batches other copies read before "
         "its own, so that copies handle a stream in order (`services.turns`); past it, the copy holding them is taken "
-        "for dead and no longer waited for. 0: copies do not wait (throughput over order).")
+        "for dead and no longer waited for (at most half of `reclaim_idle_ms`). 0: copies do not wait (throughput over "
+        "order).")
     max_deliveries: int = Field(default=5, ge=1, description="Deliveries before a failing entry is dead-lettered.")
     stream_retention_s: int = Field(
         default=7 * 24 * 3600, ge=60, description="Stream entries older than this and read by every group are trimmed."

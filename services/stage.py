@@ -168,7 +168,9 @@ def subscribe_stream_batches(
     )
     reclaimer = _reclaimer(stream, group, settings)
     data_field = DATA_FIELD.encode()
-    turn = Turn(ctx.redis, stream, group, settings.consumer, settings.turn_wait_ms)
+    # Never longer than half the reclaim time: the entries of a batch waiting its turn grow idle too, and past
+    # `reclaim_idle_ms` another copy's reclaimer would take them over while this one still holds them.
+    turn = Turn(ctx.redis, stream, group, settings.consumer, min(settings.turn_wait_ms, settings.reclaim_idle_ms // 2))
 
     # MANUAL: only what the batch handler finished is acknowledged (FastStream would ack the whole batch).
     @router.subscriber(stream=reader, ack_policy=AckPolicy.MANUAL, title=f"{group}:read", message_format=_BodyNotRead)

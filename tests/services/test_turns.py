@@ -140,3 +140,44 @@ async def test_entries_a_batch_handler_did_not_finish_are_parked(redis: Redis, s
     assert turns
     (lag,) = [lag for lag in await group_lags(redis, settings.keys, ["changes"]) if lag.group == GROUP]
     assert (lag.pending, lag.failed) == (1, 1)
+
+
+async def test_a_batch_waits_its_turn_for_at_most_half_the_reclaim_time(redis: Redis, settings: Settings) -> None:
+    """An earlier entry held by another copy that never finishes it is waited for no longer than half of
+    `reclaim_idle_ms`, however long `turn_wait_ms` is: the waiting batch's own entries would otherwise grow idle
+    enough for a reclaimer to take them over while they are being handled."""
+    stream = settings.keys.updates
+    await redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    await redis.xadd(stream, {"__data__": Probe(ok=True).model_dump_json()})
+    held = await read_as(redis, stream, "copy-a", 1)  # by a copy that is alive and never finishes it
+
+    async def keep_held() -> None:
+        while True:  # as a live copy's claim keeper would: never idle, never taken over
+            await redis.xclaim(stream, GROUP, "copy-a", 0, list[Any](held), justid=True)
+            await asyncio.sleep(0.05)
+
+    keeper = asyncio.create_task(keep_held())
+    await redis.xadd(stream, {"__data__": Probe(ok=True).model_dump_json()})
+    settings = settings.model_copy(update={"reclaim_idle_ms": 600, "turn_wait_ms": 60_000})
+    ctx = StageContext(settings, redis)
+    turned: list[float] = []
+    router = RedisRouter()
+
+    async def handle(batch: list[tuple[Probe, str]], in_turn: InTurn) -> list[str]:
+        started = time.monotonic()
+        await in_turn()
+        turned.append(time.monotonic() - started)
+        return [entry_id for _, entry_id in batch]
+
+    async def handle_one(probe: Probe) -> None:
+        raise AssertionError("the held entry is never idle long enough to be taken over")
+
+    subscribe_stream_batches(router, ctx, stream, GROUP, Probe, handle, handle_one)
+    async with build_broker(ctx, settings.redis_url or "", []) as broker:
+        broker.include_router(router)
+        await broker.start()
+        try:
+            await eventually(lambda: bool(turned), timeout_s=10, what="the batch's turn")
+        finally:
+            keeper.cancel()
+    assert turned[0] < 5, f"waited {turned[0]:.1f} s: at most half the reclaim time (0.3 s) was due"
