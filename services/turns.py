@@ -56,7 +56,7 @@ class Turn:
         waited = False
         while await self._held_before(first_id):
             if time.monotonic() >= deadline:
-                # Entries held before these and kept fresh (a claim keeper's, or one just taken over) for this long:
+                # Entries held before these and kept fresh (by a claim keeper) for this long:
                 # the copy holding them is stuck or slow, and this batch goes on rather than wait for it.
                 log.warning("stopped waiting for earlier entries", stream=self._stream, group=self._group,
                             entry_id=first_id, waited_ms=self._wait_ms)
