@@ -71,11 +71,12 @@ async def test_a_command_sent_while_its_master_is_down_waits_for_the_replica(rep
         master.kill()
         seen = await redis.get(key)
         await redis.set(key, "after the kill")
-        serving = replicated.master_of(key)
     finally:
         await redis.aclose()
     assert seen == b"before the kill"
-    assert serving is replica
+    # The node asked may learn of the promotion a little after the client was answered by the new master.
+    await eventually(lambda: replicated.master_of(key) is replica, timeout_s=10,
+                     what="the replica serving the slot, in the cluster's view")
 
 
 async def test_stage_workers_follow_a_failover_to_the_replica(
