@@ -32,8 +32,8 @@ from services.tracker.extract import extract
 from services.tracker.extractors import Extractor, load_extractor
 from services.tracker.facts import Facts, only_added
 from services.tracker.merge import merge, merge_incidents, open_incident
-from services.tracker.store import NOT_AN_INCIDENT, IncidentStore
-from services.tracker.words import Frequencies, counts, rare_names, site_furniture, weighted, with_report
+from services.tracker.store import NOT_AN_INCIDENT, FirstLook, IncidentStore
+from services.tracker.words import counts, rare_names, site_furniture, weighted, with_report
 
 log = structlog.get_logger(__name__)
 
@@ -59,14 +59,17 @@ def new_incident_id(update: Update) -> str:
     return "i_" + hashlib.sha256(update.update_id.encode()).hexdigest()[:16]
 
 
-async def _linked_incident(store: IncidentStore, update: Update) -> str | None:
-    """The incident this update belongs to by identity: its entry's, or for a copy its original's."""
+def _linked_by(update: Update) -> str:
+    """The item whose tracker decision links this update to an incident: its entry, or for a copy its original."""
+    return update.duplicate_of if update.verdict is Verdict.duplicate and update.duplicate_of else update.identity
+
+
+def _linked_incident(update: Update, decision: str | None) -> str | None:
+    """The incident this update belongs to by identity, given the `decision` recorded for `_linked_by(update)`."""
     if update.verdict is Verdict.duplicate and update.duplicate_of:
-        decision = await store.item_decision(update.duplicate_of)
         if decision is None:
             raise OriginalNotYetTrackedError(f"update {update.update_id}: original {update.duplicate_of} not tracked")
         return None if decision == NOT_AN_INCIDENT else decision
-    decision = await store.item_decision(update.identity)
     return None if decision in (None, NOT_AN_INCIDENT) else decision
 
 
@@ -142,18 +145,20 @@ async def track(store: IncidentStore, update: Update, extractor: Extractor = ext
     reading = reading or read_update(update, extractor)
     facts, found = reading.facts, reading.found
     places = specific_places(facts.places, facts)
-    everywhere, of_source = (await store.word_frequencies(found, update.source_id) if found
-                             else (Frequencies({}, 0), Frequencies({}, 0)))
+    horizon = places_horizon(update)
+    looked = await store.first_look(found, update.source_id, _linked_by(update), places, horizon)
+    everywhere, of_source = looked.everywhere, looked.of_source
+    unused: FirstLook | None = looked  # what else was read with the frequencies: for the first round only
     furniture = site_furniture(found, of_source)
     read = Counter({word: count for word, count in found.items() if word not in furniture})
     report = Report(update, facts, weighted(read, everywhere.used, everywhere.reports),
                     rare_names(read, update.text, everywhere, of_source))
     distinctive = sorted(report.words, key=lambda word: (-report.words[word], word))[:_INDEXED_WORDS]
-    horizon = places_horizon(update)
     attempts = merges = 0
     while attempts < _MAX_ATTEMPTS:
         attempts += 1
-        linked = await _linked_incident(store, update)
+        look, unused = unused, None  # a later round (a merge, a commit that lost a race) reads afresh
+        linked = _linked_incident(update, look.decision if look else await store.item_decision(_linked_by(update)))
         if linked is None and restates:
             # A copy or cosmetic edit of an entry that was not about an incident. Its own copies look it up: recorded
             # as no incident, they are dropped too instead of waiting for it forever (OriginalNotYetTrackedError).
@@ -168,7 +173,7 @@ async def track(store: IncidentStore, update: Update, extractor: Extractor = ext
             # An update that names no place of its own (a police follow-up) is matched against what its source
             # has been reporting on; any update, against the incidents that share its most distinctive words.
             candidate_ids = sorted({
-                *(await store.incidents_at(places, horizon) if places
+                *((look.at_places if look else await store.incidents_at(places, horizon)) if places
                   else await store.incidents_of_source(update.source_id, update.reported_at - WINDOW)),
                 *await store.incidents_with_words(distinctive),
             })

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -143,6 +144,27 @@ redis.call('XADD', KEYS[5], '*', ARGV[5], ARGV[10 + events])
 redis.call('XADD', KEYS[6], '*', ARGV[5], ARGV[11 + events])
 return 1
 """
+@dataclass(frozen=True)
+class FirstLook:
+    """What the tracker reads before clustering an update (`IncidentStore.first_look`)."""
+
+    everywhere: Frequencies  # of the update's words, over all sources
+    of_source: Frequencies  # and over its source's reports
+    decision: str | None  # `item_decision` of the entry it is linked by
+    at_places: list[str]  # `incidents_at` its places
+
+
+def _frequencies(words: list[str], values: list[Any]) -> Frequencies:
+    """The frequencies an HMGET of `words` and then `WORDS_REPORTS_FIELD` answered."""
+    used = {word: int(value) for word, value in zip(words, values, strict=False) if value is not None}
+    return Frequencies(used, int(values[-1] or 0))
+
+
+def _members(replies: list[Any]) -> list[str]:
+    """The members of several sorted sets read at once, each once, in order."""
+    return sorted({as_text(member) for members in replies for member in members})
+
+
 _FOLLOWED_MERGES = 8  # an incident merged into one merged into another…: never a loop, but bounded anyway
 
 
@@ -177,7 +199,26 @@ class IncidentStore:
             for key in keys:
                 pipe.zrangebyscore(key, since.timestamp(), "+inf")
             found = await pipe.execute()
-        return sorted({as_text(member) for members in found for member in members})
+        return _members(found)
+
+    async def first_look(self, words: Iterable[str], source_id: str, item: str, places: Iterable[str],
+                         since: datetime) -> FirstLook:
+        """`word_frequencies(words, source_id)`, `item_decision(item)` and `incidents_at(places, since)` in one
+        round trip: what the tracker reads before clustering an update."""
+        wanted = sorted(set(words))
+        place_keys = [self._keys.place(place) for place in sorted(set(places))]
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._keys.item_index, item)
+            if wanted:
+                pipe.hmget(self._keys.tracker_words, [*wanted, WORDS_REPORTS_FIELD])
+                pipe.hmget(self._keys.source_words(source_id), [*wanted, WORDS_REPORTS_FIELD])
+            for key in place_keys:
+                pipe.zrangebyscore(key, since.timestamp(), "+inf")
+            decision, *replies = await pipe.execute()
+        everywhere, of_source = ((_frequencies(wanted, replies[0]), _frequencies(wanted, replies[1])) if wanted
+                                 else (Frequencies({}, 0), Frequencies({}, 0)))
+        return FirstLook(everywhere, of_source, as_text(decision) if decision else None,
+                         _members(replies[2:] if wanted else replies))
 
     async def incidents_with_words(self, words: Iterable[str]) -> list[str]:
         """Ids of incidents indexed under any of `words`, leaving out words that more than `WORD_SET_LIMIT`
@@ -196,12 +237,7 @@ class IncidentStore:
             pipe.hmget(self._keys.tracker_words, [*wanted, WORDS_REPORTS_FIELD])
             pipe.hmget(self._keys.source_words(source_id), [*wanted, WORDS_REPORTS_FIELD])
             everywhere, of_source = await pipe.execute()
-
-        def frequencies(values: list[Any]) -> Frequencies:
-            used = {word: int(value) for word, value in zip(wanted, values, strict=False) if value is not None}
-            return Frequencies(used, int(values[-1] or 0))
-
-        return frequencies(everywhere), frequencies(of_source)
+        return _frequencies(wanted, everywhere), _frequencies(wanted, of_source)
 
     async def record_not_an_incident(self, update: Update, used: Iterable[str] = ()) -> None:
         """Remember that `update` opened no incident, so that its copies need not wait for it, and count one more

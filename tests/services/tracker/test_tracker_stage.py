@@ -385,3 +385,23 @@ async def test_the_words_of_an_update_are_counted_once_with_its_commit(redis: Re
     everywhere, of_echo = await store.word_frequencies(["leyton", "council"], "echo")
     assert (everywhere.used["leyton"], everywhere.reports) == (2, 3)
     assert (of_echo.used, of_echo.reports) == ({"leyton": 1, "council": 1}, 2)
+
+
+async def test_the_first_look_reads_what_the_separate_reads_do(redis: Redis, key_prefix: str) -> None:
+    """Word frequencies, an item's decision and the incidents at places, read in one round trip, are what each read
+    gives on its own; with no words or no places, the frequencies are empty and no incident is found there."""
+    keys = Keys(key_prefix)
+    store = IncidentStore(redis, keys)
+    police = update("police", "p1", *STABBING)
+    await process(store, police)
+    await process(store, update("echo", "e2", "Council budget approved", "The council approved its budget."))
+    since = police.reported_at - timedelta(days=1)
+    look = await store.first_look(["leyton", "stabbed", "council"], "police", police.identity,
+                                  ["leyton", "walthamstow"], since)
+    assert (look.everywhere, look.of_source) == await store.word_frequencies(["leyton", "stabbed", "council"],
+                                                                             "police")
+    assert look.everywhere.used["leyton"] == 1
+    assert look.decision == await store.item_decision(police.identity) == new_incident_id(police)
+    assert look.at_places == await store.incidents_at(["leyton", "walthamstow"], since) == [new_incident_id(police)]
+    empty = await store.first_look([], "police", "echo|nothing", [], since)
+    assert (empty.everywhere.reports, empty.of_source.used, empty.decision, empty.at_places) == (0, {}, None, [])
