@@ -150,7 +150,8 @@ async def test_comparing_versions_past_the_cpu_limit_fails_naming_the_entry(redi
     judged as before."""
     keys = Keys(key_prefix)
     strict = DedupPolicy(cpu_s=0.001)
-    long_story = " ".join([STORY] * 20)
+    # Long enough that reading it takes many of the kernel's CPU time ticks (a few ms each), however fast the machine.
+    long_story = " ".join([STORY] * 80)
     first = raw("echo", "e1", "Man shot by police in Walthamstow", long_story, minute=5)
     edited = raw("echo", "e1", first.entry.title, long_story.replace("described as critical", "now stable"), minute=10)
     ids = [as_text(await redis.xadd(keys.raw, {DATA_FIELD: item.model_dump_json()})) for item in (first, edited)]
