@@ -121,10 +121,12 @@ def _mentions(sentences: Sequence[str], police_shooting: bool, headline: bool) -
     mentions: list[_Mention] = []
     if not p.anywhere((p.PERSON, p.OTHER_PERSON, p.AGED_PERSON), sentences):
         return mentions
+    person, other_person, aged_person = p.screen(p.PERSON), p.screen(p.OTHER_PERSON), p.screen(p.AGED_PERSON)
     for i, sentence in enumerate(sentences):
-        found = [(m.start(), m.end(), *_label(m)) for m in p.finditer(p.PERSON, sentence)]
-        found += [(m.start(), m.end(), _OTHER_PERSON, "person", None) for m in p.finditer(p.OTHER_PERSON, sentence)]
-        found += [_aged(m) for m in p.finditer(p.AGED_PERSON, sentence)]
+        folded = p.folded(sentence)  # the labels read the matches ignoring case
+        found = [(m.start(), m.end(), *_label(m)) for m in person.places(sentence, folded)]
+        found += [(m.start(), m.end(), _OTHER_PERSON, "person", None) for m in other_person.places(sentence, folded)]
+        found += [_aged(m) for m in aged_person.places(sentence, folded)]
         found.sort()
         for k, (start, end, label, noun, age) in enumerate(found):
             if noun in p.OFFICER_LABELS:

@@ -218,9 +218,7 @@ def _hits(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> list[Hit[V]]:
         taken: list[tuple[int, int]] = []  # in order
         folded = p.folded(sentence)
         for rule, screen in screened:
-            if not screen.could_match(folded):
-                continue
-            for m in rule.pattern.finditer(sentence):
+            for m in screen.places(sentence, folded):  # positions only are read
                 if _overlaps(taken, m.start(), m.end()):
                     continue
                 if rule.negatable and _negated(sentence, m.start(), conditional=isinstance(rule.value, Condition)):
@@ -319,13 +317,14 @@ def _number(m: re.Match[str]) -> int:
 @lru_cache(maxsize=4096)
 def _tally(sentence: str) -> bool:
     """Whether `sentence` counts over a period (`patterns.TALLY`); asked of each sentence by every count."""
-    return p.TALLY.search(sentence) is not None
+    return p.screen(p.TALLY).first_place(sentence, p.folded(sentence)) is not None
 
 
 def _stated_matches(patterns: Iterable[re.Pattern[str]],
-                    sentences: Sequence[str]) -> Iterator[tuple[str, re.Match[str]]]:
-    """Each match of `patterns` with its sentence, in order, that no negation turns around; sentences counting over a
-    period (`patterns.TALLY`: "so far this year") are skipped."""
+                    sentences: Sequence[str]) -> Iterator[tuple[str, re.Pattern[str], re.Match[str]]]:
+    """Each match of `patterns` with its sentence and its pattern, in order, that no negation turns around; sentences
+    counting over a period (`patterns.TALLY`: "so far this year") are skipped. A match's strings may be folded
+    (`patterns.Screen.places`): read them ignoring case, or cut the sentence at its positions."""
     everything = p.folded("\n".join(sentences))
     screens = [screen for pattern in patterns if (screen := p.screen(pattern)).could_match(everything)]
     if not screens:
@@ -335,17 +334,15 @@ def _stated_matches(patterns: Iterable[re.Pattern[str]],
             continue
         folded = p.folded(sentence)
         for screen in screens:
-            if not screen.could_match(folded):
-                continue
-            for m in screen.pattern.finditer(sentence):
+            for m in screen.places(sentence, folded):
                 if not _negated(sentence, m.start()):
-                    yield sentence, m
+                    yield sentence, screen.pattern, m
 
 
 def _count(patterns: Iterable[re.Pattern[str]], sentences: Sequence[str]) -> Stated[int] | None:
     """The highest count stated: counts are cumulative, so "a second man has been arrested" means two."""
     best: Stated[int] | None = None
-    for sentence, m in _stated_matches(patterns, sentences):
+    for sentence, _, m in _stated_matches(patterns, sentences):
         if _an_age(sentence, m):
             continue
         value = _number(m) + bool(m.groupdict().get("self"))
@@ -379,8 +376,8 @@ def _listed_dead(sentences: Sequence[str]) -> Stated[int] | None:
     """The most people a sentence lists and states dead together ("a man, his wife and two sons were found dead"),
     a killer named last among them ("… then himself") included."""
     best: Stated[int] | None = None
-    for sentence, m in _stated_matches((*p.LISTED_DEAD, p.NAMED_DEAD), sentences):
-        if m.re is p.NAMED_DEAD:
+    for sentence, pattern, m in _stated_matches((*p.LISTED_DEAD, p.NAMED_DEAD), sentences):
+        if pattern is p.NAMED_DEAD:
             listed = len(p.NAMED_PERSON.findall(m.group("list")))
         else:
             listed = _listed(m) + bool(m.groupdict().get("self"))
@@ -417,7 +414,7 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
     (`casualties.wounded`: "no one else was hurt" leaves the man shot), else one who shot themselves."""
     best: Stated[int] | None = None
     dead_labels = {c.label for c in people if c.condition and c.condition.value is Condition.deceased}
-    for sentence, m in _stated_matches(p.INJURED_PATTERNS, sentences):
+    for sentence, _, m in _stated_matches(p.INJURED_PATTERNS, sentences):
         value = _number(m)
         if m.groupdict().get("ord"):
             # "Three people were shot dead and a fourth person wounded": the ones before it are the dead.
@@ -425,8 +422,8 @@ def _injured(sentences: Sequence[str], dead: Stated[int] | None, people: Sequenc
             value -= max(others, dead.value if dead and value > dead.value else 0)
         best = _higher(best, Stated(value, _snip(sentence)))
     died = dead.value if dead else 0
-    for sentence, m in _stated_matches((*p.HIT_PATTERNS, p.LISTED_HIT), sentences[:LEAD_SENTENCES]):
-        hit = _listed(m) if m.re is p.LISTED_HIT else _number(m)
+    for sentence, pattern, m in _stated_matches((*p.HIT_PATTERNS, p.LISTED_HIT), sentences[:LEAD_SENTENCES]):
+        hit = _listed(m) if pattern is p.LISTED_HIT else _number(m)
         alive = hit if _NOT_THE_DEAD.search(m.group()) else hit - died
         if alive > 0:
             best = _higher(best, Stated(alive, _snip(sentence)))

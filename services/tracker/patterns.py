@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from re import _compiler as sre_compile  # type: ignore[attr-defined]  # compiles a syntax tree (`caseless`)
 from re import _constants as sre  # type: ignore[attr-defined]  # the syntax tree `needles` reads; no stubs
 from re import _parser as sre_parse  # type: ignore[attr-defined]
 from typing import Any, Generic, TypeVar
@@ -140,16 +141,117 @@ def _selectivity(found: frozenset[str]) -> tuple[int, int]:
     return min(6, *(len(n) for n in found)), -len(found)
 
 
+# --- matching: the folded text, without IGNORECASE -------------------------------------------------------------------
+
+# The regex engine ignoring case compares every character through its case: an alternative of many words costs each
+# position a comparison per word. Without IGNORECASE it skips a word at its first letter, and finds a pattern's first
+# letters without trying every position: the same pattern runs several times faster over the folded text.
+
+
+class _CaseSensitive(Exception):
+    """The pattern's syntax tree holds a part whose matches the folded text would not keep."""
+
+
+def caseless(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
+    """`pattern`, which ignores case, compiled to run without IGNORECASE over a text's `fold`: it matches there where
+    `pattern` matches in the text, its groups spanning the same positions (folding keeps every character's place).
+    None for a pattern that does not ignore case, or not everywhere (`(?-i:…)`), that names a letter with case beyond
+    ASCII, or refers back to a group: those run as they are."""
+    if not pattern.flags & re.IGNORECASE:
+        return None
+    try:
+        tree = sre_parse.parse(pattern.pattern, pattern.flags)
+        _lower_case(tree.data)
+        tree.state.flags &= ~re.IGNORECASE
+        compiled: re.Pattern[str] = sre_compile.compile(tree, pattern.flags & ~re.IGNORECASE)
+        return compiled
+    except Exception:  # a part the folded text would not keep, or a syntax tree this code does not read
+        return None
+
+
+def _lower_case(items: list[Any]) -> None:
+    """Rewrite a sequence of the syntax tree, in place, to match the folded text as the original ignoring case."""
+    for index, (op, av) in enumerate(items):
+        if op in (sre.LITERAL, sre.NOT_LITERAL):
+            items[index] = (op, _lower_code(av))
+        elif op is sre.IN:
+            items[index] = (op, _lower_class(av))
+        elif op is sre.SUBPATTERN:
+            _, add_flags, del_flags, body = av
+            if (add_flags | del_flags) & re.IGNORECASE:
+                raise _CaseSensitive("case switched in a group")
+            _lower_case(body.data)
+        elif op is sre.BRANCH:
+            for branch in av[1]:
+                _lower_case(branch.data)
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+            _lower_case(av[2].data)
+        elif op in (sre.ASSERT, sre.ASSERT_NOT):
+            _lower_case(av[1].data)
+        elif op is sre.ATOMIC_GROUP:
+            _lower_case(av.data)
+        elif op not in (sre.AT, sre.ANY, sre.CATEGORY):
+            raise _CaseSensitive(f"{op} is not read")  # backreferences among others
+
+
+def _lower_code(code: int) -> int:
+    """A literal character as the folded text holds it: an ASCII letter in lower case; beyond ASCII only a character
+    without case."""
+    char = chr(code)
+    if char.isascii():
+        return ord(char.lower())
+    if char.lower() != char or char.upper() != char:
+        raise _CaseSensitive(f"{char!r} has case")
+    return code
+
+
+def _lower_class(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """A character class that also holds the lower case of each ASCII capital it holds (the folded text has none)."""
+    lowered: list[tuple[Any, Any]] = []
+    for op, av in items:
+        if op is sre.LITERAL:
+            lowered.append((op, _lower_code(av)))
+        elif op is sre.RANGE:
+            low, high = av
+            if high > 0x7F and any(chr(code).lower() != chr(code).upper() for code in range(max(low, 0x80), high + 1)):
+                raise _CaseSensitive("a range of characters with case beyond ASCII")
+            capitals = (max(low, ord("A")), min(high, ord("Z")))
+            lowered.append((op, av))
+            if capitals[0] <= capitals[1]:
+                lowered.append((op, (capitals[0] + 32, capitals[1] + 32)))
+        elif op in (sre.NEGATE, sre.CATEGORY):
+            lowered.append((op, av))
+        else:
+            raise _CaseSensitive(f"{op} in a class is not read")
+    return lowered
+
+
 @dataclass(frozen=True)
 class Screen:
-    """A pattern with its needles (`needles`): what to check before running it over many texts."""
+    """A pattern with its needles (`needles`): what to check before running it over many texts; and the pattern as
+    it runs over the folded text (`caseless`), when it can."""
 
     pattern: re.Pattern[str]
     needles: tuple[str, ...] | None
+    on_folded: re.Pattern[str] | None = None
 
     def could_match(self, folded_text: str) -> bool:
         """False only when the pattern cannot match the text whose `fold` is `folded_text`."""
         return self.needles is None or any(map(folded_text.__contains__, self.needles))
+
+    def places(self, text: str, folded_text: str) -> Iterator[re.Match[str]]:
+        """The matches of the pattern in `text`, whose `fold` is `folded_text`. Where the pattern runs over the
+        folded text, a match's positions (of its groups too) are those in `text` but its strings are folded: read
+        them only as the pattern would read them, ignoring case, or cut `text` at the positions."""
+        if not self.could_match(folded_text):
+            return iter(())
+        return self.on_folded.finditer(folded_text) if self.on_folded else self.pattern.finditer(text)
+
+    def first_place(self, text: str, folded_text: str) -> re.Match[str] | None:
+        """The first of `places`, or None."""
+        if not self.could_match(folded_text):
+            return None
+        return self.on_folded.search(folded_text) if self.on_folded else self.pattern.search(text)
 
 
 # Each pattern's screen, made on first use; keyed by `id`, so each entry keeps its pattern to be checked against.
@@ -162,7 +264,7 @@ def screen(pattern: re.Pattern[str]) -> Screen:
     """The screen of `pattern`."""
     found = _screens.get(id(pattern))
     if found is None or found.pattern is not pattern:
-        found = _screens[id(pattern)] = Screen(pattern, needles(pattern))
+        found = _screens[id(pattern)] = Screen(pattern, needles(pattern), caseless(pattern))
     return found
 
 

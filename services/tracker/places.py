@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -286,12 +286,23 @@ def _by_count(areas: dict[str, int]) -> list[str]:
 
 # Longest names first so "East Ham" wins over a shorter name inside it; case-sensitive, as place names are capitalised
 # and several are also ordinary words ("Barking", "Sutton").
-_KNOWN = re.compile(r"\b(?:" + "|".join(re.escape(n) for n in sorted(GAZETTEER, key=len, reverse=True)) + r")\b")
+
+def _alternatives(names: list[str]) -> re.Pattern[str]:
+    """The first of `names`, in their order, that stands as a word."""
+    return re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b")
+
+
+_LONGEST_FIRST = sorted(GAZETTEER, key=len, reverse=True)
+_KNOWN = _alternatives(_LONGEST_FIRST)
 # A name of the gazetteer starts, after a word boundary, with a run of letters that ends where the name has its first
-# space, hyphen, apostrophe or full stop, or ends: so a sentence in which no run of letters is the first word of a
-# name has none of them, and `_KNOWN` (slow: hundreds of names) need not run.
+# space, hyphen, apostrophe or full stop, or ends: so `_KNOWN` matches only where a whole run of letters of the text
+# is the first word of a name, and there only one of that word's names. Those are tried (`_known_places`), not
+# hundreds of names at every word of the text.
 _LETTERS = re.compile(r"[A-Za-z]+")
-_FIRST_WORDS = frozenset(_LETTERS.match(name).group() for name in GAZETTEER)  # type: ignore[union-attr]  # all letters
+_BY_FIRST_WORD = {
+    word: _alternatives([name for name in _LONGEST_FIRST if _LETTERS.match(name).group() == word])  # type: ignore[union-attr]  # all letters
+    for word in {_LETTERS.match(name).group() for name in GAZETTEER}  # type: ignore[union-attr]
+}
 _PART_OF_LONDON = re.compile(
     r"\b(?:north|south|east|west|central|north[- ]east|north[- ]west|south[- ]east|south[- ]west)\s+London\b", re.I
 )
@@ -458,12 +469,25 @@ def _dateline(sentence: str) -> tuple[int, Place] | None:
     return None
 
 
+def _known_places(sentence: str) -> Iterator[re.Match[str]]:
+    """`_KNOWN.finditer(sentence)`, trying each run of letters that starts a name against that word's names only."""
+    end = 0
+    for run in _LETTERS.finditer(sentence):
+        names = _BY_FIRST_WORD.get(run.group())
+        if names is None or run.start() < end:
+            continue
+        # A word boundary is read off the whole sentence: the character before `pos` counts.
+        m = names.match(sentence, run.start())
+        if m is not None:
+            end = m.end()
+            yield m
+
+
 def find_places(sentence: str, *, headline: bool = False) -> list[tuple[int, Place]]:
     """Every place named in `sentence`, with its offset, in order of appearance; a `headline` may start with one
     ("Macon man shot")."""
     found: dict[int, Place] = {}
-    known = _KNOWN.finditer(sentence) if not _FIRST_WORDS.isdisjoint(_LETTERS.findall(sentence)) else ()
-    for m in known:
+    for m in _known_places(sentence):
         # "Soho Road" in Birmingham is a street named after a place, not the place; "Brighton Park" (Chicago) is
         # another place.
         if (not _part_of_a_name(sentence, m.start()) and not _STREET_AFTER.match(sentence, m.end())

@@ -89,3 +89,54 @@ def test_every_table_pattern_has_a_screen_or_runs_as_it_is() -> None:
     assert len(screened) >= 0.8 * len(PATTERNS)
     unscreened = next(pattern for pattern in PATTERNS if p.screen(pattern).needles is None)
     assert p.screen(unscreened).could_match("")
+
+
+@pytest.mark.parametrize(("pattern", "flags"), [
+    (r"\bshot\b", 0),  # case matters: no folded form
+    (r"(?P<list>(?-i:[A-Z][a-z]+)), \d+", re.IGNORECASE),  # case matters in part
+    (r"\b(\w+) \1\b", re.IGNORECASE),  # a backreference
+    (r"\bÉcole\b", re.IGNORECASE),  # a letter with case beyond ASCII
+])
+def test_a_pattern_the_folded_text_would_not_keep_runs_as_it_is(pattern: str, flags: int) -> None:
+    assert p.caseless(re.compile(pattern, flags)) is None
+
+
+def test_a_pattern_ignoring_case_runs_over_the_folded_text() -> None:
+    """Capitals in literals and classes are read in lower case; the groups are the same."""
+    pattern = re.compile(r"\b(?P<n>[A-C]\d|Two) (?:Men|[^X\s]oys) Shot—(?=Dead)", re.IGNORECASE)
+    folded_form = p.caseless(pattern)
+    assert folded_form is not None
+    assert not folded_form.flags & re.IGNORECASE
+    text = "Police said TWO men shot—dead, b7 boys SHOT—DEAD and two xoys shot—dead"
+    matches = [(m.span(), m.span("n")) for m in folded_form.finditer(p.fold(text))]
+    assert matches == [(m.span(), m.span("n")) for m in pattern.finditer(text)]
+    assert len(matches) == 2
+
+
+CASE_ODDITIES = ("\u0130", "\u0131", "\u017f", "\u212a", "é", "É", "ß", "ǅ", "ﬁ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(VOCABULARY), st.sampled_from(CASE_ODDITIES), st.text(max_size=6)),
+                max_size=14),
+       st.lists(st.sampled_from(VOCABULARY), max_size=3))
+def test_a_pattern_finds_over_the_folded_text_what_it_finds_in_the_text(words: list[str],
+                                                                       capitalised: list[str]) -> None:
+    """Every pattern that runs over the folded text matches there where it matches in the text, its groups spanning
+    the same positions, also among characters whose case the regex engine and `str.lower` treat apart."""
+    text = " ".join(words + [word.upper() for word in capitalised])
+    folded_text = p.fold(text)
+    for pattern in PATTERNS:
+        screen = p.screen(pattern)
+        if screen.on_folded is None:
+            continue
+        expected = [m.regs for m in pattern.finditer(text)]
+        assert [m.regs for m in screen.places(text, folded_text)] == expected, pattern.pattern
+        assert (screen.first_place(text, folded_text) is None) == (not expected)
+
+
+def test_most_patterns_that_ignore_case_run_over_the_folded_text() -> None:
+    """The reason the extractor's alternatives of many words are fast (`patterns.caseless`)."""
+    ignoring_case = [pattern for pattern in PATTERNS if pattern.flags & re.IGNORECASE]
+    folded_forms = [pattern for pattern in ignoring_case if p.screen(pattern).on_folded is not None]
+    assert len(folded_forms) >= 0.9 * len(ignoring_case)
