@@ -12,16 +12,17 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property, lru_cache
 
-from schemas import Authority, Category, Incident, Location, Role, Update, Verdict
+from schemas import Authority, Casualty, Category, Incident, Location, Role, Update, Verdict
 from services.tracker.casualties import may_be_one_person
-from services.tracker.facts import Facts, Stated
+from services.tracker.facts import CasualtyFact, Facts, Stated
 from services.tracker.places import CITY, GAZETTEER, NATION
-from services.tracker.words import cosine, shared
+from services.tracker.words import cosine, norm, shared
 
 # Reports of one incident arrive over days: within this of its newest evidence an update may join on any feature.
 WINDOW = timedelta(days=3)
@@ -61,10 +62,28 @@ class Report:
     words: dict[str, float]
     rare: frozenset[str] = frozenset()  # its names few other reports used (`words.rare_names`)
 
+    # What scoring reads of the report beyond its fields, the same against every candidate.
+
     @cached_property
     def own_places(self) -> set[str]:
-        """`specific_places` of the report, the same against every candidate."""
+        """`specific_places` of the report."""
         return specific_places(self.facts.places, self.facts)
+
+    @cached_property
+    def norm(self) -> float:
+        return norm(self.words)
+
+    @cached_property
+    def place(self) -> _Place | None:
+        return _Place(self.facts.location.value) if self.facts.location else None
+
+    @cached_property
+    def place_words(self) -> frozenset[str]:
+        return _words_of(self.facts.places)
+
+    @cached_property
+    def people_by_age(self) -> tuple[str, ...]:
+        return _by_age(self.facts.casualties)
 
 
 @dataclass(frozen=True)
@@ -72,6 +91,85 @@ class Match:
     incident: Incident
     score: int
     reasons: tuple[str, ...]
+
+
+class _Place:
+    """A location with what the place rules ask of it worked out once: its names in lower case, its street."""
+
+    def __init__(self, location: Location) -> None:
+        self.location = location
+        self.name = location.name.lower()
+        self.bare_name = _COUNTY.sub("", self.name)  # "habersham" for "Habersham County"
+        self.named_as_street = _STREET_NAME.search(self.name) is not None
+        self.street = location.street.lower() if location.street else self.name if self.named_as_street else None
+        self.areas = frozenset(name.lower() for name in (location.name, location.region) if name)
+        self.wide = _is_wide(location.name)
+
+
+class _Candidate:
+    """What scoring reads of an incident beyond its fields, worked out once however many reports it is scored
+    against (`_candidate`). Incidents are immutable: a changed one is a new object, with a `_Candidate` of its own."""
+
+    def __init__(self, incident: Incident) -> None:
+        # Only a weak reference: the incident stays no longer than its owners keep it, and takes its entry with it.
+        key = id(incident)
+        self.incident = weakref.ref(incident, lambda ref: _forget_candidate(key, ref))
+        self.earliest = incident.opened_at - WINDOW  # before this, a report is not about it
+        self.active_until = incident.updated_at + WINDOW
+        self.follow_up_until = incident.opened_at + FOLLOW_UP_WINDOW
+        self.named_until = incident.opened_at + NAMED_FOLLOW_UP_WINDOW
+
+    def _of(self) -> Incident:
+        incident = self.incident()
+        assert incident is not None  # asked only while the incident is being scored
+        return incident
+
+    @cached_property
+    def norm(self) -> float:
+        return norm(self._of().terms)
+
+    @cached_property
+    def place(self) -> _Place | None:
+        location = self._of().location
+        return _Place(location) if location else None
+
+    @cached_property
+    def specific_places(self) -> frozenset[str]:
+        return frozenset(specific_places(self._of().places))
+
+    @cached_property
+    def places(self) -> frozenset[str]:
+        return frozenset(self._of().places)
+
+    @cached_property
+    def place_words(self) -> frozenset[str]:
+        return _words_of(self._of().places)
+
+    @cached_property
+    def people_by_age(self) -> tuple[str, ...]:
+        return _by_age(self._of().casualties)
+
+
+# Candidates of the incidents alive, by `id`: an entry goes with its incident (a new object may then take the id).
+_candidates: dict[int, _Candidate] = {}
+
+
+def _candidate(incident: Incident) -> _Candidate:
+    """The `_Candidate` of this very incident object."""
+    known = _candidates.get(id(incident))
+    if known is None or known.incident() is not incident:
+        known = _candidates[id(incident)] = _Candidate(incident)
+    return known
+
+
+def _forget_candidate(key: int, ref: weakref.ref[Incident]) -> None:
+    known = _candidates.get(key)
+    if known is not None and known.incident is ref:
+        del _candidates[key]
+
+
+def _words_of(places: frozenset[str] | list[str]) -> frozenset[str]:
+    return frozenset(word for place in places for word in place.split())
 
 
 def specific_places(places: frozenset[str] | list[str], facts: Facts | None = None) -> set[str]:
@@ -95,33 +193,33 @@ def _is_wide(name: str) -> bool:
     return known is not None and known.rank in (CITY, NATION)
 
 
-def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tuple[int, bool]:
+def _place_points(incident: Incident, seen: _Candidate, report: Report, reasons: list[str]) -> tuple[int, bool]:
     """Points for where the report and the incident happened, and whether they name unrelated places."""
-    facts, update = report.facts, report.update
     own_places = report.own_places
     points, apart = 0, False
-    if not own_places and update.source_id in incident.sources:
+    if not own_places and report.update.source_id in incident.sources:
         points += 2
         reasons.append("same source, no place named")
-    shared_places = own_places & specific_places(incident.places)
-    here, there = (facts.location.value if facts.location else None), incident.location
-    if here and there:
-        street = _street_of(here)
-        if street is not None and street == _street_of(there) and _may_be_one_place(here, there):
+    shared_places = own_places & seen.specific_places
+    mine, theirs = report.place, seen.place
+    if mine and theirs:
+        here, there = mine.location, theirs.location
+        street = mine.street
+        if street is not None and street == theirs.street and _may_be_one_place(mine, theirs):
             points += 3
             reasons.append(f"same street: {street}")
             shared_places.discard(street)
-        elif _same_name(here.name, there.name):
-            points += 1 if _is_wide(there.name) else 2
-            reasons.append(f"same {'city' if _is_wide(there.name) else 'place'}: {there.name}")
-        elif (here.name.lower() in incident.places and not _is_wide(here.name) and _is_wide(there.name)
-              and (here.region is None or here.region.lower() in _areas(there))):
+        elif _same_bare_name(mine.bare_name, theirs.bare_name):
+            points += 1 if theirs.wide else 2
+            reasons.append(f"same {'city' if theirs.wide else 'place'}: {there.name}")
+        elif (not mine.wide and theirs.wide and mine.name in seen.places
+              and (here.region is None or here.region.lower() in theirs.areas)):
             # A place within the city the incident is placed in, which its reports named ("Soho Road in Handsworth"
             # under "Birmingham"); a place they only mentioned in passing is no such evidence.
             points += 2
             reasons.append(f"same place: {here.name}, as its reports name it")
-            shared_places.discard(here.name.lower())
-        elif _within(here, there):
+            shared_places.discard(mine.name)
+        elif _within(mine, theirs):
             # Handsworth (Birmingham) and Birmingham (West Midlands): one lies within the other. Two towns in one
             # state are not: most states have several shootings a week.
             points += 1
@@ -143,16 +241,18 @@ def _place_points(incident: Incident, report: Report, reasons: list[str]) -> tup
             # news, where most such "places" are words taken for one, "at Least 7 Years", but tied unknown UK
             # towns together on police boilerplate.)
             apart = True
-        shared_places.discard(there.name.lower())
+        shared_places.discard(theirs.name)
+    if not shared_places:
+        return points, apart
     named_streets = {place for place in shared_places if _STREET_NAME.search(place)}
     if named_streets and points < 3 and not apart:
         # A street named as the place by one report and as the street of the other's place.
         points += 3
         reasons.append("same street: " + ", ".join(sorted(named_streets)))
-    elif shared_places:
+    else:
         points += min(len(shared_places), 2)
         reasons.append("shared places: " + ", ".join(sorted(shared_places)))
-    return points, apart and not shared_places
+    return points, False
 
 
 _COUNTY = re.compile(r"\s+(?:county|co\.?|parish)$", re.IGNORECASE)
@@ -161,7 +261,11 @@ _COUNTY = re.compile(r"\s+(?:county|co\.?|parish)$", re.IGNORECASE)
 def _same_name(a: str, b: str) -> bool:
     """Whether two place names name one place: "Habersham" and "Habersham County"; "Winston" and "Winston-Salem",
     as feeds cut a headline at its first hyphen."""
-    a, b = _COUNTY.sub("", a.lower()), _COUNTY.sub("", b.lower())
+    return _same_bare_name(_COUNTY.sub("", a.lower()), _COUNTY.sub("", b.lower()))
+
+
+def _same_bare_name(a: str, b: str) -> bool:
+    """`_same_name` of two names already in lower case without "County" (`_Place.bare_name`)."""
     return a == b or a.startswith(f"{b}-") or b.startswith(f"{a}-")
 
 
@@ -174,29 +278,18 @@ def _distance_km(a: Location, b: Location) -> float | None:
     return 6371.0 * math.acos(max(-1.0, min(1.0, cos)))
 
 
-def _within(a: Location, b: Location) -> bool:
+def _within(a: _Place, b: _Place) -> bool:
     """One place is named as the other's region ("Handsworth, Birmingham" and "Birmingham")."""
-    return a.name.lower() in _areas(b) or b.name.lower() in _areas(a)
+    return a.name in b.areas or b.name in a.areas
 
 
-def _may_be_one_place(a: Location, b: Location) -> bool:
+def _may_be_one_place(a: _Place, b: _Place) -> bool:
     """Whether a street named by both is one street: the same place, a report naming only the street, places within
     each other or close by. "Church Road" is in hundreds of towns."""
-    distance = _distance_km(a, b)
-    return (a.name.lower() == b.name.lower() or _STREET_NAME.search(a.name.lower()) is not None
-            or _STREET_NAME.search(b.name.lower()) is not None or _within(a, b)
-            or (distance is not None and distance <= NEARBY_KM))
-
-
-def _street_of(location: Location) -> str | None:
-    """The street of a location, lower case; a report naming only a street has it as the place's name."""
-    if location.street:
-        return location.street.lower()
-    return location.name.lower() if _STREET_NAME.search(location.name.lower()) else None
-
-
-def _areas(location: Location) -> set[str]:
-    return {name.lower() for name in (location.name, location.region) if name}
+    if a.name == b.name or a.named_as_street or b.named_as_street or _within(a, b):
+        return True
+    distance = _distance_km(a.location, b.location)
+    return distance is not None and distance <= NEARBY_KM
 
 
 def _word_points(incident: Incident, report: Report, similarity: float, reasons: list[str]) -> int:
@@ -216,23 +309,25 @@ def _word_points(incident: Incident, report: Report, similarity: float, reasons:
 
 def score(incident: Incident, report: Report) -> Match:
     """How strongly the report belongs to `incident`, and why."""
-    update, facts = report.update, report.facts
-    if update.reported_at < incident.opened_at - WINDOW:
+    facts, reported_at = report.facts, report.update.reported_at
+    seen = _candidate(incident)
+    if reported_at < seen.earliest:
         return Match(incident, 0, ("before the incident's time window",))
-    similarity = cosine(report.words, incident.terms)
-    late = update.reported_at > incident.updated_at + WINDOW
-    names = _names_in_common(incident, report)
-    in_a_city = incident.location is not None and _is_wide(incident.location.name)
-    named = (len(names) >= (NAMED_FOLLOW_UP_WORDS_IN_A_CITY if in_a_city else NAMED_FOLLOW_UP_WORDS)
-             and update.reported_at <= incident.opened_at + NAMED_FOLLOW_UP_WINDOW)
-    if late and not named and (update.reported_at > incident.opened_at + FOLLOW_UP_WINDOW
-                               or similarity < FOLLOW_UP_SIMILARITY):
-        return Match(incident, 0, (f"after the incident's time window (similarity {similarity:.2f})",))
-    if late and (others := _other_people(incident, facts)):
-        # A follow-up weeks later is about the incident's people; one about others is another incident there.
-        return Match(incident, 0, (f"after the incident's time window, about other people: {others}",))
-    reasons: list[str] = [f"a follow-up naming {', '.join(names[:4])}"] if late and named else []
-    points, apart = _place_points(incident, report, reasons)
+    similarity = cosine(report.words, incident.terms, report.norm, seen.norm)
+    reasons: list[str] = []
+    if reported_at > seen.active_until:
+        names = _names_in_common(incident, seen, report)
+        in_a_city = seen.place is not None and seen.place.wide
+        named = (len(names) >= (NAMED_FOLLOW_UP_WORDS_IN_A_CITY if in_a_city else NAMED_FOLLOW_UP_WORDS)
+                 and reported_at <= seen.named_until)
+        if not named and (reported_at > seen.follow_up_until or similarity < FOLLOW_UP_SIMILARITY):
+            return Match(incident, 0, (f"after the incident's time window (similarity {similarity:.2f})",))
+        if others := _other_people(seen, report):
+            # A follow-up weeks later is about the incident's people; one about others is another incident there.
+            return Match(incident, 0, (f"after the incident's time window, about other people: {others}",))
+        if named:
+            reasons.append(f"a follow-up naming {', '.join(names[:4])}")
+    points, apart = _place_points(incident, seen, report, reasons)
     if facts.category and incident.category is not Category.other and facts.category.value is not Category.other:
         if facts.category.value is incident.category:
             points += 1
@@ -256,40 +351,49 @@ _COMPATIBLE = frozenset(
 )
 
 
-def _names_in_common(incident: Incident, report: Report) -> list[str]:
+def _names_in_common(incident: Incident, seen: _Candidate, report: Report) -> list[str]:
     """The rare words the report shares with the incident that name no place of either: its people, its venue."""
-    shared_words = report.rare & incident.terms.keys()
-    if not shared_words:
+    if incident.terms.keys().isdisjoint(report.rare):
         return []  # most candidates share none: the places' words are not worth collecting
-    places = {word for place in (*incident.places, *report.facts.places) for word in place.split()}
-    return sorted(shared_words - places)
+    return sorted((report.rare & incident.terms.keys()) - seen.place_words - report.place_words)
 
 
 def _compatible(a: Category, b: Category) -> bool:
     return frozenset({a, b}) in _COMPATIBLE
 
 
-def _other_people(incident: Incident, facts: Facts) -> str:
+def _other_people(seen: _Candidate, report: Report) -> str:
     """The people of the report, when both it and the incident name people by age and none can be the other's
     ("a 15-year-old boy" against "a man in his 40s"); "" otherwise."""
-    theirs = [c.label for c in incident.casualties if c.role is not Role.suspect and _AGED.search(c.label)]
-    mine = [c.label for c in facts.casualties if c.role is not Role.suspect and _AGED.search(c.label)]
-    if not theirs or not mine or any(may_be_one_person(a, b) for a in mine for b in theirs):
+    theirs, mine = seen.people_by_age, report.people_by_age
+    if not theirs or not mine or any(_may_be_one_person(a, b) for a in mine for b in theirs):
         return ""
     return ", ".join(mine)
+
+
+def _by_age(casualties: Iterable[Casualty | CasualtyFact]) -> tuple[str, ...]:
+    """The labels of the people other than suspects that give an age ("a 15-year-old boy", "a man in his 40s")."""
+    return tuple(c.label for c in casualties if c.role is not Role.suspect and _AGED.search(c.label))
+
+
+# Asked of the same few labels against many candidates.
+_may_be_one_person = lru_cache(maxsize=4096)(may_be_one_person)
 
 
 def _toll_points(incident: Incident, facts: Facts, reasons: list[str]) -> int:
     """A point for the same toll of two or more people ("3 dead, 2 injured" both times): few incidents of one place
     and time share it. (The same people by age, "a 17-year-old boy", were tried: too many incidents share them.)"""
-    dead, injured = (facts.dead.value if facts.dead else None), (facts.injured.value if facts.injured else None)
-    stated = [(name, mine, theirs) for name, mine, theirs in (("dead", dead, incident.dead),
-                                                               ("injured", injured, incident.injured))
-              if mine is not None and theirs is not None]
-    if stated and all(mine == theirs for _, mine, theirs in stated) and sum(m for _, m, _ in stated) >= 2:
-        reasons.append("same toll: " + ", ".join(f"{mine} {name}" for name, mine, _ in stated))
-        return 1
-    return 0
+    stated = []
+    for name, mine, theirs in (("dead", facts.dead.value if facts.dead else None, incident.dead),
+                               ("injured", facts.injured.value if facts.injured else None, incident.injured)):
+        if mine is not None and theirs is not None:
+            if mine != theirs:
+                return 0
+            stated.append((name, mine))
+    if sum(mine for _, mine in stated) < 2:
+        return 0  # none stated on both sides, or too few people to tell incidents apart
+    reasons.append("same toll: " + ", ".join(f"{mine} {name}" for name, mine in stated))
+    return 1
 
 
 def best_of(matches: list[Match]) -> Match | None:

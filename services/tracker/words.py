@@ -129,22 +129,31 @@ def rare_names(found: Mapping[str, int], text: str, everywhere: Frequencies, sou
     )
 
 
-def cosine(a: Mapping[str, float], b: Mapping[str, float]) -> float:
-    """The cosine of two vectors of word weights (0 when either is empty, or they share no word)."""
+def cosine(a: Mapping[str, float], b: Mapping[str, float], norm_a: float | None = None,
+           norm_b: float | None = None) -> float:
+    """The cosine of two vectors of word weights (0 when either is empty, or they share no word). `norm_a`, `norm_b`:
+    their `norm`s when known already (one report is compared with many incidents, one incident with many reports)."""
     if len(a) > len(b):
-        a, b = b, a
+        a, b, norm_a, norm_b = b, a, norm_b, norm_a
     # Only the words both have add to the dot product (the others add 0.0, which leaves a float sum as it is), and
     # most candidates share none: then the norms are not worth computing.
-    dot = sum(weight * b[word] for word, weight in a.items() if word in b)
+    if a.keys().isdisjoint(b.keys()):
+        return 0.0
+    dot = sum([weight * b[word] for word, weight in a.items() if word in b])
     if not dot:
         return 0.0
-    norms = math.sqrt(sum(w * w for w in a.values())) * math.sqrt(sum(w * w for w in b.values()))
+    norms = (norm(a) if norm_a is None else norm_a) * (norm(b) if norm_b is None else norm_b)
     return dot / norms if norms else 0.0
+
+
+def norm(vector: Mapping[str, float]) -> float:
+    """The length of a vector of word weights."""
+    return math.sqrt(sum([weight * weight for weight in vector.values()]))
 
 
 def shared(a: Mapping[str, float], b: Mapping[str, float], top: int = 4) -> list[str]:
     """The words two vectors share, the most weighted first: what a clustering reason names."""
-    return sorted(set(a) & set(b), key=lambda word: (-(a[word] * b[word]), word))[:top]
+    return [word for _, word in sorted([(-(a[word] * b[word]), word) for word in a.keys() & b.keys()])[:top]]
 
 
 def with_report(profile: Mapping[str, float], report: Mapping[str, float]) -> dict[str, float]:
@@ -156,5 +165,5 @@ def with_report(profile: Mapping[str, float], report: Mapping[str, float]) -> di
 
 
 def _unit(vector: dict[str, float]) -> dict[str, float]:
-    norm = math.sqrt(sum(weight * weight for weight in vector.values()))
-    return {word: weight / norm for word, weight in vector.items()} if norm else {}
+    length = norm(vector)
+    return {word: weight / length for word, weight in vector.items()} if length else {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +14,17 @@ from services.tracker import cluster
 from services.tracker.cluster import JOIN_SCORE, Report, best_of, score
 from services.tracker.facts import CasualtyFact, Facts, Stated
 from services.tracker.places import find_places, resolve_town
-from services.tracker.words import Frequencies, cosine, counts, names, rare_names, site_furniture, weighted, with_report
+from services.tracker.words import (
+    Frequencies,
+    cosine,
+    counts,
+    names,
+    norm,
+    rare_names,
+    site_furniture,
+    weighted,
+    with_report,
+)
 
 T0 = datetime(2016, 8, 19, 9, tzinfo=UTC)
 # Document frequencies of a small news corpus: the generic words are common, names are rare.
@@ -214,3 +226,55 @@ def test_site_furniture_is_what_most_of_a_sources_reports_use() -> None:
 def test_one_place_under_two_names(a: str, b: str, same: bool) -> None:
     """A county and its name are one place, and so is a name a feed cut at its hyphen; other names are not."""
     assert cluster._same_name(a, b) is same
+
+
+WALTHAMSTOW = Location(name="Walthamstow", region="London")
+_BEFORE = incident(WALTHAMSTOW, text="jalen everett tavern", places=("Walthamstow",), people=("17-year-old boy",))
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"location": Location(name="Handsworth", region="Birmingham")}, "another place"),
+    ({"places": ["walthamstow", "hoe street"]}, "same street: hoe street"),
+    # Three reports' worth of the same words: as like the report as one, however long the vector.
+    ({"terms": {word: 3 * weight for word, weight in vector("armed parking lot").items()}},
+     "words in common: lot, parking, armed (similarity 0.40)"),
+    ({"opened_at": T0 - timedelta(days=60), "updated_at": T0 - timedelta(days=60)},
+     "after the incident's time window, about other people: woman in her 70s"),
+    ({"opened_at": T0 + timedelta(days=5), "updated_at": T0 + timedelta(days=5)}, "before the incident's time window"),
+], ids=["location", "places", "words", "time", "opened-later"])
+def test_a_changed_incident_is_scored_as_it_is_now(change: dict[str, object], reason: str) -> None:
+    """An incident scored before and changed since (the same id and version, a new object) is scored by its new
+    location, places, words and times, however recently the old one was scored; the old one scores as before."""
+    new = report(WALTHAMSTOW, text="jalen everett tavern armed parking lot", places=("Hoe Street",),
+                 people=("woman in her 70s",))
+    before = score(_BEFORE, new)
+    after = score(_BEFORE.model_copy(update=change), new)
+    assert any(reason in r for r in after.reasons), after.reasons
+    assert (after.score, after.reasons) != (before.score, before.reasons)
+    assert (score(_BEFORE, new).score, score(_BEFORE, new).reasons) == (before.score, before.reasons)
+
+
+def test_an_incident_taking_the_memory_of_one_scored_before_is_scored_as_itself() -> None:
+    """Incidents scored and dropped one after another (a new object often takes the `id` of one just freed) are each
+    scored by their own place; scoring keeps none of them alive."""
+    new = report(WALTHAMSTOW)
+    ids: list[int] = []
+    for n in range(40):
+        place = WALTHAMSTOW if n % 2 else Location(name="Handsworth", region="London")
+        existing = incident(place)
+        ids.append(id(existing))
+        reasons = score(existing, new).reasons
+        assert any(("same place: Walthamstow" if n % 2 else "another place: Walthamstow") in r for r in reasons)
+        held = weakref.ref(existing)
+        del existing
+        gc.collect()
+        assert held() is None
+    assert len(set(ids)) < len(ids)  # the case this is about did occur
+
+
+def test_cosine_uses_the_norms_it_is_given() -> None:
+    """Norms known already (`norm`) give the cosine computed without them, to the bit; given ones are used as given."""
+    a, b = vector("jalen everett tavern armed"), vector("everett jalen parking lot nightclub")
+    assert cosine(a, b, norm(a), norm(b)) == cosine(a, b) == cosine(b, a, norm(b), norm(a))
+    assert norm(a) == pytest.approx(1.0)
+    assert cosine(a, b, 2.0, 3.0) == pytest.approx(cosine(a, b) / 6)
