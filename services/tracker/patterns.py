@@ -11,9 +11,11 @@ the pattern (see `needles`).
 
 from __future__ import annotations
 
+import _sre  # type: ignore[import-not-found]  # the engine's own lower case
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from re import _casefix  # type: ignore[attr-defined]  # the characters with more than one case equivalent
 from re import _compiler as sre_compile  # type: ignore[attr-defined]  # compiles a syntax tree (`caseless`)
 from re import _constants as sre  # type: ignore[attr-defined]  # the syntax tree `needles` reads; no stubs
 from re import _parser as sre_parse  # type: ignore[attr-defined]
@@ -141,6 +143,8 @@ def _selectivity(found: frozenset[str]) -> tuple[int, int]:
     return min(6, *(len(n) for n in found)), -len(found)
 
 
+_EXTRA_CASES: dict[int, tuple[int, ...]] = _casefix._EXTRA_CASES
+
 # --- matching: the folded text, without IGNORECASE -------------------------------------------------------------------
 
 # The regex engine ignoring case compares every character through its case: an alternative of many words costs each
@@ -195,14 +199,18 @@ def _lower_case(items: list[Any]) -> None:
 
 
 def _lower_code(code: int) -> int:
-    """A literal character as the folded text holds it: an ASCII letter in lower case; beyond ASCII only a character
-    without case."""
+    """A literal character as the folded text holds it, in lower case. Beyond ASCII a letter qualifies when the
+    engine, ignoring case, takes for it exactly the characters that fold to its lower case ("é" for "É"): those
+    whose one lower case is its own, with no other equivalent (not "µ", also "μ"; not "σ", also "ς")."""
     char = chr(code)
     if char.isascii():
         return ord(char.lower())
-    if char.lower() != char or char.upper() != char:
-        raise _CaseSensitive(f"{char!r} has case")
-    return code
+    lower = char.lower()
+    if lower == char == char.upper():
+        return code
+    if len(lower) == 1 and _sre.unicode_tolower(code) == ord(lower) and ord(lower) not in _EXTRA_CASES:
+        return ord(lower)
+    raise _CaseSensitive(f"{char!r} has other case equivalents")
 
 
 def _lower_class(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
