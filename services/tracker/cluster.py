@@ -307,6 +307,9 @@ def _word_points(incident: Incident, report: Report, similarity: float, reasons:
     return 0
 
 
+_OTHER = Category.other  # looked up once: asked of every candidate, and an enum's member is slow to look up
+
+
 def score(incident: Incident, report: Report) -> Match:
     """How strongly the report belongs to `incident`, and why."""
     facts, reported_at = report.facts, report.update.reported_at
@@ -328,13 +331,14 @@ def score(incident: Incident, report: Report) -> Match:
         if named:
             reasons.append(f"a follow-up naming {', '.join(names[:4])}")
     points, apart = _place_points(incident, seen, report, reasons)
-    if facts.category and incident.category is not Category.other and facts.category.value is not Category.other:
-        if facts.category.value is incident.category:
+    told, theirs = (facts.category.value if facts.category else None), incident.category
+    if told is not None and theirs is not _OTHER and told is not _OTHER:
+        if told is theirs:
             points += 1
-            reasons.append(f"same category: {incident.category.value}")
-        elif not _compatible(facts.category.value, incident.category):
+            reasons.append(f"same category: {theirs.value}")
+        elif not _compatible(told, theirs):
             points -= 3
-            reasons.append(f"other category: {facts.category.value.value} vs {incident.category.value}")
+            reasons.append(f"other category: {told.value} vs {theirs.value}")
     # Two reports naming unrelated places share words by the way incidents are told ("Babe Green", "Bace Green"):
     # the words alone do not make them one.
     word_points = _word_points(incident, report, similarity, reasons)
