@@ -400,6 +400,9 @@ _AGES = {"boy": (0, 17), "girl": (0, 17), "teenager": (13, 19), "child": (0, 12)
 _AGED = re.compile(r"^(?:(?P<age>\d+)-year-old )?(?P<noun>.+?)(?: in \w+ (?P<decade>\d+)s)?$")
 
 
+_COUNTED_OFF = frozenset({"other", *p.ORDINALS})  # the first word of a label counted off: "second man"
+
+
 def may_be_one_person(a: str, b: str) -> bool:
     """Whether two labels may name one person: no label counted off ("second man", "other person"), no two genders,
     ages that overlap ("teenager" and "17-year-old boy" may; "man" and "3-year-old boy" may not)."""
@@ -408,7 +411,7 @@ def may_be_one_person(a: str, b: str) -> bool:
     ranges, nouns = [], []
     for label in (a, b):
         m = _AGED.match(label)
-        if m is None or label.split()[0] in {"other", *p.ORDINALS}:
+        if m is None or label.split()[0] in _COUNTED_OFF:
             return False
         noun = m.group("noun")
         age = m.group("age") or m.group("decade")
