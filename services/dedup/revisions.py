@@ -79,11 +79,17 @@ _NUMBER = re.compile(
 )
 
 
+# A version compared as the new one of a revision is compared again as the old one of the next: what is read of the
+# last few is kept. (It is only read, never changed.)
+_per_version = lru_cache(maxsize=512)
+
+
 def _ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else _ORDINAL_SUFFIX.get(n % 10, 'th')}"
 
 
-def _numbers(pooled: str) -> set[str]:
+@_per_version
+def _numbers(pooled: str) -> frozenset[str]:
     """Every number stated, as a canonical string: "two" and "2" are "2", "second" is "2nd", "10:32pm" is "10.32pm"."""
     found: set[str] = set()
     for m in _NUMBER.finditer(pooled):
@@ -93,7 +99,7 @@ def _numbers(pooled: str) -> set[str]:
             found.add(_NUMBER_WORDS[m["word"]])
         else:
             found.add(_ordinal(p.ORDINALS[m["ordword"]]))
-    return found
+    return frozenset(found)
 
 
 # (family, label, pattern) over comparison keys (lower case, words and numbers only). Ordered: an earlier match
@@ -150,23 +156,25 @@ _FACT_WORDS: tuple[tuple[str, str, str], ...] = (
 _FACT_PATTERNS = tuple((family, label, re.compile(rf"\b(?:{pattern})\b")) for family, label, pattern in _FACT_WORDS)
 
 
-def _fact_words(pooled: str) -> set[tuple[str, str]]:
+@_per_version
+def _fact_words(pooled: str) -> frozenset[tuple[str, str]]:
     """(family, label) of every fact word used."""
     found: set[tuple[str, str]] = set()
     for family, label, pattern in _FACT_PATTERNS:
         if pattern.search(pooled):
             found.add((family, label))
             pooled = pattern.sub(lambda m: " " * len(m.group()), pooled)
-    return found
+    return frozenset(found)
 
 
 _NEGATION = re.compile(r"\b(?:not|no|never|nobody|none|without|cannot|non|(?:is|are|was|were|has|have|had|do|does|"
                        r"did|wo|would|ca|could|should)nt)\b(?: (?:one|longer|yet|any))*(?: \w+){0,2}")
 
 
-def _negations(pooled: str) -> set[str]:
+@_per_version
+def _negations(pooled: str) -> frozenset[str]:
     """Each negation with the two words after it: "no wider risk", "not life threatening"."""
-    return {m.group() for m in _NEGATION.finditer(pooled)}
+    return frozenset(m.group() for m in _NEGATION.finditer(pooled))
 
 
 # Double quotes, or single ones that are not apostrophes; at most 600 characters, so a stray mark costs little.
@@ -334,9 +342,7 @@ def _extract(sentences: Sequence[Sentence]) -> Facts:
     return _read(title, "\n".join(s.clean for s in sentences if not s.title))
 
 
-# A version read as the new one of a revision is read again as the old one of the next: the last few are kept.
-# (The facts are only read here, never changed.)
-_read = lru_cache(maxsize=512)(extract)
+_read = _per_version(extract)
 
 
 # --- entry point -----------------------------------------------------------------------------------------------------
