@@ -7,7 +7,7 @@ import socket
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.names import Keys
@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     poll_host_gap_s: float = Field(default=0.5, ge=0, description="Minimum time between two requests to one host.")
     http_timeout_s: float = Field(default=20.0, gt=0)
     http_connect_timeout_s: float = Field(default=5.0, gt=0)
+    poll_lease_s: float | None = Field(
+        default=None, gt=0, description="How long a poller holds a feed it polls: a dead poller's feeds are taken "
+        "over once it runs out. Unset: twice `http_timeout_s` plus 30 s. It must exceed `http_timeout_s`, which "
+        "bounds a whole fetch; shorter than a fetch and its parse, another poller may poll the feed as well.")
     http_max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0, description="Bodies past this are refused.")
     allow_private_hosts: bool = Field(
         default=False, description="Allow feeds on loopback and private addresses (tests, an intranet feed server)."
@@ -126,6 +130,20 @@ class Settings(BaseSettings):
     @property
     def keys(self) -> Keys:
         return Keys(self.key_prefix)
+
+    @property
+    def poll_lease_ms(self) -> int:
+        """`poll_lease_s` in milliseconds, or its default."""
+        lease_s = self.poll_lease_s if self.poll_lease_s is not None else 2 * self.http_timeout_s + 30
+        return int(lease_s * 1000)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_a_fetch(self) -> Settings:
+        if self.poll_lease_s is not None and self.poll_lease_s <= self.http_timeout_s:
+            raise ValueError(f"poll_lease_s ({self.poll_lease_s:g} s) must exceed http_timeout_s "
+                             f"({self.http_timeout_s:g} s), which bounds a whole fetch: a shorter lease would hand a "
+                             "feed to another poller while its poll is still running")
+        return self
 
     @field_validator("key_prefix")
     @classmethod

@@ -50,8 +50,9 @@ class Poller:
         self._client = client
         self._registry = FeedRegistry(ctx.redis, ctx.keys)
         self._holder = f"{ctx.settings.consumer}-{uuid.uuid4().hex[:6]}"
-        # Longer than any one poll can take (connect + read timeouts, the parse), so a live holder never loses it.
-        self._lease_ms = int((2 * ctx.settings.http_timeout_s + 30) * 1000)
+        # Longer than any one poll can take (the fetch, bounded by the HTTP timeout, then the parse), so a live holder
+        # never loses it; the wait for a host slot renews it.
+        self._lease_ms = ctx.settings.poll_lease_ms
         self._hosts = HostLimits(ctx.settings.poll_per_host, ctx.settings.poll_host_gap_s)
         self._policy = schedule_policy(ctx.settings)
         self._random = random.Random()

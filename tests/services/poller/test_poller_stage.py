@@ -167,3 +167,30 @@ async def test_the_poller_outlives_a_redis_outage(settings: Settings) -> None:
         async with asyncio.timeout(10):
             await asyncio.gather(task, return_exceptions=True)
     await unreachable.aclose()
+
+
+async def test_a_poller_holds_a_feed_for_the_configured_lease(redis: Redis, settings: Settings) -> None:
+    """While a poll runs, its feed's lease runs out after `poll_lease_s`: a dead poller's feeds are taken over after
+    seconds, not the default's minute."""
+    leased = settings.model_copy(update={**FAST_POLLING, "http_timeout_s": 3.0, "poll_lease_s": 4.0})
+    with FeedServer(delay_s=1.5) as slow:
+        slow.routes["/a.xml"] = rss(("g1", "Man shot", "critical"))
+        feed = source(slow, "a")
+        async with build_client(leased) as client:
+            task = asyncio.create_task(Poller(StageContext(leased, redis), [feed], client).run())
+            try:
+                await eventually(lambda: bool(slow.paths_in_flight()), what="the poll under way")
+                left_ms = await redis.pttl(leased.keys.feed_lease("a"))
+            finally:
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+    assert 0 < left_ms <= 4_000
+
+
+def test_a_lease_no_longer_than_a_fetch_is_refused() -> None:
+    """A lease that could run out while its poller still fetches would hand the feed to a second poller."""
+    with pytest.raises(ValueError, match=r"poll_lease_s \(15 s\) must exceed http_timeout_s \(20 s\)"):
+        Settings(http_timeout_s=20, poll_lease_s=15)
+    assert Settings(http_timeout_s=20).poll_lease_ms == 70_000
+    assert Settings(http_timeout_s=20, poll_lease_s=25).poll_lease_ms == 25_000
