@@ -378,7 +378,8 @@ def _listed_dead(sentences: Sequence[str]) -> Stated[int] | None:
     best: Stated[int] | None = None
     for sentence, pattern, m in _stated_matches((*p.LISTED_DEAD, p.NAMED_DEAD), sentences):
         if pattern is p.NAMED_DEAD:
-            listed = len(p.NAMED_PERSON.findall(m.group("list")))
+            # Names are told by their capitals: read from the sentence, not from a match's folded strings.
+            listed = len(p.NAMED_PERSON.findall(sentence, m.start("list"), m.end("list")))
         else:
             listed = _listed(m) + bool(m.groupdict().get("self"))
         best = _higher(best, Stated(listed, _snip(sentence)))

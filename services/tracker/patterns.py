@@ -159,9 +159,9 @@ class _CaseSensitive(Exception):
 def caseless(pattern: re.Pattern[str]) -> re.Pattern[str] | None:
     """`pattern`, which ignores case, compiled to run without IGNORECASE over a text's `fold`: it matches there where
     `pattern` matches in the text, its groups spanning the same positions (folding keeps every character's place).
-    None for a pattern that does not ignore case, or not everywhere (`(?-i:…)`), that names a letter with case beyond
-    ASCII, or refers back to a group: those run as they are."""
-    if not pattern.flags & re.IGNORECASE:
+    None for a pattern that does not ignore case, or not everywhere (`(?-i:…)`), or by other rules than `fold`'s
+    (ASCII, LOCALE), that names a letter with case beyond ASCII, or refers back to a group: those run as they are."""
+    if not pattern.flags & re.IGNORECASE or pattern.flags & (re.ASCII | re.LOCALE):
         return None
     try:
         tree = sre_parse.parse(pattern.pattern, pattern.flags)

@@ -97,6 +97,7 @@ def test_every_table_pattern_has_a_screen_or_runs_as_it_is() -> None:
     (r"\b(\w+) \1\b", re.IGNORECASE),  # a backreference
     (r"\b5 µg\b", re.IGNORECASE),  # a letter the engine takes for two others ("µ", "μ", "Μ"): they fold apart
     (r"\bΣ\b", re.IGNORECASE),  # "σ", "ς": one capital, two lower cases
+    (r"\bkid\b", re.IGNORECASE | re.ASCII),  # ASCII rules: the Kelvin sign is no "k" there, yet folds to one
 ])
 def test_a_pattern_the_folded_text_would_not_keep_runs_as_it_is(pattern: str, flags: int) -> None:
     assert p.caseless(re.compile(pattern, flags)) is None
@@ -150,3 +151,17 @@ def test_most_patterns_that_ignore_case_run_over_the_folded_text() -> None:
     ignoring_case = [pattern for pattern in PATTERNS if pattern.flags & re.IGNORECASE]
     folded_forms = [pattern for pattern in ignoring_case if p.screen(pattern).on_folded is not None]
     assert len(folded_forms) >= 0.9 * len(ignoring_case)
+
+
+def test_a_text_spelt_with_case_equivalents_is_read_as_the_letters_they_stand_for() -> None:
+    """"ſecond", "ſix", "gİrl", "thırd": the engine ignoring case takes them for "second", "six", "girl", "third",
+    and so do the labels and counts read from its matches."""
+    odd = extract.extract("Shooting in Leyton", "A ſecond man was shot dead. ſix people were shot. A gİrl, and a "
+                                                "thırd man were stabbed.")
+    plain = extract.extract("Shooting in Leyton", "A second man was shot dead. six people were shot. A girl, and a "
+                                                  "third man were stabbed.")
+    assert [c.label for c in odd.casualties] == [c.label for c in plain.casualties] == ["second man", "girl",
+                                                                                        "third man"]
+    assert odd.injured is not None
+    assert plain.injured is not None
+    assert odd.injured.value == plain.injured.value == 5  # six shot, one of them dead
