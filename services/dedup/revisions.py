@@ -161,7 +161,7 @@ def _fact_words(pooled: str) -> frozenset[tuple[str, str]]:
     """(family, label) of every fact word used."""
     found: set[tuple[str, str]] = set()
     for family, label, pattern in _FACT_PATTERNS:
-        if pattern.search(pooled):
+        if p.search(pattern, pooled):  # most texts hold none of a pattern's words: looking for them is cheap
             found.add((family, label))
             pooled = pattern.sub(lambda m: " " * len(m.group()), pooled)
     return frozenset(found)
