@@ -17,15 +17,19 @@ from redis.asyncio import Redis
 from schemas.subscriptions import DeadLetter
 from services.groups import ensure_groups
 from services.names import STAGE_INPUTS, Keys
-from services.notifier.deliver import ensure_queue_group
+from services.notifier.deliver import ensure_queue_group, incident_version
+from services.notifier.hooks import unsent_key, unsent_prefix
 from services.wire import DATA_FIELD, as_text, entry_data
 
-# KEYS: the deadletter stream, the stream to put the payload back on. ARGV: dead letter id, data field, payload.
+# KEYS: the deadletter stream, the stream to put the payload back on[, a hook's unsent index]. ARGV: dead letter id,
+# data field, payload[, the start of the event's unsent member]. An event put back on a hook's queue is indexed as
+# unsent with it, as the fan-out indexes it (`hooks.unsent_key`): that incident's later events wait for it.
 # Returns the new entry's id, or nil when the dead letter is gone (another replay took it).
 _PUT_BACK = """
 if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
 local id = redis.call('XADD', KEYS[2], '*', ARGV[2], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[1])
+if KEYS[3] then redis.call('ZADD', KEYS[3], 0, ARGV[4] .. id) end
 return id
 """
 
@@ -48,9 +52,13 @@ async def read_dead_letters(redis: Redis, keys: Keys, ids: Collection[str] = ())
 
 
 async def _put_back(redis: Redis, keys: Keys, letter: DeadLetter, stream: str) -> str | None:
-    """Add `letter`'s payload to `stream` and delete the dead letter, atomically; None if it was already gone."""
-    new_id = await redis.register_script(_PUT_BACK)(keys=[keys.deadletter, stream],
-                                                    args=[letter.dead_letter_id, DATA_FIELD, letter.payload])
+    """Add `letter`'s payload to `stream` and delete the dead letter, atomically; None if it was already gone. An
+    event put back on its hook's queue is indexed as unsent there (`hooks.unsent_key`)."""
+    script_keys, args = [keys.deadletter, stream], [letter.dead_letter_id, DATA_FIELD, letter.payload]
+    if letter.hook_id is not None and (event := incident_version(letter.payload)) is not None:
+        script_keys.append(unsent_key(keys, letter.hook_id))
+        args.append(unsent_prefix(*event))
+    new_id = await redis.register_script(_PUT_BACK)(keys=script_keys, args=args)
     return as_text(new_id) if new_id else None
 
 

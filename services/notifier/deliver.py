@@ -182,8 +182,13 @@ class EarlierEvents:
 
 def _incident_version(rows: list[tuple[str, str]]) -> tuple[str, int] | None:
     """The incident and version of the event in `rows` (one entry's XRANGE); None when it is gone or no event."""
+    return incident_version(rows[0][1]) if rows else None
+
+
+def incident_version(payload: str) -> tuple[str, int] | None:
+    """The incident and version of the event `payload` holds; None when it holds no event."""
     try:
-        document = json.loads(rows[0][1]) if rows else None
+        document = json.loads(payload)
         return (str(document["incident_id"]), int(document["version"])) if isinstance(document, dict) else None
     except (ValueError, KeyError, TypeError):
         return None

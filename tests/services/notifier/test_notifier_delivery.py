@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from schemas import ChangeEvent
 from schemas.subscriptions import DeadLetter, Delivery
-from services.notifier.deadletters import read_dead_letters, redeliver
-from services.notifier.deliver import Deliverers
+from services.notifier.deadletters import read_dead_letters, redeliver, replay_dead_letters
+from services.notifier.deliver import Deliverers, EarlierEvents
 from services.notifier.formats import delivery_id
 from services.notifier.hooks import HookRegistry
 from services.notifier.send import build_hook_client
@@ -147,6 +147,36 @@ async def test_dead_lettered_after_max_age_then_redelivered(redis: Redis, fast: 
             assert [d.dead_letter_id for d in await redeliver(redis, fast.keys, "down")] == [letter.dead_letter_id]
             await eventually(lambda: receiver.accepted_keys() == ["i_1-v1"], what="redelivered")
     assert await redis.xlen(fast.keys.deadletter) == 0
+
+
+@pytest.mark.parametrize("put_back", ["hooks redeliver", "deadletter replay"])
+async def test_an_event_put_back_on_its_queue_holds_back_the_later_events_of_its_incident(
+        redis: Redis, fast: Settings, put_back: str) -> None:
+    """A dead-lettered event put back on its hook's queue is indexed as unsent, as a fanned-out one is: until it is
+    sent, any copy of the notifier holds that incident's later events for the hook (and no other incident's)."""
+    with Receiver(then=Reply(500)) as receiver:
+        await add_hook(redis, fast, "down", receiver.url, max_age_s=0.3)
+        async with running_notifier(redis, fast):
+            await publish(redis, fast, [change("i_1", 1)])
+            await eventually(lambda: _dead_count(redis, fast, 1), what="dead-lettered")
+    earlier = EarlierEvents(redis, fast.keys, "down")
+    assert not await earlier.before(change("i_1", 2)), "a dead letter holds nothing back"
+    if put_back == "hooks redeliver":
+        assert len(await redeliver(redis, fast.keys, "down")) == 1
+    else:
+        assert len((await replay_dead_letters(redis, fast.keys, known_hooks=["down"])).put_back) == 1
+    assert await earlier.before(change("i_1", 2))
+    assert not await earlier.before(change("i_1", 1))
+    assert not await earlier.before(change("i_2", 2))
+    with Receiver() as receiver:
+        await add_hook(redis, fast, "down", receiver.url)
+        async with running_notifier(redis, fast):
+            await eventually(lambda: receiver.accepted_keys() == ["i_1-v1"], what="sent")
+            await eventually(lambda: _nothing_held(earlier), what="nothing held back once it is sent")
+
+
+async def _nothing_held(earlier: EarlierEvents) -> bool:
+    return not await earlier.before(change("i_1", 2))
 
 
 async def test_a_worker_killed_mid_delivery_loses_nothing(redis: Redis, fast: Settings) -> None:
