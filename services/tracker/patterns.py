@@ -143,13 +143,14 @@ def _selectivity(found: frozenset[str]) -> tuple[int, int]:
     return min(6, *(len(n) for n in found)), -len(found)
 
 
-_EXTRA_CASES: dict[int, tuple[int, ...]] = _casefix._EXTRA_CASES
-
 # --- matching: the folded text, without IGNORECASE -------------------------------------------------------------------
 
 # The regex engine ignoring case compares every character through its case: an alternative of many words costs each
 # position a comparison per word. Without IGNORECASE it skips a word at its first letter, and finds a pattern's first
 # letters without trying every position: the same pattern runs several times faster over the folded text.
+
+# Lower-case letters the engine, ignoring case, takes for others too ("µ" and "μ", "σ" and "ς"), by code.
+_EXTRA_CASES: dict[int, tuple[int, ...]] = _casefix._EXTRA_CASES
 
 
 class _CaseSensitive(Exception):
