@@ -16,6 +16,7 @@ from services.settings import Settings
 from services.stage import dead_letter
 from tests.services.notifier.conftest import change
 from tests.support.receivers import Receiver, Reply
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.redis
 
@@ -45,6 +46,8 @@ async def test_hooks_add_list_test_remove(redis: Redis, settings: Settings) -> N
         assert "secret" not in row
         code, out = await livedesk(settings, "hooks", "test", "ops")
         assert (code, "status 200 ok" in out) == (0, True), out
+        # The receiver records a request once its answer is sent: the command may have read the answer first.
+        await eventually(lambda: len(receiver.requests) == 1, what="the sample request recorded")
         [request] = receiver.requests
         assert verify(secret.group(1), request.headers["x-livedesk-timestamp"], request.body,
                       request.headers["x-livedesk-signature"])
