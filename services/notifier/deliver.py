@@ -159,7 +159,8 @@ class EarlierEvents:
                     pipe.xrange(self._changes, entry_id, entry_id)
                 replies = await pipe.execute()
             for entry_id, found in zip(unknown, replies, strict=True):
-                self._known[entry_id] = _incident_version(entry_data(found))
+                # None for an entry gone meanwhile, or holding no event.
+                self._known[entry_id] = next((incident_version(data) for _, data in entry_data(found)), None)
         self._known = {entry_id: self._known[entry_id] for entry_id in pending}  # forget what is no longer pending
         earlier = [entry_id for entry_id, known in self._known.items()
                    if known and known[0] == event.incident_id and known[1] < event.version]
@@ -178,11 +179,6 @@ class EarlierEvents:
                 return True
             await self._redis.zrem(self._unsent, member)  # its entry left the queue some other way (a cap, a trim)
         return False
-
-
-def _incident_version(rows: list[tuple[str, str]]) -> tuple[str, int] | None:
-    """The incident and version of the event in `rows` (one entry's XRANGE); None when it is gone or no event."""
-    return incident_version(rows[0][1]) if rows else None
 
 
 def incident_version(payload: str) -> tuple[str, int] | None:

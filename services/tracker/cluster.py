@@ -370,7 +370,7 @@ def _other_people(seen: _Candidate, report: Report) -> str:
     """The people of the report, when both it and the incident name people by age and none can be the other's
     ("a 15-year-old boy" against "a man in his 40s"); "" otherwise."""
     theirs, mine = seen.people_by_age, report.people_by_age
-    if not theirs or not mine or any(_may_be_one_person(a, b) for a in mine for b in theirs):
+    if not theirs or not mine or any(may_be_one_person(a, b) for a in mine for b in theirs):
         return ""
     return ", ".join(mine)
 
@@ -378,10 +378,6 @@ def _other_people(seen: _Candidate, report: Report) -> str:
 def _by_age(casualties: Iterable[Casualty | CasualtyFact]) -> tuple[str, ...]:
     """The labels of the people other than suspects that give an age ("a 15-year-old boy", "a man in his 40s")."""
     return tuple(c.label for c in casualties if c.role is not Role.suspect and _AGED.search(c.label))
-
-
-# Asked of the same few labels against many candidates.
-_may_be_one_person = lru_cache(maxsize=4096)(may_be_one_person)
 
 
 def _toll_points(incident: Incident, facts: Facts, reasons: list[str]) -> int:

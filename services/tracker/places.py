@@ -284,14 +284,13 @@ def _by_count(areas: dict[str, int]) -> list[str]:
     return [area for area, _ in sorted(areas.items(), key=lambda item: (-item[1], item[0]))]
 
 
-# Longest names first so "East Ham" wins over a shorter name inside it; case-sensitive, as place names are capitalised
-# and several are also ordinary words ("Barking", "Sutton").
-
 def _alternatives(names: list[str]) -> re.Pattern[str]:
     """The first of `names`, in their order, that stands as a word."""
     return re.compile(r"\b(?:" + "|".join(re.escape(n) for n in names) + r")\b")
 
 
+# Longest names first so "East Ham" wins over a shorter name inside it; case-sensitive, as place names are capitalised
+# and several are also ordinary words ("Barking", "Sutton").
 _LONGEST_FIRST = sorted(GAZETTEER, key=len, reverse=True)
 _KNOWN = _alternatives(_LONGEST_FIRST)
 # A name of the gazetteer starts, after a word boundary, with a run of letters that ends where the name has its first
@@ -299,10 +298,10 @@ _KNOWN = _alternatives(_LONGEST_FIRST)
 # is the first word of a name, and there only one of that word's names. Those are tried (`_known_places`), not
 # hundreds of names at every word of the text.
 _LETTERS = re.compile(r"[A-Za-z]+")
-_BY_FIRST_WORD = {
-    word: _alternatives([name for name in _LONGEST_FIRST if _LETTERS.match(name).group() == word])  # type: ignore[union-attr]  # all letters
-    for word in {_LETTERS.match(name).group() for name in GAZETTEER}  # type: ignore[union-attr]
-}
+_NAMES_BY_FIRST_WORD: dict[str, list[str]] = {}
+for _name in _LONGEST_FIRST:  # every name starts with a letter
+    _NAMES_BY_FIRST_WORD.setdefault(_LETTERS.match(_name).group(), []).append(_name)  # type: ignore[union-attr]
+_BY_FIRST_WORD = {word: _alternatives(names) for word, names in _NAMES_BY_FIRST_WORD.items()}
 _PART_OF_LONDON = re.compile(
     r"\b(?:north|south|east|west|central|north[- ]east|north[- ]west|south[- ]east|south[- ]west)\s+London\b", re.I
 )
