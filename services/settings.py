@@ -104,6 +104,11 @@ class Settings(BaseSettings):
     hooks_file: Path | None = Field(
         default=None, description="Webhook rules: a TOML file of `[[hook]]` tables, loaded when the notifier starts "
         "(`livedesk hooks add` adds more at run time).")
+    notifier_batch_wait_ms: int = Field(
+        default=20, ge=0, le=1000, description="After reading fewer than `batch_size` changes, how long the notifier "
+        "waits before it reads again. Behind a busy tracker, changes come one at a time: waiting lets the next read "
+        "take several, queued for the hooks in one round trip instead of one each. Adds up to this much to a "
+        "webhook's latency; 0: no wait.")
     hook_timeout_s: float = Field(default=10.0, gt=0, description="Default timeout of one webhook delivery.")
     hook_max_age_s: float = Field(default=86_400.0, gt=0, description="Default time a delivery is retried before "
                                   "it goes to the dead letters.")

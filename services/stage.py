@@ -146,6 +146,8 @@ def subscribe_stream_batches(
     model: type[Model],
     handle_batch: BatchHandler[Model],
     handle_one: Handler,
+    *,
+    linger_ms: int = 0,
 ) -> None:
     """Read `stream` for `group` in batches of up to `batch_size` entries, reclaim abandoned entries one at a time.
 
@@ -156,6 +158,10 @@ def subscribe_stream_batches(
     waits for them), and so do all of them if it raises. The reclaimer hands
     each pending entry to `handle_one` (a `subscribe_stream` handler) once it has been idle for `reclaim_idle_ms`,
     where failures count towards dead-lettering it. So one bad entry is retried alone and never holds up its batch.
+
+    With `linger_ms`, a batch smaller than `batch_size` is followed by that long a wait before the next read: entries
+    that arrive one at a time are then read several at once, at the cost of up to that much latency for those that
+    arrive during the wait (the first after a quiet spell is read at once). A full batch is followed by no wait.
     """
     settings = ctx.settings
     reader = StreamSub(
@@ -196,6 +202,8 @@ def subscribe_stream_batches(
         if done:
             await ctx.redis.xack(stream, group, *done)
         await turn.park(left.difference(done))
+        if linger_ms and len(ids) < settings.batch_size:
+            await asyncio.sleep(linger_ms / 1000)
 
     router.subscriber(stream=reclaimer, ack_policy=AckPolicy.NACK_ON_ERROR, title=f"{group}:reclaim",
                       dependencies=[_given_up_after(settings.max_deliveries)])(handle_one)

@@ -127,5 +127,7 @@ def build_router(ctx: StageContext) -> RedisRouter:
         queued = await fan_out(ctx.redis, ctx.keys, await cache.hooks(), [(event, entry_id)], retention_s)
         log.info("change fanned out", event_id=event.event_id, incident_id=event.incident_id, queued=queued)
 
-    subscribe_stream_batches(router, ctx, ctx.keys.stream(stream), group, ChangeEvent, queue_batch, queue_one)
+    # Changes come one at a time while the tracker is busy: a moment's wait lets the fan-out take them in batches.
+    subscribe_stream_batches(router, ctx, ctx.keys.stream(stream), group, ChangeEvent, queue_batch, queue_one,
+                             linger_ms=ctx.settings.notifier_batch_wait_ms)
     return router

@@ -123,3 +123,78 @@ async def test_entry_whose_consumers_keep_dying_is_dead_lettered_unhandled(redis
     assert "never finished" in dead["error"]
     assert json.loads(dead["payload"])["identity"] == "echo|fatal"
     assert handled == [good_entry().identity], "the abandoned entry is not handled again"
+
+
+async def _read_in_batches(redis: Redis, settings: Settings, linger_ms: int, entries_before: int,
+                           later: list[float]) -> list[tuple[float, list[str]]]:
+    """When each batch of `raw` was handled (seconds after the last entry was written) and the guids it held, as a
+    batch reader with `linger_ms` read them: `entries_before` entries written before it starts, then one entry after
+    each delay of `later`, the first once the reader has handled everything before it."""
+    from faststream.redis import RedisRouter
+
+    from services.stage import InTurn, subscribe_stream_batches
+
+    keys = settings.keys
+    await ensure_groups(redis, keys, ["dedup"])
+    guids = iter(f"g{n}" for n in range(100))
+
+    async def write() -> None:
+        entry = good_entry()
+        entry = entry.model_copy(update={"entry": entry.entry.model_copy(update={"guid": next(guids)})})
+        await redis.xadd(keys.raw, entry_fields(entry))  # type: ignore[arg-type]
+
+    for _ in range(entries_before):
+        await write()
+    batches: list[tuple[float, list[str]]] = []
+    clock = asyncio.get_running_loop().time
+
+    async def record(batch: list[tuple[RawUpdate, str]], in_turn: InTurn) -> list[str]:
+        await in_turn()
+        batches.append((clock(), [raw.entry.guid or "" for raw, _ in batch]))
+        return [entry_id for _, entry_id in batch]
+
+    async def one(raw: RawUpdate) -> None:
+        raise AssertionError("nothing is reclaimed here")
+
+    router = RedisRouter()
+    subscribe_stream_batches(router, StageContext(settings, redis), keys.raw, "dedup", RawUpdate, record, one,
+                             linger_ms=linger_ms)
+    total = entries_before + len(later)
+    async with build_broker(StageContext(settings, redis), settings.redis_url or "", []) as broker:
+        broker.include_router(router)
+        await broker.start()
+        for _ in range(100):
+            if sum(len(guids) for _, guids in batches) == entries_before:
+                break
+            await asyncio.sleep(0.05)
+        for delay in later:
+            await asyncio.sleep(delay)
+            await write()
+        written = clock()
+        for _ in range(200):
+            if sum(len(guids) for _, guids in batches) == total:
+                break
+            await asyncio.sleep(0.05)
+    assert sum(len(guids) for _, guids in batches) == total, batches
+    assert (await backlog(redis, keys))["dedup"] == 0
+    return [(at - written, guids) for at, guids in batches]
+
+
+async def test_a_lingering_reader_reads_entries_that_trickle_in_together(redis: Redis, settings: Settings) -> None:
+    """After a batch smaller than the batch size the reader waits `linger_ms`: entries arriving one at a time
+    during the wait are read in one batch; without the wait, each is read as it comes."""
+    trickle = [0.0, 0.3, 0.3]
+    lingering = await _read_in_batches(redis, settings, linger_ms=2000, entries_before=1, later=trickle)
+    assert [guids for _, guids in lingering] == [["g0"], ["g1", "g2", "g3"]]
+    eager = await _read_in_batches(redis, settings.model_copy(update={"key_prefix": f"{settings.key_prefix}:eager"}),
+                                   linger_ms=0, entries_before=1, later=trickle)
+    assert [guids for _, guids in eager] == [["g0"], ["g1"], ["g2"], ["g3"]]
+
+
+async def test_a_full_batch_is_followed_by_no_wait(redis: Redis, settings: Settings) -> None:
+    """A reader that read a whole batch reads again at once, however long its linger: it is behind, not waiting for
+    entries to gather."""
+    full = settings.model_copy(update={"batch_size": 2})
+    batches = await _read_in_batches(redis, full, linger_ms=3_000, entries_before=2, later=[0.0])
+    assert [guids for _, guids in batches] == [["g0", "g1"], ["g2"]]
+    assert batches[-1][0] < 2, "the entry after a full batch waited for the linger"

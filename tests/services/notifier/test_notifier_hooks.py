@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,14 @@ from redis.asyncio import Redis
 from schemas import EventType
 from schemas.subscriptions import HookFormat
 from services.errors import ConfigurationError
+from services.groups import backlog
 from services.notifier.hooks import HookRegistry, load_hooks_file
 from services.notifier.stage import fan_out
 from services.settings import Settings
-from tests.services.notifier.conftest import add_hook, change
+from services.stage import StageContext
+from tests.services.notifier.conftest import add_hook, change, publish
+from tests.support.pipeline import running_stages
+from tests.support.waiting import eventually
 
 
 def test_hooks_file_with_text_and_table_filters(tmp_path: Path, settings: Settings,
@@ -87,3 +92,22 @@ async def test_fan_out_queues_each_change_once_per_matching_hook(redis: Redis, s
     assert await fan_out(redis, settings.keys, hooks, [(change("i_1", 3), "1700000000001-0")],
                          settings.stream_retention_s) == 0, "a hook removed since it was read gets nothing"
     assert not await redis.exists(settings.keys.hook_queue("all"))
+
+
+async def test_the_fan_out_lets_changes_gather_after_a_small_batch(redis: Redis, settings: Settings) -> None:
+    """After reading fewer changes than a batch, the notifier waits `notifier_batch_wait_ms` before reading again: a
+    change written meanwhile stays unread until then, and is queued for the hook once it is over."""
+    waiting = settings.model_copy(update={"notifier_batch_wait_ms": 3000})
+    await add_hook(redis, waiting, "all", "https://a.example/h")
+    async with running_stages(StageContext(waiting, redis), waiting.redis_url or "", ["notifier"]):
+        await publish(redis, waiting, [change("i_1", 1)])
+        await eventually(lambda: _notifier_backlog(redis, waiting, 0), what="the first change read")
+        await publish(redis, waiting, [change("i_1", 2)])
+        await asyncio.sleep(0.3)
+        assert await _notifier_backlog(redis, waiting, 1), "read at once: the notifier did not wait"
+        await eventually(lambda: _notifier_backlog(redis, waiting, 0), what="the second change read after the wait")
+    assert await redis.xlen(waiting.keys.hook_queue("all")) == 2
+
+
+async def _notifier_backlog(redis: Redis, settings: Settings, expected: int) -> bool:
+    return (await backlog(redis, settings.keys, ["notifier"]))["notifier"] == expected
