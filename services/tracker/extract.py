@@ -214,11 +214,15 @@ def _hits(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> list[Hit[V]]:
     everything = p.folded("\n".join(sentences))
     # Only the rules that can match somewhere in the text are tried on each sentence.
     screened = [(rule, screen) for rule in rules if (screen := p.screen(rule.pattern)).could_match(everything)]
-    for i, sentence in enumerate(sentences):
+    if not screened:
+        return hits
+    folded_sentences = [p.folded(sentence) for sentence in sentences]
+    tried = p.by_sentence([screen for _, screen in screened], folded_sentences)
+    for i, (sentence, folded) in enumerate(zip(sentences, folded_sentences, strict=True)):
         taken: list[tuple[int, int]] = []  # in order
-        folded = p.folded(sentence)
-        for rule, screen in screened:
-            for m in screen.places(sentence, folded):  # positions only are read
+        for k in tried[i]:
+            rule, screen = screened[k]
+            for m in screen.unscreened_places(sentence, folded):  # positions only are read
                 if _overlaps(taken, m.start(), m.end()):
                     continue
                 if rule.negatable and _negated(sentence, m.start(), conditional=isinstance(rule.value, Condition)):
@@ -329,12 +333,14 @@ def _stated_matches(patterns: Iterable[re.Pattern[str]],
     screens = [screen for pattern in patterns if (screen := p.screen(pattern)).could_match(everything)]
     if not screens:
         return
-    for sentence in sentences:
-        if _tally(sentence):
+    folded_sentences = [p.folded(sentence) for sentence in sentences]
+    for sentence, folded, tried in zip(sentences, folded_sentences, p.by_sentence(screens, folded_sentences),
+                                       strict=True):
+        if not tried or _tally(sentence):
             continue
-        folded = p.folded(sentence)
-        for screen in screens:
-            for m in screen.places(sentence, folded):
+        for k in tried:
+            screen = screens[k]
+            for m in screen.unscreened_places(sentence, folded):
                 if not _negated(sentence, m.start()):
                     yield sentence, screen.pattern, m
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import _sre  # type: ignore[import-not-found]  # the engine's own lower case
 import re
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from re import _casefix  # type: ignore[attr-defined]  # the characters with more than one case equivalent
@@ -254,6 +255,10 @@ class Screen:
         them only as the pattern would read them, ignoring case, or cut `text` at the positions."""
         if not self.could_match(folded_text):
             return iter(())
+        return self.unscreened_places(text, folded_text)
+
+    def unscreened_places(self, text: str, folded_text: str) -> Iterator[re.Match[str]]:
+        """`places`, for a text already known to pass `could_match` (`by_sentence`)."""
         return self.on_folded.finditer(folded_text) if self.on_folded else self.pattern.finditer(text)
 
     def first_place(self, text: str, folded_text: str) -> re.Match[str] | None:
@@ -261,6 +266,37 @@ class Screen:
         if not self.could_match(folded_text):
             return None
         return self.on_folded.search(folded_text) if self.on_folded else self.pattern.search(text)
+
+
+def by_sentence(screens: Sequence[Screen], folded_sentences: Sequence[str]) -> list[list[int]]:
+    """For each of `folded_sentences` (each sentence's `fold`), the positions in `screens` of those that could match
+    it, in order: `could_match` of each pair, read off one search for each needle over the whole text instead of
+    one per sentence (most patterns could match a sentence or two of an article, if any)."""
+    tried: list[list[int]] = [[] for _ in folded_sentences]
+    everything = "\n".join(folded_sentences)
+    starts, start = [], 0
+    for sentence in folded_sentences:
+        starts.append(start)
+        start += len(sentence) + 1
+    for k, screen in enumerate(screens):
+        if screen.needles is None:
+            for row in tried:
+                row.append(k)
+            continue
+        found: set[int] = set()
+        for needle in screen.needles:
+            at = everything.find(needle)
+            while at >= 0:
+                i = bisect_right(starts, at) - 1
+                if at + len(needle) <= starts[i] + len(folded_sentences[i]):
+                    found.add(i)
+                    # Once in a sentence is enough: go on from the next one.
+                    at = everything.find(needle, starts[i + 1]) if i + 1 < len(starts) else -1
+                else:  # across two sentences: in neither
+                    at = everything.find(needle, at + 1)
+        for i in found:
+            tried[i].append(k)
+    return tried
 
 
 # Each pattern's screen, made on first use; keyed by `id`, so each entry keeps its pattern to be checked against.

@@ -83,6 +83,27 @@ def test_a_screened_pattern_finds_what_the_pattern_finds(words: list[str], capit
         assert (p.search(pattern, text) is None) == (not expected)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(st.one_of(st.sampled_from(VOCABULARY), st.text(max_size=4)), max_size=6), max_size=8),
+       st.sampled_from(["", " ", "\n", "ing "]))
+def test_the_screens_by_sentence_are_those_that_could_match_each_sentence(sentences: list[list[str]],
+                                                                            glue: str) -> None:
+    """`by_sentence` reads off the whole text which screens could match each sentence: for every sentence exactly
+    those `could_match` lets through, in order, whether a needle recurs, spans two sentences or is cut by one."""
+    folded = [p.fold(glue.join(words)) for words in sentences]
+    screens = [p.screen(pattern) for pattern in PATTERNS]
+    expected = [[k for k, screen in enumerate(screens) if screen.could_match(sentence)] for sentence in folded]
+    assert p.by_sentence(screens, folded) == expected
+
+
+def test_a_needle_across_two_sentences_is_in_neither() -> None:
+    """The sentences are searched joined by newlines: a needle that holds one ("a\\nb") found across the join of two
+    sentences is in neither of them, and one found inside a sentence that holds a newline is in that sentence."""
+    joined = p.Screen(re.compile("a\nb"), ("a\nb",))
+    assert p.by_sentence([joined], ["xa", "by", "a\nb", "z"]) == [[], [], [0], []]
+    assert p.by_sentence([joined], ["xa", "b"]) == [[], []]
+
+
 def test_every_table_pattern_has_a_screen_or_runs_as_it_is() -> None:
     """Most table patterns are screened (the reason the extractor is fast); those that are not still run."""
     screened = [pattern for pattern in PATTERNS if p.screen(pattern).needles is not None]
