@@ -172,12 +172,11 @@ async def track(store: IncidentStore, update: Update, extractor: Extractor = ext
         else:
             # An update that names no place of its own (a police follow-up) is matched against what its source
             # has been reporting on; any update, against the incidents that share its most distinctive words.
-            candidate_ids = sorted({
-                *((look.at_places if look else await store.incidents_at(places, horizon)) if places
-                  else await store.incidents_of_source(update.source_id, update.reported_at - WINDOW)),
-                *await store.incidents_with_words(distinctive),
-            })
-            loaded = await store.load(candidate_ids)
+            candidate_ids, loaded = await store.load_candidates(
+                (look.at_places if look else await store.incidents_at(places, horizon)) if places
+                else await store.incidents_of_source(update.source_id, update.reported_at - WINDOW),
+                distinctive,
+            )
         # An incident merged into another is loaded as that one: each incident once, by its own id.
         loaded = {incident.incident_id: (incident, rev) for incident, rev in loaded.values()} | (
             {linked: loaded[linked]} if linked and linked in loaded else {}

@@ -78,21 +78,10 @@ return 1
 # How long past an update's horizon an incident stays in the place and source indexes: a straggler (an update
 # reported long before the newest) still finds what it may join.
 KEPT_PAST_THE_HORIZON = timedelta(days=120)
-# A word shared by more incidents than this ties none of them to a new report (`incidents_with_words`); its set
+# A word shared by more incidents than this ties none of them to a new report (`load_candidates`); its set
 # stops growing one past it.
 WORD_SET_LIMIT = 50
 
-# The incidents indexed under any of KEYS, leaving out the sets of more than ARGV[1] incidents: a word that many
-# incidents share ties none of them to a new report.
-_INCIDENTS_WITH_WORDS = """
-local found = {}
-for _, key in ipairs(KEYS) do
-  if redis.call('SCARD', key) <= tonumber(ARGV[1]) then
-    for _, member in ipairs(redis.call('SMEMBERS', key)) do found[#found + 1] = member end
-  end
-end
-return found
-"""
 WORDS_REPORTS_FIELD = "__reports__"
 
 # One more report using each of ARGV[2..] in each word hash of KEYS; ARGV[1] is the field counting the reports.
@@ -113,6 +102,39 @@ for i, key in ipairs(KEYS) do
   local row = redis.call('HMGET', key, 'rev', 'by', 'state')
   if row[1] and (row[1] .. ' ' .. (row[2] or '')) == ARGV[i] then row[3] = false end
   found[i] = row
+end
+return found
+"""
+
+# The tracker's candidates in one step: the incidents the caller names, as `_LOAD_CHANGED` reads them, and the
+# incidents indexed under any of a report's words, leaving out the sets of more than the limit (a word that many
+# incidents share ties none of them to the report).
+# KEYS: the named incidents, then word sets. ARGV: number of named incidents, their "rev by" held (as
+# `_LOAD_CHANGED`), their ids, the word set limit, the prefix of incident keys.
+# Answers the rows of the named incidents in order, then {id, rev, by, state} for each other incident found under
+# the words. Their keys are made here from the prefix (in the deployment's slot, as every key is): the caller could
+# not name them, nor say which revision it holds, so their states are sent and it parses only those it does not hold.
+_LOAD_CANDIDATES = """
+local named = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2 * named + 2])
+local prefix = ARGV[#ARGV]
+local found, known = {}, {}
+for i = 1, named do
+  local row = redis.call('HMGET', KEYS[i], 'rev', 'by', 'state')
+  if row[1] and (row[1] .. ' ' .. (row[2] or '')) == ARGV[i + 1] then row[3] = false end
+  found[i] = row
+  known[ARGV[named + i + 1]] = true
+end
+for i = named + 1, #KEYS do
+  if redis.call('SCARD', KEYS[i]) <= limit then
+    for _, member in ipairs(redis.call('SMEMBERS', KEYS[i])) do
+      if not known[member] then
+        known[member] = true
+        local row = redis.call('HMGET', prefix .. member, 'rev', 'by', 'state')
+        found[#found + 1] = {member, row[1], row[2], row[3]}
+      end
+    end
+  end
 end
 return found
 """
@@ -220,15 +242,6 @@ class IncidentStore:
         return FirstLook(everywhere, of_source, as_text(decision) if decision else None,
                          _members(replies[2:] if wanted else replies))
 
-    async def incidents_with_words(self, words: Iterable[str]) -> list[str]:
-        """Ids of incidents indexed under any of `words`, leaving out words that more than `WORD_SET_LIMIT`
-        incidents share."""
-        keys = [self._keys.word_incidents(word) for word in sorted(set(words))]
-        if not keys:
-            return []
-        found = await self._redis.eval(_INCIDENTS_WITH_WORDS, len(keys), *keys, WORD_SET_LIMIT)
-        return sorted({as_text(member) for member in found})
-
     async def word_frequencies(self, words: Iterable[str], source_id: str) -> tuple[Frequencies, Frequencies]:
         """In how many reports the tracker read each of `words`, and how many reports it read: over all sources, and
         over `source_id`'s alone."""
@@ -260,7 +273,33 @@ class IncidentStore:
         """Each incident found, with the revision to pass to `commit`. An incident merged into another is
         answered with the one it was merged into (under the id asked for)."""
         wanted = list(dict.fromkeys(incident_ids))
-        found = await self._load_stored(wanted)
+        return await self._following_merges(wanted, await self._load_stored(wanted))
+
+    async def load_candidates(self, incident_ids: Iterable[str],
+                              words: Iterable[str]) -> tuple[list[str], dict[str, tuple[Incident, int]]]:
+        """`incident_ids` and the incidents indexed under any of `words` (but those of a word more than
+        `WORD_SET_LIMIT` incidents share), sorted by id, and `load` of them: in one round trip."""
+        named = sorted(set(incident_ids))
+        word_keys = [self._keys.word_incidents(word) for word in sorted(set(words))]
+        keys = [*map(self._keys.incident, named), *word_keys]
+        if not keys:
+            return [], {}
+        rows = await self._redis.eval(_LOAD_CANDIDATES, len(keys), *keys, len(named), *self._held(named), *named,
+                                      WORD_SET_LIMIT, self._keys.incident(""))
+        found = self._parsed_rows(named, rows[:len(named)])
+        others = [(as_text(incident_id), rev, by, state) for incident_id, rev, by, state in rows[len(named):]]
+        for incident_id, rev, by, state in others:
+            held = self._parsed.get(incident_id)
+            if held is not None and rev is not None and (held[1], held[2]) == (int(rev), as_text(by) if by else ""):
+                state = None  # as it holds it: not parsed again
+            found |= self._parsed_rows([incident_id], [(rev, by, state)])
+        candidates = sorted({*named, *(incident_id for incident_id, *_ in others)})
+        return candidates, await self._following_merges(candidates, found)
+
+    async def _following_merges(self, wanted: list[str],
+                                found: dict[str, tuple[Incident, int]]) -> dict[str, tuple[Incident, int]]:
+        """`load`'s answer for `wanted`, from the incidents `found` (by id): an incident merged into another is
+        answered with the one it was merged into, read as needed."""
         for _ in range(_FOLLOWED_MERGES):
             survivors = {incident.merged_into for incident, _ in found.values() if incident.merged_into} - set(found)
             if not survivors:
@@ -286,8 +325,17 @@ class IncidentStore:
                     pipe.hmget(self._keys.incident(incident_id), ["rev", "by", "state"])
                 rows = await pipe.execute()
         else:
-            held = [f"{self._parsed[i][1]} {self._parsed[i][2]}" if i in self._parsed else "" for i in ids]
-            rows = await self._redis.eval(_LOAD_CHANGED, len(ids), *map(self._keys.incident, ids), *held)
+            rows = await self._redis.eval(_LOAD_CHANGED, len(ids), *map(self._keys.incident, ids), *self._held(ids))
+        return self._parsed_rows(ids, rows)
+
+    def _held(self, ids: list[str]) -> list[str]:
+        """For each of `ids`, the "rev by" of the state this store holds parsed ("": none), as `_LOAD_CHANGED`
+        compares them."""
+        return [f"{self._parsed[i][1]} {self._parsed[i][2]}" if i in self._parsed else "" for i in ids]
+
+    def _parsed_rows(self, ids: list[str], rows: list[Any]) -> dict[str, tuple[Incident, int]]:
+        """The incidents of `ids` from their rows (rev, by, state: no state when the one held is current), parsing
+        and holding each state sent."""
         found: dict[str, tuple[Incident, int]] = {}
         for incident_id, (rev, by, state) in zip(ids, rows, strict=True):
             if rev is None:

@@ -292,7 +292,43 @@ async def test_a_word_set_stops_growing_once_it_finds_nothing(store: IncidentSto
         incident, events = open_incident(new_incident_id(report), report, extract(report.title, report.text))
         assert await store.commit(incident, 0, events, report, [], None, opened(report), words=["blaze"])
     assert await redis.scard(Keys(key_prefix).word_incidents("blaze")) == 4
-    assert await store.incidents_with_words(["blaze"]) == []
+    assert await store.load_candidates([], ["blaze"]) == ([], {})
+
+
+async def _opened_under(store: IncidentStore, guid: str, title: str, words: list[str], minutes: int) -> str:
+    report = update("echo", guid, title, f"{title}.", minutes=minutes)
+    incident, events = open_incident(new_incident_id(report), report, extract(report.title, report.text))
+    assert await store.commit(incident, 0, events, report, [], None, opened(report), words=words)
+    return incident.incident_id
+
+
+async def test_candidates_are_the_incidents_named_and_those_indexed_under_the_words(redis: Redis,
+                                                                                    key_prefix: str) -> None:
+    """`load_candidates` answers the incidents named and those indexed under any of the words, each once, sorted by
+    id, in one round trip; an incident it holds parsed comes back as the same object until another worker changed
+    it, whether it was named or found by a word."""
+    keys = Keys(key_prefix)
+    mine, other = IncidentStore(redis, keys, remember=10), IncidentStore(redis, keys)
+    fire = await _opened_under(other, "e1", "Fire in Leyton", ["blaze", "leyton"], 1)
+    stabbing = await _opened_under(other, "e2", "Stabbing in Ilford", ["ilford"], 2)
+    ember = await _opened_under(other, "e3", "Ember fire in Leyton", ["blaze"], 3)
+    unrelated = await _opened_under(other, "e4", "Crash in Hull", ["hull"], 4)
+    ids, loaded = await mine.load_candidates([stabbing, fire], ["blaze", "nothing"])
+    assert ids == sorted([fire, stabbing, ember])
+    assert list(loaded) == ids
+    assert unrelated not in loaded
+    assert loaded == await other.load(ids)
+    _, again = await mine.load_candidates([stabbing], ["blaze"])
+    assert all(again[incident_id][0] is loaded[incident_id][0] for incident_id in ids), "held: not parsed again"
+    (fire_incident, rev), = (await other.load([fire])).values()
+    later = update("echo", "e5", "Fire in Leyton: two hurt", "Two people were hurt in the fire in Leyton.",
+                   minutes=10)
+    assert await other.commit(fire_incident.model_copy(update={"title": later.title}), rev, [], later, [], None,
+                              opened(later))
+    _, changed = await mine.load_candidates([], ["blaze"])
+    assert changed[fire][1] == rev + 1
+    assert changed[fire][0].title == later.title
+    assert changed[ember][0] is loaded[ember][0]
 
 
 async def test_the_facts_come_from_the_extractor_it_is_given(store: IncidentStore) -> None:
