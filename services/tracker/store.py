@@ -111,9 +111,9 @@ return found
 # incidents share ties none of them to the report).
 # KEYS: the named incidents, then word sets. ARGV: number of named incidents, their "rev by" held (as
 # `_LOAD_CHANGED`), their ids, the word set limit, the prefix of incident keys.
-# Answers the rows of the named incidents in order, then {id, rev, by, state} for each other incident found under
-# the words. Their keys are made here from the prefix (in the deployment's slot, as every key is): the caller could
-# not name them, nor say which revision it holds, so their states are sent and it parses only those it does not hold.
+# Answers the rows of the named incidents in order, then {id, rev, by} of each other incident found under the words
+# (a dozen, most of them held by the caller already: their states are read only where it does not). Their keys are
+# made here from the prefix, in the deployment's slot as every key is: the caller could not name them.
 _LOAD_CANDIDATES = """
 local named = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2 * named + 2])
@@ -130,8 +130,8 @@ for i = named + 1, #KEYS do
     for _, member in ipairs(redis.call('SMEMBERS', KEYS[i])) do
       if not known[member] then
         known[member] = true
-        local row = redis.call('HMGET', prefix .. member, 'rev', 'by', 'state')
-        found[#found + 1] = {member, row[1], row[2], row[3]}
+        local row = redis.call('HMGET', prefix .. member, 'rev', 'by')
+        found[#found + 1] = {member, row[1], row[2]}
       end
     end
   end
@@ -278,7 +278,8 @@ class IncidentStore:
     async def load_candidates(self, incident_ids: Iterable[str],
                               words: Iterable[str]) -> tuple[list[str], dict[str, tuple[Incident, int]]]:
         """`incident_ids` and the incidents indexed under any of `words` (but those of a word more than
-        `WORD_SET_LIMIT` incidents share), sorted by id, and `load` of them: in one round trip."""
+        `WORD_SET_LIMIT` incidents share), sorted by id, and `load` of them: in one round trip when this store holds
+        the current state of every incident found under the words, else two."""
         named = sorted(set(incident_ids))
         word_keys = [self._keys.word_incidents(word) for word in sorted(set(words))]
         keys = [*map(self._keys.incident, named), *word_keys]
@@ -287,12 +288,15 @@ class IncidentStore:
         rows = await self._redis.eval(_LOAD_CANDIDATES, len(keys), *keys, len(named), *self._held(named), *named,
                                       WORD_SET_LIMIT, self._keys.incident(""))
         found = self._parsed_rows(named, rows[:len(named)])
-        others = [(as_text(incident_id), rev, by, state) for incident_id, rev, by, state in rows[len(named):]]
-        for incident_id, rev, by, state in others:
+        others = [(as_text(incident_id), rev, by) for incident_id, rev, by in rows[len(named):]]
+        unheld = []
+        for incident_id, rev, by in others:
             held = self._parsed.get(incident_id)
             if held is not None and rev is not None and (held[1], held[2]) == (int(rev), as_text(by) if by else ""):
-                state = None  # as it holds it: not parsed again
-            found |= self._parsed_rows([incident_id], [(rev, by, state)])
+                found |= self._parsed_rows([incident_id], [(rev, by, None)])
+            elif rev is not None:
+                unheld.append(incident_id)
+        found |= await self._load_stored(unheld)  # a second round trip, only for what it does not hold
         candidates = sorted({*named, *(incident_id for incident_id, *_ in others)})
         return candidates, await self._following_merges(candidates, found)
 
