@@ -292,8 +292,9 @@ class IncidentStore:
         unheld = []
         for incident_id, rev, by in others:
             held = self._parsed.get(incident_id)
-            if held is not None and rev is not None and (held[1], held[2]) == (int(rev), as_text(by) if by else ""):
-                found |= self._parsed_rows([incident_id], [(rev, by, None)])
+            if held is not None and rev is not None and held[1:] == (int(rev), as_text(by) if by else ""):
+                found[incident_id] = held[:2]
+                self._parsed.move_to_end(incident_id)
             elif rev is not None:
                 unheld.append(incident_id)
         found |= await self._load_stored(unheld)  # a second round trip, only for what it does not hold
