@@ -183,8 +183,8 @@ async def _read_in_batches(redis: Redis, settings: Settings, linger_ms: int, ent
 async def test_a_lingering_reader_reads_entries_that_trickle_in_together(redis: Redis, settings: Settings) -> None:
     """After a batch smaller than the batch size the reader waits `linger_ms`: entries arriving one at a time
     during the wait are read in one batch; without the wait, each is read as it comes."""
-    trickle = [0.0, 0.3, 0.3]
-    lingering = await _read_in_batches(redis, settings, linger_ms=2000, entries_before=1, later=trickle)
+    trickle = [0.0, 0.5, 0.5]
+    lingering = await _read_in_batches(redis, settings, linger_ms=2500, entries_before=1, later=trickle)
     assert [guids for _, guids in lingering] == [["g0"], ["g1", "g2", "g3"]]
     eager = await _read_in_batches(redis, settings.model_copy(update={"key_prefix": f"{settings.key_prefix}:eager"}),
                                    linger_ms=0, entries_before=1, later=trickle)
