@@ -211,17 +211,14 @@ def _overlaps(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:
 def _hits(rules: Sequence[p.Rule[V]], sentences: Sequence[str]) -> list[Hit[V]]:
     """Every match of `rules`, in text order; an earlier rule's match shadows later rules' overlapping matches."""
     hits: list[Hit[V]] = []
-    everything = p.folded("\n".join(sentences))
-    # Only the rules that can match somewhere in the text are tried on each sentence.
-    screened = [(rule, screen) for rule in rules if (screen := p.screen(rule.pattern)).could_match(everything)]
-    if not screened:
-        return hits
+    screens = [p.screen(rule.pattern) for rule in rules]
     folded_sentences = [p.folded(sentence) for sentence in sentences]
-    tried = p.by_sentence([screen for _, screen in screened], folded_sentences)
+    # Each sentence is tried only with the rules that could match it.
+    tried = p.by_sentence(screens, folded_sentences)
     for i, (sentence, folded) in enumerate(zip(sentences, folded_sentences, strict=True)):
         taken: list[tuple[int, int]] = []  # in order
         for k in tried[i]:
-            rule, screen = screened[k]
+            rule, screen = rules[k], screens[k]
             for m in screen.unscreened_places(sentence, folded):  # positions only are read
                 if _overlaps(taken, m.start(), m.end()):
                     continue
@@ -329,10 +326,7 @@ def _stated_matches(patterns: Iterable[re.Pattern[str]],
     """Each match of `patterns` with its sentence and its pattern, in order, that no negation turns around; sentences
     counting over a period (`patterns.TALLY`: "so far this year") are skipped. A match's strings may be folded
     (`patterns.Screen.places`): read them ignoring case, or cut the sentence at its positions."""
-    everything = p.folded("\n".join(sentences))
-    screens = [screen for pattern in patterns if (screen := p.screen(pattern)).could_match(everything)]
-    if not screens:
-        return
+    screens = [p.screen(pattern) for pattern in patterns]
     folded_sentences = [p.folded(sentence) for sentence in sentences]
     for sentence, folded, tried in zip(sentences, folded_sentences, p.by_sentence(screens, folded_sentences),
                                        strict=True):

@@ -271,7 +271,8 @@ class Screen:
 def by_sentence(screens: Sequence[Screen], folded_sentences: Sequence[str]) -> list[list[int]]:
     """For each of `folded_sentences` (each sentence's `fold`), the positions in `screens` of those that could match
     it, in order: `could_match` of each pair, read off one search for each needle over the whole text instead of
-    one per sentence (most patterns could match a sentence or two of an article, if any)."""
+    one per sentence (most patterns could match a sentence or two of an article, if any). A pattern none of whose
+    needles is in the text costs one search per needle, as screening the whole text would."""
     tried: list[list[int]] = [[] for _ in folded_sentences]
     everything = "\n".join(folded_sentences)
     starts, start = [], 0

@@ -291,11 +291,12 @@ class IncidentStore:
         others = [(as_text(incident_id), rev, by) for incident_id, rev, by in rows[len(named):]]
         unheld = []
         for incident_id, rev, by in others:
-            held = self._parsed.get(incident_id)
-            if held is not None and rev is not None and held[1:] == (int(rev), as_text(by) if by else ""):
-                found[incident_id] = held[:2]
+            if rev is None:
+                continue
+            if self._held_version(incident_id) == f"{as_text(rev)} {as_text(by) if by else ''}":
+                found[incident_id] = self._parsed[incident_id][:2]
                 self._parsed.move_to_end(incident_id)
-            elif rev is not None:
+            else:
                 unheld.append(incident_id)
         found |= await self._load_stored(unheld)  # a second round trip, only for what it does not hold
         candidates = sorted({*named, *(incident_id for incident_id, *_ in others)})
@@ -334,9 +335,14 @@ class IncidentStore:
         return self._parsed_rows(ids, rows)
 
     def _held(self, ids: list[str]) -> list[str]:
-        """For each of `ids`, the "rev by" of the state this store holds parsed ("": none), as `_LOAD_CHANGED`
-        compares them."""
-        return [f"{self._parsed[i][1]} {self._parsed[i][2]}" if i in self._parsed else "" for i in ids]
+        """`_held_version` of each of `ids`."""
+        return [self._held_version(incident_id) for incident_id in ids]
+
+    def _held_version(self, incident_id: str) -> str:
+        """The "rev by" of the state this store holds parsed for `incident_id` ("": none): the form in which the
+        load scripts compare it with the stored one, and `load_candidates` with the revisions they answer."""
+        held = self._parsed.get(incident_id)
+        return f"{held[1]} {held[2]}" if held else ""
 
     def _parsed_rows(self, ids: list[str], rows: list[Any]) -> dict[str, tuple[Incident, int]]:
         """The incidents of `ids` from their rows (rev, by, state: no state when the one held is current), parsing
