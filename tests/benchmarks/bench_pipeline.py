@@ -5,7 +5,7 @@ Run from the repo root (nothing outside a fresh `livedesk-bench:<hex>` prefix is
 
     python -m tests.benchmarks.bench_pipeline [--quick] [--warm 1000] [--burst 3000]
                                               [--rate 500] [--steady-s 10] [--corpus DIR | --no-corpus]
-                                              [--profile FILE] [--redis-url redis://127.0.0.1:6379/0]
+                                              [--capacity] [--profile FILE] [--redis-url redis://127.0.0.1:6379/0]
 
 The pipeline runs in one worker process of its own: the dedup, tracker and notifier routers on one broker
 (`services.app.build_broker`), reading and acknowledging in batches of `LIVEDESK_BATCH_SIZE`. One webhook is
@@ -28,6 +28,9 @@ Phases:
    backlog passes five seconds' worth); latency per entry is the server time from its XADD on `raw` to its first
    change event's XADD on `changes` (the ms part of a stream id is the server's clock), p50/p99/p999. Entries that
    change no incident (copies, repeats, cosmetic edits) have no change event and no latency.
+   With `--capacity`, more steady phases follow at 40, 60, 80 and 90% of the burst's rate, and the highest rate at
+   which p99 stayed under the target (and under it at every slower rate) is printed: the load one process can take
+   with alerts still prompt.
 4. Baseline: a bare relay in a process of its own, three hops (XREADGROUP a batch → XADD each → XACK, pipelined)
    from a stream of its own through two more to a fourth, moves the same payloads: its burst rate and its latency
    at the same steady rate. The ratio is pipeline / relay.
@@ -92,6 +95,7 @@ TARGET_P99_MS = 100.0  # at the steady rate
 STEADY_TICK_S = 0.01  # the steady phase writes what is due every tick, in one pipeline
 LAG_SAMPLE_S = 0.1
 BEHIND_S = 5.0  # the steady phase stops once the backlog holds this many seconds of entries
+CAPACITY_FRACTIONS = (0.4, 0.6, 0.8, 0.9)  # `--capacity`: steady rates tried, as fractions of the burst's rate
 
 # --- the entries -----------------------------------------------------------------------------------------------------
 
@@ -462,10 +466,32 @@ class Phase:
     lags: dict[str, list[int]] = field(default_factory=dict)
     worker_cpu: float = 0.0
     server_cpu: float = 0.0
+    offered: float | None = None  # entries/s asked of a steady phase (None: all at once)
 
     @property
     def rate(self) -> float:
         return self.finished / self.seconds if self.seconds else 0.0
+
+    @property
+    def written_rate(self) -> float:
+        """Entries/s actually written (a steady phase may fall short of what it was asked)."""
+        return self.entries / self.writing_s if self.writing_s else 0.0
+
+    @property
+    def held(self) -> bool:
+        """Whether the p99 latency target held: change events measured, p99 below it, the backlog never too long."""
+        return bool(self.latency_ms) and _percentile(self.latency_ms, 0.99) < TARGET_P99_MS and not self.behind
+
+
+def capacity_at_target(phases: Sequence[Phase]) -> float | None:
+    """The highest steady rate (as written) at which the p99 target held, and every slower rate held too; None when
+    the slowest did not."""
+    best = None
+    for phase in sorted(phases, key=lambda p: p.offered or 0.0):
+        if not phase.held:
+            break
+        best = phase.written_rate
+    return best
 
 
 @dataclass
@@ -498,6 +524,7 @@ class Result:
     phases: list[Phase]
     relay: list[Phase]
     accounts: Accounts
+    capacity: list[Phase] = field(default_factory=list)  # `--capacity`: steady phases at fractions of the burst rate
     worker_rss: tuple[int, int] = (0, 0)  # now, peak
     relay_rss: tuple[int, int] = (0, 0)
     redis_memory: int = 0
@@ -594,7 +621,7 @@ async def _latencies(redis: Redis, keys: Keys, after: str,
 async def _pipeline_phase(redis: Redis, keys: Keys, name: str, entries: list[Entry], rate: float | None,
                           worker_pid: int, timeout_s: float) -> Phase:
     """Write `entries` at once (`rate` None) or at `rate`/s, wait until drained; what it measured."""
-    phase = Phase(name)
+    phase = Phase(name, offered=rate)
     payloads = [entry.raw.model_dump_json() for entry in entries]
     after = await _last_id(redis, keys.changes)
     cpu_before, server_before = _process_figures(worker_pid)[0], await _server_cpu(redis)
@@ -690,15 +717,17 @@ async def _accounts(redis: Redis, keys: Keys, mix: Counter[str]) -> Accounts:
 
 async def run(url: str, prefix: str, *, warm: int, burst: int, rate: float, steady_s: float,
               corpus: Path | None, batch_size: int = 50, timeout_s: float = 120.0,
-              reclaim_idle_ms: int | None = None, profile: str | None = None) -> Result:
+              reclaim_idle_ms: int | None = None, profile: str | None = None,
+              capacity: Sequence[float] = ()) -> Result:
     """Run every phase on `prefix` (its keys are deleted at the end) and return the figures. `reclaim_idle_ms`
-    (default: the setting's) bounds how long an entry a stage left pending waits before it is tried again."""
+    (default: the setting's) bounds how long an entry a stage left pending waits before it is tried again.
+    `capacity`: after the steady phase, one more of `steady_s` at each of these fractions of the burst's rate."""
     settings = Settings(_env_file=None, redis_url=url, key_prefix=prefix,
                         consumer=f"bench-{os.getpid()}", log_format="json", log_level="error",
                         batch_size=batch_size)
     keys, redis = settings.keys, connect(url)
     steady_count = int(rate * steady_s)
-    total = warm + burst + steady_count
+    total = warm + burst + steady_count + int(sum(capacity) * rate * steady_s)  # the burst's rate is below `rate`
     mix = Mix(total, corpus_articles(corpus, total * MIX["corpus"] // 100 + 1))
     warm_entries, burst_entries, steady_entries = mix.take(warm), mix.take(burst), mix.take(steady_count)
     spawn = multiprocessing.get_context("spawn")
@@ -719,8 +748,13 @@ async def run(url: str, prefix: str, *, warm: int, burst: int, rate: float, stea
         burst_phase = await _pipeline_phase(redis, keys, "burst", burst_entries, None, pid, timeout_s)
         profile_stop.set()
         steady = await _pipeline_phase(redis, keys, "steady", steady_entries, rate, pid, timeout_s)
+        swept = []
+        for fraction in capacity:
+            pace = max(1.0, burst_phase.rate * fraction)
+            swept.append(await _pipeline_phase(redis, keys, f"{fraction:.0%} of burst", mix.take(int(pace * steady_s)),
+                                               pace, pid, timeout_s))
         worker_rss = _process_figures(pid)[1:]
-        written = warmed.kinds + burst_phase.kinds + steady.kinds
+        written = sum((phase.kinds for phase in [warmed, burst_phase, steady, *swept]), Counter[str]())
         accounts = await _accounts(redis, keys, written)
         redis_memory = int((await redis.info("memory"))["used_memory"])
         stop.set()
@@ -728,7 +762,7 @@ async def run(url: str, prefix: str, *, warm: int, burst: int, rate: float, stea
         relay, relay_rss = await _relay_phases(
             redis, url, prefix, [e.raw.model_dump_json() for e in burst_entries],
             [e.raw.model_dump_json() for e in steady_entries], rate, batch_size, timeout_s)
-        return Result(prefix, written, [warmed, burst_phase, steady], relay, accounts, worker_rss, relay_rss,
+        return Result(prefix, written, [warmed, burst_phase, steady], relay, accounts, swept, worker_rss, relay_rss,
                       redis_memory)
     finally:
         stop.set()
@@ -792,14 +826,25 @@ def report(result: Result, profile: str | None = None) -> None:
     print(f"accounts  raw {a.raw} = updates {a.updates} + repeats {a.repeats} ({a.repeats_sent} sent); verdicts "
           f"{dict(sorted(a.verdicts.items()))}; backlog {a.backlog}; changes {a.changes}, queued for the hook "
           f"{a.queued}; dead letters {a.dead_letters}: {'every entry accounted for' if a.complete else 'INCOMPLETE'}")
+    if result.capacity:
+        _report_capacity(result.capacity)
     met_rate = burst.rate >= TARGET_RATE
     p99 = _percentile(steady.latency_ms, 0.99)
-    met_latency = bool(steady.latency_ms) and p99 < TARGET_P99_MS and not steady.behind
     print(f"targets   >= {TARGET_RATE:.0f} updates/s sustained: {'MET' if met_rate else 'NOT MET'} "
-          f"({burst.rate:.0f}); p99 < {TARGET_P99_MS:.0f} ms at {steady.entries / max(steady.writing_s, 1e-9):.0f}/s: "
-          f"{'MET' if met_latency else 'NOT MET'} ({p99:.0f} ms)")
+          f"({burst.rate:.0f}); p99 < {TARGET_P99_MS:.0f} ms at {steady.written_rate:.0f}/s: "
+          f"{'MET' if steady.held else 'NOT MET'} ({p99:.0f} ms)")
     if profile:
         _print_profile(profile)
+
+
+def _report_capacity(phases: Sequence[Phase]) -> None:
+    for phase in phases:
+        print(f"capacity  {phase.name}: {phase.written_rate:.0f}/s for {phase.seconds:.1f} s, latency "
+              f"{_latency(phase.latency_ms)}, lag {_lags(phase)}: p99 < {TARGET_P99_MS:.0f} ms "
+              + ("held" if phase.held else "NOT held" + (" (stopped early: behind)" if phase.behind else "")))
+    best = capacity_at_target(phases)
+    print(f"capacity  p99 < {TARGET_P99_MS:.0f} ms "
+          + (f"held up to {best:.0f} updates/s" if best else "held at none of the rates tried"))
 
 
 def _print_profile(path: str, top: int = 25) -> None:
@@ -841,6 +886,9 @@ def main() -> None:
                         help="replay archive whose articles are part of the mix")
     parser.add_argument("--no-corpus", action="store_true", help="synthetic entries only")
     parser.add_argument("--profile", metavar="FILE", help="profile the pipeline process through the burst into FILE")
+    parser.add_argument("--capacity", action="store_true", help="after the steady phase, one more at each of "
+                        + ", ".join(f"{f:.0%}" for f in CAPACITY_FRACTIONS) + " of the burst's rate, "
+                        "to find the highest rate at which the p99 target holds")
     parser.add_argument("--delete", metavar="PREFIX", help="only delete the keys a killed run left under PREFIX")
     parser.add_argument("--redis-url", default=os.environ.get("LIVEDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
     args = parser.parse_args()
@@ -858,7 +906,8 @@ def main() -> None:
     try:
         result = asyncio.run(run(args.redis_url, prefix, warm=args.warm, burst=args.burst,
                                  rate=args.rate, steady_s=args.steady_s, corpus=corpus, batch_size=args.batch_size,
-                                 timeout_s=args.timeout_s, profile=args.profile))
+                                 timeout_s=args.timeout_s, profile=args.profile,
+                                 capacity=CAPACITY_FRACTIONS if args.capacity else ()))
     except KeyboardInterrupt:
         asyncio.run(_delete(args.redis_url, prefix))
         raise

@@ -18,13 +18,18 @@ async def test_quick_mode_accounts_for_every_entry(redis_url: str, key_prefix: s
     quick = bench_pipeline.QUICK
     result = await bench_pipeline.run(redis_url, key_prefix, warm=int(quick["warm"]), burst=int(quick["burst"]),
                                       rate=quick["rate"], steady_s=quick["steady_s"], corpus=None, timeout_s=90,
-                                      reclaim_idle_ms=2000)
-    written = int(quick["warm"] + quick["burst"] + quick["rate"] * quick["steady_s"])
+                                      reclaim_idle_ms=2000, capacity=(0.5,))
+    [swept] = result.capacity
+    written = int(quick["warm"] + quick["burst"] + quick["rate"] * quick["steady_s"]) + swept.entries
     accounts = result.accounts
     assert sum(result.mix.values()) == written
     assert [phase.entries for phase in result.phases] == [quick["warm"], quick["burst"],
                                                           quick["rate"] * quick["steady_s"]]
-    assert all(phase.drained for phase in result.phases + result.relay)
+    assert all(phase.drained for phase in result.phases + result.relay + result.capacity)
+    # The capacity phase was written at half the burst's rate, for as long as the steady phase.
+    assert swept.offered == pytest.approx(result.phases[1].rate * 0.5)
+    assert swept.entries == int((swept.offered or 0) * quick["steady_s"])
+    assert swept.latency_ms
     assert accounts.raw == written
     assert accounts.updates + accounts.repeats == written
     assert accounts.repeats >= result.mix["repeat"]  # every entry served again unchanged was dropped as a repeat
@@ -47,3 +52,20 @@ async def test_quick_mode_accounts_for_every_entry(redis_url: str, key_prefix: s
     printed = capsys.readouterr().out
     assert "every entry accounted for" in printed
     assert "pipeline / relay" in printed
+    assert "capacity  50% of burst" in printed
+
+
+def _steady(offered: float, latency_ms: list[float], behind: bool = False) -> bench_pipeline.Phase:
+    return bench_pipeline.Phase("steady", entries=int(offered * 10), writing_s=10.0, latency_ms=latency_ms,
+                                behind=behind, offered=offered)
+
+
+def test_capacity_is_the_highest_rate_up_to_which_every_rate_held_the_p99_target() -> None:
+    prompt, slow = [10.0] * 200, [10.0] * 190 + [500.0] * 10
+    assert bench_pipeline.capacity_at_target([_steady(80, prompt), _steady(40, prompt), _steady(120, slow)]) == 80
+    # A faster rate that held after a slower one that did not is luck, not capacity.
+    assert bench_pipeline.capacity_at_target([_steady(40, prompt), _steady(80, slow), _steady(120, prompt)]) == 40
+    assert bench_pipeline.capacity_at_target([_steady(40, slow), _steady(80, prompt)]) is None
+    # A phase stopped early (its backlog grew too long) did not hold, whatever the latency of what it measured.
+    assert bench_pipeline.capacity_at_target([_steady(40, prompt), _steady(80, prompt, behind=True)]) == 40
+    assert bench_pipeline.capacity_at_target([_steady(40, [])]) is None  # nothing measured, nothing held
