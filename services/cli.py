@@ -62,10 +62,11 @@ def _fail(error: Exception) -> typer.Exit:
 
 def _serve(settings: Settings, stages: list[str]) -> None:
     from services.app import build_app
+    from services.heap import frozen_survivors
     from services.redis_server import redis_url
 
     try:
-        with redis_url(settings) as url:
+        with redis_url(settings) as url, frozen_survivors():
             asyncio.run(build_app(settings, url, stages).run())
     except ConfigurationError as error:
         raise _fail(error) from error

@@ -74,6 +74,7 @@ from schemas import Authority, ChangeEvent, FeedEntry, RawUpdate
 from services.app import build_broker
 from services.connection import connect
 from services.groups import backlog, ensure_groups
+from services.heap import frozen_survivors
 from services.identity import content_fingerprint, entry_identity
 from services.logs import configure_logging
 from services.names import Keys
@@ -402,7 +403,8 @@ def _pipeline_worker(url: str, prefix: str, tuning: dict[str, Any], stop: EventT
                 await asyncio.sleep(0.02)
         await ctx.redis.aclose()
 
-    asyncio.run(run())
+    with frozen_survivors():  # as `livedesk run` and `livedesk worker` run their stages
+        asyncio.run(run())
 
 
 def _relay_worker(url: str, streams: list[str], group: str, batch: int, stop: EventType) -> None:
