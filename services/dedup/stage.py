@@ -29,6 +29,7 @@ from services.identity import normalise_text
 from services.names import STAGE_INPUTS, Keys
 from services.settings import Settings
 from services.stage import InTurn, StageContext, subscribe_stream_batches
+from services.tracker.places import load_gazetteer
 from services.wire import DATA_FIELD, as_optional_text, as_text
 
 log = structlog.get_logger(__name__)
@@ -446,6 +447,7 @@ def build_router(ctx: StageContext) -> RedisRouter:
     router = RedisRouter()
     stream, group = STAGE_INPUTS["dedup"]
     policy = DedupPolicy.of(ctx.settings)
+    load_gazetteer()  # comparing two versions of an entry reads their facts (`revisions`)
 
     async def dedup_batch(batch: list[tuple[RawUpdate, str]], in_turn: InTurn) -> list[str]:
         judged = await process_batch(ctx.redis, ctx.keys, batch, policy=policy, in_turn=in_turn)

@@ -209,6 +209,13 @@ def resolve_town(name: str, region: str | None = None, country: str | None = Non
     return Place(name, town.region, rank, town.country, town.lat, town.lon)
 
 
+def load_gazetteer() -> None:
+    """Read GeoNames' towns and counties now rather than at the first text that names a place: about a second, which
+    would otherwise delay the first update a stage handles and count against its CPU bound (`extract_cpu_s`)."""
+    _towns()
+    _counties()
+
+
 @lru_cache(maxsize=1)
 def _counties() -> dict[str, frozenset[str]]:
     """US county (and parish) name → the states that have one of that name."""

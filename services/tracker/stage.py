@@ -32,6 +32,7 @@ from services.tracker.extract import extract
 from services.tracker.extractors import Extractor, load_extractor
 from services.tracker.facts import Facts, only_added
 from services.tracker.merge import merge, merge_incidents, open_incident
+from services.tracker.places import load_gazetteer
 from services.tracker.store import NOT_AN_INCIDENT, FirstLook, IncidentStore
 from services.tracker.words import counts, rare_names, site_furniture, weighted, with_report
 
@@ -282,6 +283,7 @@ def build_router(ctx: StageContext) -> RedisRouter:
     store = IncidentStore(ctx.redis, ctx.keys, remember=_PARSED_INCIDENTS_HELD)
     extractor = load_extractor(ctx.settings.tracker_extractor)
     cpu_s = ctx.settings.extract_cpu_s
+    load_gazetteer()
 
     async def track_batch(batch: list[tuple[Update, str]], in_turn: InTurn) -> list[str]:
         # In stream order, one at a time: an update's clustering depends on the ones before it. One that fails stays

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.asyncio import Redis
 
+from services.dedup import stage as dedup_stage
+from services.settings import Settings
+from services.stage import StageContext
 from services.tracker import places
+from services.tracker import stage as tracker_stage
 
 NAMES = sorted(places.GAZETTEER)
 # Pieces that sit against a name and change whether it stands as a word: digits, underscores, letters, apostrophes.
@@ -32,3 +39,16 @@ def test_the_names_found_are_those_the_pattern_of_all_names_finds(named: list[tu
     sentence = "".join(name[rng.randrange(0, 3) if rng.random() < 0.2 else 0 :] + joiner for name, joiner in named)
     expected = [(m.span(), m.group()) for m in places._KNOWN.finditer(sentence)]
     assert [(m.span(), m.group()) for m in places._known_places(sentence)] == expected
+
+
+@pytest.mark.parametrize("build_router", [tracker_stage.build_router, dedup_stage.build_router],
+                         ids=["tracker", "dedup"])
+def test_the_stages_that_read_facts_load_the_gazetteer_when_built(
+        build_router: Callable[[StageContext], object]) -> None:
+    """Not at the first update, which would wait about a second for it, under its CPU bound."""
+    places._towns.cache_clear()
+    places._counties.cache_clear()
+    build_router(StageContext(Settings(_env_file=None), Redis()))
+    assert places._towns.cache_info().currsize == 1
+    assert places._counties.cache_info().currsize == 1
+    assert places.resolve_town("Olathe", "Kansas") is not None
