@@ -37,6 +37,7 @@ from services.connection import connect
 from services.dedup import process
 from services.dedup.stage import DedupPolicy
 from services.groups import backlog, ensure_groups
+from services.heap import frozen_survivors
 from services.identity import content_fingerprint, entry_identity
 from services.logs import configure_logging
 from services.names import Keys
@@ -132,7 +133,8 @@ def _stage_worker(url: str, prefix: str, n: int, go: EventType, done: EventType,
             cpu.put(time.process_time() - started)
         await ctx.redis.aclose()
 
-    asyncio.run(run())
+    with frozen_survivors():  # as `livedesk worker` runs its stage
+        asyncio.run(run())
 
 
 async def _server_cpu(redis: Redis) -> float:

@@ -72,6 +72,7 @@ from services.app import build_broker
 from services.connection import connect
 from services.errors import TransientError
 from services.groups import backlog, ensure_groups
+from services.heap import frozen_survivors
 from services.identity import update_id
 from services.logs import configure_logging
 from services.names import Keys
@@ -596,7 +597,8 @@ def _stage_worker(url: str, prefix: str, go: EventType, requests: Queue[str], re
                     break
         await ctx.redis.aclose()
 
-    asyncio.run(run())
+    with frozen_survivors():  # as `livedesk worker` runs its stage
+        asyncio.run(run())
 
 
 async def _server_cpu(redis: Redis) -> float:
