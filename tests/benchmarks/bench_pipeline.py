@@ -729,7 +729,9 @@ async def run(url: str, prefix: str, *, warm: int, burst: int, rate: float, stea
                         batch_size=batch_size)
     keys, redis = settings.keys, connect(url)
     steady_count = int(rate * steady_s)
-    total = warm + burst + steady_count + int(sum(capacity) * rate * steady_s)  # the burst's rate is below `rate`
+    # The capacity phases' rates are known only after the burst: `rate` stands in for it. Taking more entries than
+    # this only dates the last first reports a little later, and makes first reports once the articles run out.
+    total = warm + burst + steady_count + int(sum(capacity) * rate * steady_s)
     mix = Mix(total, corpus_articles(corpus, total * MIX["corpus"] // 100 + 1))
     warm_entries, burst_entries, steady_entries = mix.take(warm), mix.take(burst), mix.take(steady_count)
     spawn = multiprocessing.get_context("spawn")
