@@ -891,7 +891,7 @@ def main() -> None:
     parser.add_argument("--no-corpus", action="store_true", help="synthetic entries only")
     parser.add_argument("--profile", metavar="FILE", help="profile the pipeline process through the burst into FILE")
     parser.add_argument("--capacity", action="store_true", help="after the steady phase, one more at each of "
-                        + ", ".join(f"{f:.0%}" for f in CAPACITY_FRACTIONS) + " of the burst's rate, "
+                        + ", ".join(f"{f * 100:.0f}%%" for f in CAPACITY_FRACTIONS) + " of the burst's rate, "
                         "to find the highest rate at which the p99 target holds")
     parser.add_argument("--delete", metavar="PREFIX", help="only delete the keys a killed run left under PREFIX")
     parser.add_argument("--redis-url", default=os.environ.get("LIVEDESK_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"))
